@@ -1,0 +1,88 @@
+"""Batch feeds for the training loop. Each yields ``(x, idx)``: a float batch on the device and the positions
+of its samples in the feed (labels are looked up by ``idx``, so noisy labels never touch the data)."""
+from __future__ import annotations
+
+import math
+from typing import Iterator, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class Feed(Protocol):
+    num_samples: int
+
+    def __len__(self) -> int: ...
+
+    def batches(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample random crop after zero padding, and random horizontal flip, on a batch (B, C, H, W)."""
+    b, _, h, w = x.shape
+    if pad:
+        padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+        x = padded[torch.arange(b, device=x.device)[:, None, None, None],
+                   torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
+    if flip:
+        mask = (torch.rand(b, generator=gen) < 0.5).to(x.device)[:, None, None, None]
+        x = torch.where(mask, x.flip(3), x)
+    return x
+
+
+class TensorFeed:
+    """The fast path: uint8 images held as one tensor on the device, normalised and augmented per batch.
+
+    images : uint8 array of shape (N, C, H, W)
+    """
+
+    def __init__(self, images: np.ndarray, *, mean: Sequence[float], std: Sequence[float], batch_size: int,
+                 shuffle: bool, pad: int = 0, flip: bool = False, device: str | torch.device = "cpu",
+                 channels_last: bool = False) -> None:
+        self.device = torch.device(device)
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1) * 255
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1) * 255
+        self.batch_size, self.shuffle, self.pad, self.flip = batch_size, shuffle, pad, flip
+        self.channels_last = channels_last
+        self.num_samples = len(images)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def batches(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = torch.randperm(self.num_samples, generator=gen) if self.shuffle else torch.arange(self.num_samples)
+        for start in range(0, self.num_samples, self.batch_size):
+            idx = order[start: start + self.batch_size]
+            x = (self.images[idx.to(self.device)].float() - self.mean) / self.std
+            if self.pad or self.flip:
+                # Padding after normalisation with 0 would be grey; pad the raw pixel value 0 (black) instead.
+                x = random_crop_flip(x + self.mean / self.std, self.pad, self.flip, gen) - self.mean / self.std
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            yield x, idx
+
+
+class LoaderFeed:
+    """The standard path: a ``Dataset`` returning ``(x, index)`` read through a DataLoader (folder datasets)."""
+
+    def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool, num_workers: int = 0,
+                 device: str | torch.device = "cpu") -> None:
+        self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.num_workers, self.device = num_workers, torch.device(device)
+        self.num_samples = len(dataset)
+
+    def __len__(self) -> int:
+        return math.ceil(self.num_samples / self.batch_size)
+
+    def batches(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, generator=gen,
+                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
+                            persistent_workers=False)
+        for x, idx in loader:
+            yield x.to(self.device, non_blocking=True), idx

@@ -1,0 +1,145 @@
+"""The epoch loop: train, validate, record, checkpoint; resumable after a kill at any point.
+
+Per epoch, in the paper's order: a training pass, a validation pass, the recording pass (``record='eval'``:
+eval mode, no_grad, the whole training set), then the learning-rate step. State is committed at the end of
+each epoch by ``resume.pth``; re-running the same command continues from the last committed epoch.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.batches import Feed
+from core.errors import fail
+from core.io import torch_save, write_csv
+from core.loop import NonFiniteLoss, classification_stats, predict_probs, train_epoch
+from core.recorder import TraceRecorder
+from core.runfolder import config_differences
+from core.seed import epoch_generator
+
+RECORD_MODES = ("eval", "train", "none")
+LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_error", "valid_loss"]
+RESUME_IGNORES = ("threads", "device", "progress", "restart", "num_workers")
+
+
+@dataclass
+class Recipe:
+    epochs: int = 200
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training at which the LR is multiplied by gamma
+    gamma: float = 0.1
+
+
+def lr_at(recipe: Recipe, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch`` (MultiStepLR at ``int(m * epochs)`` for each milestone m)."""
+    drops = sum(epoch >= int(m * recipe.epochs) for m in recipe.milestones)
+    return recipe.lr * recipe.gamma ** drops
+
+
+@dataclass
+class FitData:
+    """The training feed with its (possibly noisy) labels (N,), and the validation feed with its labels."""
+
+    train: Feed
+    train_labels: np.ndarray
+    valid: Feed
+    valid_labels: np.ndarray
+    num_classes: int
+    record: Feed | None = None  # the feed of the eval-mode recording pass
+
+
+def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
+        record: str = "eval", amp: bool = False, restart: bool = False, progress: bool = True,
+        log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``model`` in ``run_dir``; returns a summary (best/last validation error, timings)."""
+    device = next(model.parameters()).device
+    train_labels = torch.as_tensor(data.train_labels, dtype=torch.long, device=device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    state_path = run_dir / "resume.pth"
+    start, best, rows = 0, {"error": float("inf"), "epoch": -1}, []
+    if state_path.is_file() and not restart:
+        state = torch.load(state_path, map_location=device, weights_only=True)
+        diffs = config_differences(state["config"], config, RESUME_IGNORES)
+        if diffs:
+            fail(f"{run_dir} holds a run with other settings ({'; '.join(diffs)}): add --restart to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, best, rows = state["epoch"], state["best"], state["rows"]
+        log(f"resuming {run_dir} after epoch {start}/{recipe.epochs}")
+    recorder = None
+    if record != "none":
+        recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs, data.num_classes,
+                                 resume=start > 0)
+    timing = {"train": 0.0, "valid": 0.0, "record": 0.0}
+    for epoch in range(start, recipe.epochs):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(recipe, epoch)
+        torch.manual_seed(seed * 1_000_003 + epoch)  # per-sample transforms of DataLoader feeds
+        on_probs = None
+        if record == "train":
+            on_probs = lambda idx, p, e=epoch: recorder.record(e, idx, p.cpu().numpy())  # noqa: E731
+        t0 = time.perf_counter()
+        try:
+            stats = train_epoch(model, data.train, train_labels, optimizer, gen=epoch_generator(seed, epoch),
+                                amp=amp, desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress,
+                                on_probs=on_probs)
+        except NonFiniteLoss as exc:
+            fail(f"epoch {epoch + 1}: {exc}; stopped, the last good checkpoint is {state_path} (lower --lr?)")
+        t1 = time.perf_counter()
+        valid = classification_stats(predict_probs(model, data.valid, gen=epoch_generator(seed, epoch), amp=amp,
+                                                   desc="valid", progress=progress), data.valid_labels)
+        t2 = time.perf_counter()
+        if record == "eval":
+            probs = predict_probs(model, data.record, gen=epoch_generator(seed, -1 - epoch), amp=amp,
+                                  desc="record", progress=progress)
+            recorder.record(epoch, np.arange(len(probs)), probs)
+        t3 = time.perf_counter()
+        for key, dt in zip(timing, (t1 - t0, t2 - t1, t3 - t2)):
+            timing[key] += dt
+        rows.append({"epoch": epoch + 1, "train_error": stats.error, "train_loss": stats.loss,
+                     "valid_error": valid["error"], "valid_top5_error": valid["top5_error"],
+                     "valid_loss": valid["loss"]})
+        log(f"epoch {epoch + 1:3d}/{recipe.epochs} lr {lr_at(recipe, epoch):.4g} | train loss {stats.loss:.4f} "
+            f"err {stats.error:6.2%} | valid loss {valid['loss']:.4f} err {valid['error']:6.2%} | "
+            f"{t1 - t0:.1f}s train {t2 - t1:.1f}s valid {t3 - t2:.1f}s record")
+        # Commit order: traces, then outputs, then resume.pth last; a kill in between replays this epoch.
+        if recorder is not None:
+            recorder.flush()
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        if valid["error"] < best["error"]:
+            best = {"error": valid["error"], "epoch": epoch + 1}
+            torch_save(weights, run_dir / "model.pth")
+        torch_save(weights, run_dir / "model.pth.last")
+        write_csv(run_dir / "train_log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))
+        torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
+                    "rows": rows, "config": config}, state_path)
+    return {"best_valid_error": best["error"], "best_epoch": best["epoch"],
+            "last_valid_error": rows[-1]["valid_error"] if rows else None, "epochs": recipe.epochs,
+            "seconds": timing, "recorder": recorder}
+
+
+def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,
+                        indices: np.ndarray, *, amp: bool = False) -> float:
+    """``results_valid.csv`` of the best model: index, Loss, Prediction, Confidence, Label. Returns its error."""
+    state = torch.load(run_dir / "model.pth", map_location=next(model.parameters()).device, weights_only=True)
+    model.load_state_dict(state)
+    probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=amp, desc="best model", progress=False)
+    stats = classification_stats(probs, labels)
+    frame = pd.DataFrame({"index": indices, "Loss": stats["per_sample_loss"], "Prediction": probs.argmax(1),
+                          "Confidence": probs.max(1), "Label": labels})
+    write_csv(run_dir / "results_valid.csv", frame)
+    return float(stats["error"])
+
+
+def recipe_dict(recipe: Recipe) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(recipe).items()}

@@ -1,0 +1,100 @@
+"""One epoch of training, and prediction over a feed. Knows no dataset or model by name."""
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.batches import Feed
+
+
+class NonFiniteLoss(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    error: float  # fraction of samples whose argmax differs from their (assigned) label
+
+
+def _autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr, disable=not enabled or None,
+                dynamic_ncols=True)
+
+
+def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
+                gen: torch.Generator, amp: bool = False, desc: str = "train", progress: bool = True,
+                on_probs: Callable[[np.ndarray, torch.Tensor], None] | None = None) -> EpochStats:
+    """Train one pass over ``feed``; ``labels`` (N,) are indexed by the feed's sample positions.
+
+    ``on_probs(idx, probs)`` receives the softmax (B, C) of the training forward pass itself, which is how
+    the zero-cost recording mode sees the data.
+    """
+    model.train()
+    device = labels.device
+    total_loss = torch.zeros((), device=device)
+    wrong = torch.zeros((), device=device, dtype=torch.long)
+    with _progress(len(feed), desc, progress) as bar:
+        for x, idx in feed.batches(gen):
+            y = labels[idx.to(device)]
+            with _autocast(device, amp):
+                logits = model(x)
+            logits = logits.float()
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():
+                total_loss += loss.detach() * len(y)
+                wrong += (logits.argmax(1) != y).sum()
+                if on_probs is not None:
+                    on_probs(idx.numpy(), logits.softmax(1))
+            bar.update(1)
+    n = feed.num_samples
+    loss = float(total_loss) / n
+    if not np.isfinite(loss):
+        raise NonFiniteLoss(f"training loss is {loss}")
+    return EpochStats(loss=loss, error=int(wrong) / n)
+
+
+@torch.no_grad()
+def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, amp: bool = False,
+                  desc: str = "predict", progress: bool = True) -> np.ndarray:
+    """Softmax probabilities of shape (N, C), float32, row ``i`` = the feed's sample ``i``; model in eval mode."""
+    model.eval()
+    out: np.ndarray | None = None
+    with _progress(len(feed), desc, progress) as bar:
+        for x, idx in feed.batches(gen):
+            with _autocast(x.device, amp):
+                probs = model(x).float().softmax(1).cpu().numpy()
+            if out is None:
+                out = np.empty((feed.num_samples, probs.shape[1]), dtype=np.float32)
+            out[idx.numpy()] = probs
+            bar.update(1)
+    assert out is not None, "empty feed"
+    return out
+
+
+def classification_stats(probs: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray | float]:
+    """Loss, top-1 and top-5 error of probabilities (N, C) against labels (N,); per-sample loss (N,)."""
+    n = len(labels)
+    p_label = np.clip(probs[np.arange(n), labels], 1e-12, 1.0)
+    per_loss = -np.log(p_label)
+    k = min(5, probs.shape[1])
+    top5 = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    return {"loss": float(per_loss.mean()), "error": float((probs.argmax(1) != labels).mean()),
+            "top5_error": float(1.0 - (top5 == labels[:, None]).any(1).mean()), "per_sample_loss": per_loss}

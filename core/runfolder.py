@@ -1,0 +1,30 @@
+"""Run folders: create one, record its command and resolved configuration, and check a resume fits it."""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.errors import fail
+from core.io import write_json, write_text
+
+
+def prepare_run_dir(run_dir: Path, config: dict[str, Any], *, flag: str = "--save") -> None:
+    """Create ``run_dir`` (a clear error when it cannot be written) and write ``cmd.txt`` and ``config.json``."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{flag}: cannot create the run folder {run_dir} ({exc.strerror})")
+    if not os.access(run_dir, os.W_OK):
+        fail(f"{flag}: the run folder {run_dir} is not writable")
+    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    write_text(run_dir / "cmd.txt", command + "\n")
+    write_json(run_dir / "config.json", config)
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
+    """The settings (other than ``ignore``) that differ between a saved run and this command."""
+    keys = (set(saved) | set(current)) - set(ignore)
+    return sorted(f"--{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k))

@@ -1,0 +1,24 @@
+"""The one place where seeds become random states."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (weights init). Batch order and augmentation use :func:`epoch_generator`."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A generator for one epoch's shuffling and augmentation: a resumed run replays the same epochs."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def noise_rng(split_seed: int) -> np.random.Generator:
+    """The label noise and the train/valid split draw from their own seed, identical on every machine."""
+    return np.random.default_rng(split_seed)

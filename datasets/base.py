@@ -1,0 +1,80 @@
+"""What a dataset loader returns: arrays held in memory, or a folder read image by image."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Augment:
+    """Training augmentation: random crop after zero padding, and random horizontal flip."""
+
+    pad: int = 0
+    flip: bool = False
+
+
+@dataclass
+class ArraySplit:
+    """An in-memory split.
+
+    images : uint8 array of shape (N, C, H, W)
+    targets : int64 array of shape (N,)
+    """
+
+    images: np.ndarray
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class FolderSplit:
+    """A split read from files: ``paths[i]`` has label ``targets[i]``."""
+
+    paths: list[str]
+    targets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+
+@dataclass
+class DatasetBundle:
+    """A dataset ready for training: train and test splits plus how to normalize and augment them."""
+
+    name: str
+    train: ArraySplit | FolderSplit
+    test: ArraySplit | FolderSplit
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: Sequence[float]
+    std: Sequence[float]
+    augment: Augment = field(default_factory=Augment)
+    classes: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def in_memory(self) -> bool:
+        return isinstance(self.train, ArraySplit)
+
+    def subset(self, max_train: int | None, max_test: int | None) -> "DatasetBundle":
+        """The first ``max_train`` / ``max_test`` samples (a deterministic, documented subset)."""
+        def cut(split, n):
+            if not n or n >= len(split):
+                return split
+            if isinstance(split, ArraySplit):
+                return ArraySplit(split.images[:n], split.targets[:n])
+            return FolderSplit(split.paths[:n], split.targets[:n])
+        out = DatasetBundle(**{**self.__dict__})
+        out.train, out.test = cut(self.train, max_train), cut(self.test, max_test)
+        return out
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in [0, 1] units of uint8 images of shape (N, C, H, W)."""
+    x = images.astype(np.float64) / 255.0
+    return x.mean(axis=(0, 2, 3)).tolist(), (x.std(axis=(0, 2, 3)) + 1e-8).tolist()

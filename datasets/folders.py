@@ -1,0 +1,79 @@
+"""Datasets stored as ImageFolder trees: ``train/<class>/<image>`` and ``val/<class>/<image>`` (or ``test/``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from core.errors import fail
+from datasets.base import Augment, DatasetBundle, FolderSplit
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp", ".gif")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def scan_split(folder: Path, classes: list[str] | None = None) -> tuple[FolderSplit, list[str]]:
+    """List ``folder/<class>/<image>`` in sorted order; the classes of ``train`` fix the label ids."""
+    found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    classes = classes or found
+    unknown = set(found) - set(classes)
+    if unknown:
+        fail(f"{folder}: classes not in train/: {', '.join(sorted(unknown)[:5])}")
+    index = {c: i for i, c in enumerate(classes)}
+    paths, targets = [], []
+    for name in found:
+        for path in sorted((folder / name).rglob("*")):
+            if path.suffix.lower() in IMAGE_EXTENSIONS:
+                paths.append(str(path))
+                targets.append(index[name])
+    if not paths:
+        fail(f"{folder}: no images found in <class>/<image> sub-folders")
+    return FolderSplit(paths, np.asarray(targets, dtype=np.int64)), classes
+
+
+def load_image_folder(root: Path, name: str, image_size: int) -> DatasetBundle:
+    """``root`` holds ``train/`` and ``val/`` (or ``test/``), each with one sub-folder per class."""
+    train_dir = root / "train"
+    test_dir = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
+    if not train_dir.is_dir() or test_dir is None:
+        fail(f"{name}: expected {train_dir}/<class>/<image> and {root / 'val'}/<class>/<image>")
+    train, classes = scan_split(train_dir)
+    test, _ = scan_split(test_dir, classes)
+    small = image_size <= 64
+    return DatasetBundle(name=name, train=train, test=test, num_classes=len(classes), in_channels=3,
+                         image_size=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                         augment=Augment(pad=image_size // 8 if small else 0, flip=True), classes=classes,
+                         info={"path": str(root)})
+
+
+class FolderImages(Dataset):
+    """Images from files, returned as ``(float tensor (3, S, S), index)``; decoding and augmentation per sample."""
+
+    def __init__(self, split: FolderSplit, bundle: DatasetBundle, train: bool) -> None:
+        from torchvision import transforms as T
+
+        size, aug = bundle.image_size, bundle.augment
+        steps = []
+        if size <= 64:  # small images: resize to size, then pad-and-crop like CIFAR
+            steps.append(T.Resize((size, size)))
+            if train and aug.pad:
+                steps.append(T.RandomCrop(size, padding=aug.pad))
+        elif train:
+            steps.append(T.RandomResizedCrop(size))
+        else:
+            steps += [T.Resize(int(size * 256 / 224)), T.CenterCrop(size)]
+        if train and aug.flip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.ToTensor(), T.Normalize(bundle.mean, bundle.std)]
+        self.split, self.transform = split, T.Compose(steps)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        with Image.open(self.split.paths[i]) as img:
+            return self.transform(img.convert("RGB")), i

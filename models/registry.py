@@ -1,0 +1,79 @@
+"""Classifiers by ``net_type`` and ``depth``."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from core.errors import fail
+from models.cifar_resnet import CifarResNet
+from models.small import SmallCNN
+
+TORCHVISION_DEPTHS = (18, 34, 50)
+
+
+def _cifar_resnet(depth: int, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    if depth < 8 or (depth - 2) % 6:
+        fail(f"--depth: the CIFAR ResNet needs depth 6n+2 (20, 32, 44, 56, 110), got {depth}")
+    return CifarResNet(depth, num_classes, in_channels, initial_stride=2 if image_size >= 64 else 1)
+
+
+def _torchvision_resnet(depth: int, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    import torchvision
+
+    if depth not in TORCHVISION_DEPTHS:
+        fail(f"--depth: torchvision ResNet depth must be one of {TORCHVISION_DEPTHS}, got {depth}")
+    model = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=num_classes)
+    if in_channels != 3:
+        model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+    return model
+
+
+def _resnet(depth: int, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    """The paper's ``resnet``: the CIFAR family below 128 px, torchvision's ResNet-18/34/50 above."""
+    if image_size >= 128:
+        return _torchvision_resnet(depth, num_classes, in_channels, image_size)
+    return _cifar_resnet(depth, num_classes, in_channels, image_size)
+
+
+def _cnn(depth: int, num_classes: int, in_channels: int, image_size: int) -> nn.Module:
+    if not 1 <= depth <= 8:
+        fail(f"--depth: cnn takes 1..8 conv blocks, got {depth}")
+    return SmallCNN(depth, num_classes, in_channels, image_size)
+
+
+MODELS: dict[str, Callable[[int, int, int, int], nn.Module]] = {
+    "resnet": _resnet,
+    "cifar_resnet": _cifar_resnet,
+    "torchvision_resnet": _torchvision_resnet,
+    "cnn": _cnn,
+}
+
+
+def build_model(net_type: str, depth: int, *, num_classes: int, in_channels: int, image_size: int,
+                pretrained: str | None = None) -> nn.Module:
+    """A freshly initialised classifier; ``pretrained`` is a local state_dict file (the head is skipped
+    when its shape differs, as when fine-tuning ImageNet weights on 200 classes)."""
+    if net_type not in MODELS:
+        fail(f"--net_type: unknown network {net_type!r}; valid: {', '.join(sorted(MODELS))}")
+    model = MODELS[net_type](depth, num_classes, in_channels, image_size)
+    if pretrained:
+        load_pretrained(model, Path(pretrained))
+    return model
+
+
+def load_pretrained(model: nn.Module, path: Path) -> None:
+    if not path.is_file():
+        fail(f"--pretrained: no such file {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle with code, or not a torch file at all
+        fail(f"--pretrained: {path} is not a plain state_dict file ({type(exc).__name__})")
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        fail(f"--pretrained: {path} has no weights that fit this network")
+    model.load_state_dict(usable, strict=False)

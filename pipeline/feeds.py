@@ -1,0 +1,31 @@
+"""Turn a dataset bundle into the feeds of the training loop: the fast tensor path or the DataLoader path."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from core.batches import Feed, LoaderFeed, TensorFeed
+from datasets.arrays import ArrayImages
+from datasets.base import ArraySplit, DatasetBundle, FolderSplit
+from datasets.folders import FolderImages
+
+LOADERS = ("fast", "standard")
+
+
+def select(split: ArraySplit | FolderSplit, rows: np.ndarray) -> ArraySplit | FolderSplit:
+    """The samples at positions ``rows`` of ``split``, in that order."""
+    if isinstance(split, ArraySplit):
+        return ArraySplit(split.images[rows], split.targets[rows])
+    return FolderSplit([split.paths[i] for i in rows], split.targets[rows])
+
+
+def make_feed(split: ArraySplit | FolderSplit, bundle: DatasetBundle, *, train: bool, shuffle: bool,
+              batch_size: int, loader: str, device: torch.device, num_workers: int = 0) -> Feed:
+    """``train`` turns on the dataset's augmentation; the fast path needs the split in memory."""
+    if isinstance(split, ArraySplit) and loader == "fast":
+        aug = bundle.augment
+        return TensorFeed(split.images, mean=bundle.mean, std=bundle.std, batch_size=batch_size, shuffle=shuffle,
+                          pad=aug.pad if train else 0, flip=aug.flip and train, device=device,
+                          channels_last=device.type == "cuda")
+    dataset = ArrayImages(split, bundle, train) if isinstance(split, ArraySplit) else FolderImages(split, bundle, train)
+    return LoaderFeed(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, device=device)

@@ -1,0 +1,37 @@
+"""Device and thread choices, set deliberately in one place."""
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from core.errors import fail
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (standard path)")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--restart", action="store_true", help="start over instead of resuming the run folder")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars (the per-epoch line stays)")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        fail(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        fail("--device: CUDA was asked for but no GPU is available (use --device cpu)")
+    return device
+
+
+def set_threads(threads: int) -> int:
+    if threads < 0:
+        fail(f"--threads: expected 0 or more, got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

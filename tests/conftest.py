@@ -1,0 +1,78 @@
+"""Shared fixtures: small files in the real layouts, and one short real STEP 1 run on digits."""
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+torch.set_num_threads(1)
+
+
+def write_cifar(root: Path, name: str, n_train: int = 20, n_test: int = 10, seed: int = 0) -> Path:
+    """CIFAR pickles as the real ones read under ``encoding='latin1'``: ``str`` keys, a uint8 (N, 3072) array."""
+    rng = np.random.default_rng(seed)
+    if name == "cifar10":
+        folder, train_files, test_files, key, k = root / "cifar10" / "cifar-10-batches-py", \
+            [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], "labels", 10
+    else:
+        folder, train_files, test_files, key, k = root / "cifar100" / "cifar-100-python", ["train"], ["test"], \
+            "fine_labels", 100
+    folder.mkdir(parents=True)
+    for files, n in ((train_files, n_train), (test_files, n_test)):
+        for i, fname in enumerate(files):
+            entry = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                     key: [int(x) for x in (np.arange(n) + i) % k], "batch_label": fname}
+            with open(folder / fname, "wb") as handle:
+                pickle.dump(entry, handle, protocol=2)
+    return folder
+
+
+def write_image_folder(root: Path, classes=("ant", "bee", "cat"), per_class: int = 4, size: int = 12) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", 2)):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / split / c / f"{i}.png")
+    return root
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", d) for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fashion(folder: Path, n_train: int = 30, n_test: int = 10) -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for stem, n in (("train", n_train), ("t10k", n_test)):
+        write_idx(folder / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        write_idx(folder / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    return folder
+
+
+DIGITS_EPOCHS = 20
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A real STEP 1 run: digits, uniform noise 0.2, seed 1, the small CNN, 20 epochs (about 10 s)."""
+    from runner import get_args_parser, main
+
+    save = tmp_path_factory.mktemp("runs")
+    args = get_args_parser().parse_args(["--dataset", "digits", "--seed", "1", "--noise_ratio", "0.2",
+                                         "--noise_type", "uniform", "--num_epochs", str(DIGITS_EPOCHS),
+                                         "--save", str(save), "--threads", "1", "--no_progress"])
+    main(args)
+    return save / "digits_cnn3_percmislabeled0.2_uniform" / "computation4td_seed1"
