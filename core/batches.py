@@ -9,8 +9,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from core.distributed import shard
+
 
 class Feed(Protocol):
+    """``num_samples`` is the whole feed's; under data parallelism (``world`` > 1) each rank's batches hold only
+    its share of every global batch."""
+
     num_samples: int
 
     def __len__(self) -> int: ...
@@ -43,8 +48,9 @@ class TensorFeed:
 
     def __init__(self, images: np.ndarray, *, mean: Sequence[float], std: Sequence[float], batch_size: int,
                  shuffle: bool, pad: int = 0, flip: bool = False, device: str | torch.device = "cpu",
-                 channels_last: bool = False) -> None:
+                 channels_last: bool = False, rank: int = 0, world: int = 1) -> None:
         self.device = torch.device(device)
+        self.rank, self.world = rank, world
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1) * 255
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1) * 255
@@ -58,7 +64,7 @@ class TensorFeed:
     def batches(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(self.num_samples, generator=gen) if self.shuffle else torch.arange(self.num_samples)
         for start in range(0, self.num_samples, self.batch_size):
-            idx = order[start: start + self.batch_size]
+            idx = shard(order[start: start + self.batch_size], order, self.rank, self.world)
             x = (self.images[idx.to(self.device)].float() - self.mean) / self.std
             if self.pad or self.flip:
                 # Padding after normalisation with 0 would be grey; pad the raw pixel value 0 (black) instead.
@@ -72,8 +78,9 @@ class LoaderFeed:
     """The standard path: a ``Dataset`` returning ``(x, index)`` read through a DataLoader (folder datasets)."""
 
     def __init__(self, dataset: Dataset, *, batch_size: int, shuffle: bool, num_workers: int = 0,
-                 device: str | torch.device = "cpu") -> None:
+                 device: str | torch.device = "cpu", rank: int = 0, world: int = 1) -> None:
         self.dataset, self.batch_size, self.shuffle = dataset, batch_size, shuffle
+        self.rank, self.world = rank, world
         self.num_workers, self.device = num_workers, torch.device(device)
         self.num_samples = len(dataset)
 
@@ -81,8 +88,14 @@ class LoaderFeed:
         return math.ceil(self.num_samples / self.batch_size)
 
     def batches(self, gen: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, generator=gen,
-                            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-                            persistent_workers=False)
+        common = dict(num_workers=self.num_workers, pin_memory=self.device.type == "cuda", persistent_workers=False)
+        if self.world == 1:
+            loader = DataLoader(self.dataset, batch_size=self.batch_size, shuffle=self.shuffle, generator=gen,
+                                **common)
+        else:  # the permutation TensorFeed draws, sharded the same way
+            order = torch.randperm(self.num_samples, generator=gen) if self.shuffle else torch.arange(self.num_samples)
+            batches = [shard(order[i: i + self.batch_size], order, self.rank, self.world).tolist()
+                       for i in range(0, self.num_samples, self.batch_size)]
+            loader = DataLoader(self.dataset, batch_sampler=batches, generator=gen, **common)
         for x, idx in loader:
             yield x.to(self.device, non_blocking=True), idx

@@ -16,8 +16,10 @@ import pandas as pd
 import torch
 
 from core.batches import Feed
+from core.distributed import Dist
 from core.errors import fail
 from core.io import torch_save, write_csv
+from core.inference import inference_copy
 from core.loop import NonFiniteLoss, classification_stats, predict_probs, train_epoch
 from core.recorder import TraceRecorder
 from core.runfolder import config_differences
@@ -25,7 +27,10 @@ from core.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
 LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_error", "valid_loss"]
-RESUME_IGNORES = ("threads", "device", "progress", "restart", "num_workers")
+# Settings that may change between a run and its resumption (compute placement, not the experiment). Resuming
+# with another world size or --compile continues correctly but is no longer bit-identical to an unbroken run.
+RESUME_IGNORES = ("threads", "device", "progress", "no_progress", "restart", "num_workers", "device_used",
+                  "threads_used", "world_size", "compile")
 
 
 @dataclass
@@ -59,8 +64,15 @@ class FitData:
 
 def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
         record: str = "eval", amp: bool = False, restart: bool = False, progress: bool = True,
-        log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train ``model`` in ``run_dir``; returns a summary (best/last validation error, timings)."""
+        log: Callable[[str], None] = print, dist: Dist | None = None,
+        compile_backend: str | None = None) -> dict[str, Any]:
+    """Train ``model`` in ``run_dir``; returns a summary (best/last validation error, timings).
+
+    ``dist``: the data-parallel group of a ``torchrun`` launch (each feed then yields this rank's share; rank 0
+    alone writes files). ``compile_backend``: run the forward passes through ``torch.compile`` with this
+    backend (``inductor`` is the default one); the files written are the same.
+    """
+    dist = dist or Dist()
     device = next(model.parameters()).device
     train_labels = torch.as_tensor(data.train_labels, dtype=torch.long, device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -76,33 +88,55 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
         optimizer.load_state_dict(state["optimizer"])
         start, best, rows = state["epoch"], state["best"], state["rows"]
         log(f"resuming {run_dir} after epoch {start}/{recipe.epochs}")
+    train_net, eval_net = dist.wrap(model), model
+    if compile_backend:
+        train_net = torch.compile(train_net, backend=compile_backend)
+        eval_net = torch.compile(model, backend=compile_backend)
+    gather = dist.gather_rows if dist.active else None
     recorder = None
     if record != "none":
-        recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs, data.num_classes,
-                                 resume=start > 0)
+        if start > 0 and not (run_dir / "td_raw.npy").is_file():
+            fail(f"{run_dir / 'td_raw.npy'} is missing: the traces of the {start} committed epochs are lost; "
+                 "add --restart to start over")
+        if dist.is_main:
+            recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs,
+                                     data.num_classes, resume=start > 0)
     timing = {"train": 0.0, "valid": 0.0, "record": 0.0}
     for epoch in range(start, recipe.epochs):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, epoch)
         torch.manual_seed(seed * 1_000_003 + epoch)  # per-sample transforms of DataLoader feeds
-        on_probs = None
-        if record == "train":
+        on_probs, shares = None, []
+        if record == "train" and not dist.active:
             on_probs = lambda idx, p, e=epoch: recorder.record(e, idx, p.cpu().numpy())  # noqa: E731
+        elif record == "train":
+            on_probs = lambda idx, p: shares.append((idx, p.cpu().numpy()))  # noqa: E731
         t0 = time.perf_counter()
         try:
-            stats = train_epoch(model, data.train, train_labels, optimizer, gen=epoch_generator(seed, epoch),
+            stats = train_epoch(train_net, data.train, train_labels, optimizer, gen=epoch_generator(seed, epoch),
                                 amp=amp, desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress,
-                                on_probs=on_probs)
+                                on_probs=on_probs, all_sum=dist.all_sum if dist.active else None)
         except NonFiniteLoss as exc:
             fail(f"epoch {epoch + 1}: {exc}; stopped, the last good checkpoint is {state_path} (lower --lr?)")
+        dist.broadcast_buffers(model)
+        if shares:
+            probs = gather(np.concatenate([i for i, _ in shares]), np.concatenate([p for _, p in shares]),
+                           data.train.num_samples)
+            if recorder is not None:
+                recorder.record(epoch, np.arange(len(probs)), probs)
         t1 = time.perf_counter()
-        valid = classification_stats(predict_probs(model, data.valid, gen=epoch_generator(seed, epoch), amp=amp,
-                                                   desc="valid", progress=progress), data.valid_labels)
+        # Eval passes run on a copy with BatchNorm folded into the convolutions, in channels-last memory:
+        # the recording pass then costs about half as much on the CPU (core/inference.py).
+        fast_net = eval_net if compile_backend else inference_copy(model)
+        valid = classification_stats(predict_probs(fast_net, data.valid, gen=epoch_generator(seed, epoch), amp=amp,
+                                                   desc="valid", progress=progress, gather=gather),
+                                     data.valid_labels)
         t2 = time.perf_counter()
         if record == "eval":
-            probs = predict_probs(model, data.record, gen=epoch_generator(seed, -1 - epoch), amp=amp,
-                                  desc="record", progress=progress)
-            recorder.record(epoch, np.arange(len(probs)), probs)
+            probs = predict_probs(fast_net, data.record, gen=epoch_generator(seed, -1 - epoch), amp=amp,
+                                  desc="record", progress=progress, gather=gather)
+            if recorder is not None:
+                recorder.record(epoch, np.arange(len(probs)), probs)
         t3 = time.perf_counter()
         for key, dt in zip(timing, (t1 - t0, t2 - t1, t3 - t2)):
             timing[key] += dt
@@ -112,32 +146,45 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
         log(f"epoch {epoch + 1:3d}/{recipe.epochs} lr {lr_at(recipe, epoch):.4g} | train loss {stats.loss:.4f} "
             f"err {stats.error:6.2%} | valid loss {valid['loss']:.4f} err {valid['error']:6.2%} | "
             f"{t1 - t0:.1f}s train {t2 - t1:.1f}s valid {t3 - t2:.1f}s record")
-        # Commit order: traces, then outputs, then resume.pth last; a kill in between replays this epoch.
-        if recorder is not None:
-            recorder.flush()
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         if valid["error"] < best["error"]:
             best = {"error": valid["error"], "epoch": epoch + 1}
-            torch_save(weights, run_dir / "model.pth")
-        torch_save(weights, run_dir / "model.pth.last")
-        write_csv(run_dir / "train_log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))
-        torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
-                    "rows": rows, "config": config}, state_path)
+        if dist.is_main:
+            _commit(run_dir, epoch, model, optimizer, recorder, best, rows, config)
+    dist.barrier()  # every rank may now read what rank 0 wrote
     return {"best_valid_error": best["error"], "best_epoch": best["epoch"],
             "last_valid_error": rows[-1]["valid_error"] if rows else None, "epochs": recipe.epochs,
             "seconds": timing, "recorder": recorder}
 
 
+def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            recorder: TraceRecorder | None, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
+    """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch."""
+    if recorder is not None:
+        recorder.flush()
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    if best["epoch"] == epoch + 1:
+        torch_save(weights, run_dir / "model.pth")
+    torch_save(weights, run_dir / "model.pth.last")
+    write_csv(run_dir / "train_log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))
+    torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
+                "rows": rows, "config": config}, run_dir / "resume.pth")
+
+
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,
-                        indices: np.ndarray, *, amp: bool = False) -> float:
-    """``results_valid.csv`` of the best model: index, Loss, Prediction, Confidence, Label. Returns its error."""
+                        indices: np.ndarray, *, amp: bool = False, dist: Dist | None = None) -> float:
+    """``results_valid.csv`` of the best model: index, Loss, Prediction, Confidence, Label. Returns its error.
+
+    Under data parallelism every rank predicts its share and rank 0 writes the file."""
+    dist = dist or Dist()
     state = torch.load(run_dir / "model.pth", map_location=next(model.parameters()).device, weights_only=True)
     model.load_state_dict(state)
-    probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=amp, desc="best model", progress=False)
+    probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=amp, desc="best model", progress=False,
+                          gather=dist.gather_rows if dist.active else None)
     stats = classification_stats(probs, labels)
     frame = pd.DataFrame({"index": indices, "Loss": stats["per_sample_loss"], "Prediction": probs.argmax(1),
                           "Confidence": probs.max(1), "Label": labels})
-    write_csv(run_dir / "results_valid.csv", frame)
+    if dist.is_main:
+        write_csv(run_dir / "results_valid.csv", frame)
     return float(stats["error"])
 
 

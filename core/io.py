@@ -9,6 +9,7 @@ import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
@@ -16,6 +17,7 @@ import numpy as np
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
@@ -90,3 +92,21 @@ def save_npz_chunked(path: str | os.PathLike, arrays: Mapping[str, Any], chunk_r
                         written += len(chunk)
                     if shape and written != shape[0]:
                         raise ValueError(f"{name}: wrote {written} rows, expected {shape[0]}")
+
+
+def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles), read whole; a missing, truncated or corrupt file, or one without
+    ``keys``, is a :class:`~core.errors.UsageError` naming the file."""
+    from core.errors import UsageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = sorted(set(keys) - set(data.files))
+            if missing:
+                raise UsageError(f"{path}: missing {missing}, found {sorted(data.files)}")
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise UsageError(f"{path}: unreadable .npz file (truncated or corrupt?): {exc}") from None

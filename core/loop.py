@@ -38,16 +38,19 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                 gen: torch.Generator, amp: bool = False, desc: str = "train", progress: bool = True,
-                on_probs: Callable[[np.ndarray, torch.Tensor], None] | None = None) -> EpochStats:
+                on_probs: Callable[[np.ndarray, torch.Tensor], None] | None = None,
+                all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> EpochStats:
     """Train one pass over ``feed``; ``labels`` (N,) are indexed by the feed's sample positions.
 
     ``on_probs(idx, probs)`` receives the softmax (B, C) of the training forward pass itself, which is how
-    the zero-cost recording mode sees the data.
+    the zero-cost recording mode sees the data. ``all_sum`` sums the epoch's loss and error counts over the
+    ranks of a data-parallel run (each rank sees a share of the feed).
     """
     model.train()
     device = labels.device
     total_loss = torch.zeros((), device=device)
     wrong = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
     with _progress(len(feed), desc, progress) as bar:
         for x, idx in feed.batches(gen):
             y = labels[idx.to(device)]
@@ -63,8 +66,12 @@ def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimi
                 wrong += (logits.argmax(1) != y).sum()
                 if on_probs is not None:
                     on_probs(idx.numpy(), logits.softmax(1))
+            seen += len(y)
             bar.update(1)
     n = feed.num_samples
+    if all_sum is not None:
+        total_loss, wrong = all_sum(total_loss), all_sum(wrong)
+        n = int(all_sum(torch.tensor(seen, device=device)))
     loss = float(total_loss) / n
     if not np.isfinite(loss):
         raise NonFiniteLoss(f"training loss is {loss}")
@@ -73,18 +80,31 @@ def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimi
 
 @torch.no_grad()
 def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, amp: bool = False,
-                  desc: str = "predict", progress: bool = True) -> np.ndarray:
-    """Softmax probabilities of shape (N, C), float32, row ``i`` = the feed's sample ``i``; model in eval mode."""
+                  desc: str = "predict", progress: bool = True,
+                  gather: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
+    """Softmax probabilities of shape (N, C), float32, row ``i`` = the feed's sample ``i``; model in eval mode.
+
+    ``gather(idx, probs, N)`` assembles the rows of a feed that each rank of a data-parallel run sees a share
+    of (``Dist.gather_rows``); every rank gets the whole array.
+    """
     model.eval()
     out: np.ndarray | None = None
+    shares: list[tuple[np.ndarray, np.ndarray]] = []
     with _progress(len(feed), desc, progress) as bar:
         for x, idx in feed.batches(gen):
             with _autocast(x.device, amp):
                 probs = model(x).float().softmax(1).cpu().numpy()
-            if out is None:
-                out = np.empty((feed.num_samples, probs.shape[1]), dtype=np.float32)
-            out[idx.numpy()] = probs
+            if gather is not None:
+                shares.append((idx.numpy(), probs))
+            else:
+                if out is None:
+                    out = np.empty((feed.num_samples, probs.shape[1]), dtype=np.float32)
+                out[idx.numpy()] = probs
             bar.update(1)
+    if gather is not None:
+        assert shares, "empty feed"
+        return gather(np.concatenate([i for i, _ in shares]), np.concatenate([p for _, p in shares]),
+                      feed.num_samples)
     assert out is not None, "empty feed"
     return out
 

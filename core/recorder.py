@@ -1,17 +1,23 @@
 """Recording training dynamics: each training sample's softmax vector at every epoch.
 
-The raw probabilities go into a float16 memory-mapped ``.npy`` beside the run, so RAM stays flat however large
-the dataset, and a killed run keeps the epochs it finished. ``write_traces`` turns it into the paper's
-``training_dynamics.npz``.
+The raw probabilities go to ``td_raw.npy`` beside the run, float16, laid out epoch-major as (T, N, C): an epoch
+is one contiguous block, written once when the epoch is flushed. Nothing is memory-mapped, so the resident
+memory of a run holds one epoch (N x C) at most, however many epochs and samples, and a killed run keeps the
+epochs it finished. ``write_traces`` streams it, by chunks of samples, into the paper's
+``training_dynamics.npz`` ([N, T, C], channels reordered per sample).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from core.io import save_npz_chunked
+
+DTYPE = np.dtype(np.float16)
+CHUNK_VALUES = 1 << 22  # values per chunk when streaming the traces out
 
 
 def order_channels(raw: np.ndarray, assigned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,34 +42,134 @@ def order_channels(raw: np.ndarray, assigned: np.ndarray) -> tuple[np.ndarray, n
     return td, labels
 
 
+def _header(shape: tuple[int, ...]) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": DTYPE.str, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def _stored_shape(path: Path) -> tuple[tuple[int, ...], int]:
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(handle)
+        if np.dtype(dtype) != DTYPE:
+            raise ValueError(f"{path}: holds {dtype} traces, expected float16")
+        return tuple(shape), handle.tell()
+
+
 class TraceRecorder:
-    """Holds ``raw`` probabilities of shape (N, T, C) in class-id order, on disk."""
+    """Raw probabilities of shape (N, T, C) in class-id order, kept on disk epoch-major.
+
+    ``record`` fills the current epoch's buffer (N, C); ``flush`` writes it (and makes it durable) before the
+    epoch is committed. Recording another epoch first flushes the one in the buffer.
+    """
 
     def __init__(self, path: Path, num_samples: int, epochs: int, num_classes: int, *, resume: bool) -> None:
-        shape = (num_samples, epochs, num_classes)
         self.path = Path(path)
+        self.shape = (num_samples, epochs, num_classes)
+        n, t, c = self.shape
         if resume and self.path.is_file():
-            self.raw = np.load(self.path, mmap_mode="r+")
-            if self.raw.shape != shape:
-                raise ValueError(f"{self.path}: holds traces of shape {self.raw.shape}, expected {shape}")
+            stored, _ = _stored_shape(self.path)
+            if stored != (t, n, c):
+                if stored != (n, t, c):
+                    raise ValueError(f"{self.path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)")
+                self._convert_sample_major()
         else:
-            self.raw = np.lib.format.open_memmap(self.path, mode="w+", dtype=np.float16, shape=shape)
+            header = _header((t, n, c))
+            with open(self.path, "wb") as handle:
+                handle.write(header)
+                handle.truncate(len(header) + t * n * c * DTYPE.itemsize)  # sparse: unrecorded epochs read as 0
+        _, self._offset = _stored_shape(self.path)
+        self._file = open(self.path, "r+b")
+        self._epoch: int | None = None
+        self._buffer = np.zeros((n, c), dtype=DTYPE)
+
+    def _position(self, epoch: int, row: int = 0) -> int:
+        n, _, c = self.shape
+        return self._offset + (epoch * n + row) * c * DTYPE.itemsize
+
+    def _read_block(self, epoch: int, start: int, out: np.ndarray) -> None:
+        self._file.seek(self._position(epoch, start))
+        self._file.readinto(memoryview(out).cast("B"))
 
     def record(self, epoch: int, idx: np.ndarray, probs: np.ndarray) -> None:
         """Store ``probs`` (B, C) of the samples at positions ``idx`` (B,) for ``epoch`` (0-based)."""
-        self.raw[idx, epoch, :] = probs
+        if not 0 <= epoch < self.shape[1]:
+            raise IndexError(f"epoch {epoch} outside 0..{self.shape[1] - 1}")
+        if epoch != self._epoch:
+            self.flush()
+            self._read_block(epoch, 0, self._buffer)  # rows not recorded this time keep what the file holds
+            self._epoch = epoch
+        self._buffer[idx] = probs
 
     def flush(self) -> None:
-        self.raw.flush()
+        """Write the buffered epoch and make it durable (before ``resume.pth`` commits that epoch)."""
+        if self._epoch is None:
+            return
+        self._file.seek(self._position(self._epoch))
+        self._file.write(memoryview(self._buffer).cast("B"))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._epoch = None
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples ``start:stop`` of every epoch: float16 array of shape (stop - start, T, C)."""
+        self.flush()
+        _, t, c = self.shape
+        out = np.empty((stop - start, t, c), dtype=DTYPE)
+        block = np.empty((stop - start, c), dtype=DTYPE)
+        for epoch in range(t):
+            self._read_block(epoch, start, block)
+            out[:, epoch] = block
+        return out
 
     def write_traces(self, out_path: Path, assigned: np.ndarray, chunk: int = 8192) -> None:
-        """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk."""
-        n, t, c = self.raw.shape
+        """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk.
+
+        A chunk holds at most ``chunk`` samples and about 4M values (8 MiB of float16), so memory stays flat in
+        N and T alike.
+        """
+        n, t, c = self.shape
+        chunk = max(1, min(chunk, CHUNK_VALUES // (t * c)))
 
         def pieces(which: int) -> Iterator[np.ndarray]:
             for start in range(0, n, chunk):
-                yield order_channels(np.asarray(self.raw[start: start + chunk]), assigned[start: start + chunk])[which]
+                stop = min(start + chunk, n)
+                yield order_channels(self.read(start, stop), assigned[start:stop])[which]
 
         # Two streaming passes (td then labels) keep memory at one chunk; ordering a chunk is cheap.
         save_npz_chunked(out_path, {"td": ((n, t, c), np.float16, pieces(0)),
                                     "labels": ((n, c), np.int16, pieces(1))})
+
+    def close(self) -> None:
+        """Close the file; an epoch recorded but not flushed is dropped (it was never committed)."""
+        if not self._file.closed:
+            self._file.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def _convert_sample_major(self, chunk: int = 8192) -> None:
+        """Rewrite a (N, T, C) ``td_raw.npy`` of an older run as (T, N, C), atomically, then resume from it."""
+        n, t, c = self.shape
+        old = np.load(self.path, mmap_mode="r")
+        tmp = self.path.with_name(f".{self.path.name}.convert.tmp")
+        header = _header((t, n, c))
+        with open(tmp, "wb") as handle:
+            handle.write(header)
+            handle.truncate(len(header) + t * n * c * DTYPE.itemsize)
+            for start in range(0, n, chunk):
+                rows = np.asarray(old[start:start + chunk])
+                for epoch in range(t):
+                    handle.seek(len(header) + (epoch * n + start) * c * DTYPE.itemsize)
+                    handle.write(np.ascontiguousarray(rows[:, epoch]).tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        del old
+        os.replace(tmp, self.path)

@@ -19,7 +19,13 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], *, flag: str = "--sav
         fail(f"{flag}: cannot create the run folder {run_dir} ({exc.strerror})")
     if not os.access(run_dir, os.W_OK):
         fail(f"{flag}: the run folder {run_dir} is not writable")
-    command = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    launcher = [sys.executable]
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun: say so, or the command would mislead
+        launcher += ["-m", "torch.distributed.run"]
+        if os.environ.get("GROUP_WORLD_SIZE") == "1":  # one node
+            launcher.append("--standalone")
+        launcher += ["--nproc_per_node", os.environ.get("LOCAL_WORLD_SIZE", "1")]
+    command = " ".join(shlex.quote(a) for a in [*launcher, *sys.argv])
     write_text(run_dir / "cmd.txt", command + "\n")
     write_json(run_dir / "config.json", config)
 

@@ -20,12 +20,15 @@ def select(split: ArraySplit | FolderSplit, rows: np.ndarray) -> ArraySplit | Fo
 
 
 def make_feed(split: ArraySplit | FolderSplit, bundle: DatasetBundle, *, train: bool, shuffle: bool,
-              batch_size: int, loader: str, device: torch.device, num_workers: int = 0) -> Feed:
-    """``train`` turns on the dataset's augmentation; the fast path needs the split in memory."""
+              batch_size: int, loader: str, device: torch.device, num_workers: int = 0, rank: int = 0,
+              world: int = 1) -> Feed:
+    """``train`` turns on the dataset's augmentation; the fast path needs the split in memory. With ``world``
+    > 1 the feed yields rank ``rank``'s share of every batch of ``batch_size`` (see core/distributed.py)."""
     if isinstance(split, ArraySplit) and loader == "fast":
         aug = bundle.augment
         return TensorFeed(split.images, mean=bundle.mean, std=bundle.std, batch_size=batch_size, shuffle=shuffle,
                           pad=aug.pad if train else 0, flip=aug.flip and train, device=device,
-                          channels_last=device.type == "cuda")
+                          channels_last=True, rank=rank, world=world)
     dataset = ArrayImages(split, bundle, train) if isinstance(split, ArraySplit) else FolderImages(split, bundle, train)
-    return LoaderFeed(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, device=device)
+    return LoaderFeed(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, device=device,
+                      rank=rank, world=world)

@@ -1,6 +1,7 @@
 """STEP 1: corrupt a dataset's labels, train a classifier, and record every training sample's softmax per epoch.
 
     python runner.py --dataset digits --noise_type uniform --noise_ratio 0.2 --num_epochs 40 --save runs
+    torchrun --standalone --nproc_per_node 2 runner.py --dataset digits --num_epochs 40 --save runs  # DDP
     bash generate_td.sh <datadir> <dataset> <seed> <noise_ratio> <noise_type> <net_type> <depth> <save> [flags]
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import distributed
 from core.errors import fail
 from core.fit import RECORD_MODES, FitData, Recipe, fit, recipe_dict, write_valid_results
 from core.io import torch_save, write_json
@@ -100,8 +102,21 @@ def split_indices(n: int, num_valid: int, split_seed: int) -> tuple[np.ndarray, 
 
 
 def main(args: argparse.Namespace) -> Path:
+    """Run STEP 1; under ``torchrun`` every rank runs this and rank 0 alone writes files."""
     threads = set_threads(args.threads)
-    device = pick_device(args.device)
+    dist, device = distributed.init_from_env(pick_device(args.device))
+    try:
+        return _main(args, threads, dist, device)
+    finally:
+        distributed.shutdown()
+
+
+def _say(dist: distributed.Dist):
+    return print if dist.is_main else (lambda *a, **k: None)
+
+
+def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device: torch.device) -> Path:
+    say = _say(dist)
     noise_type = canonical_noise_type(args.noise_type)
     if not 0.0 <= args.noise_ratio < 1.0:
         fail(f"--noise_ratio: expected a value in [0, 1), got {args.noise_ratio}")
@@ -125,29 +140,31 @@ def main(args: argparse.Namespace) -> Path:
         "noise_type": noise_type, "net_type": net_type, "depth": depth, "split_seed": split_seed,
         "num_classes": bundle.num_classes, "num_train": int(len(train_idx)), "num_valid_samples":
         int(len(valid_idx)) or len(bundle.test), "realised_noise_rate": float(flipped[train_idx].mean()),
-        "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads,
+        "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads, "world_size": dist.world,
         "dataset_path": bundle.info.get("path"), "stage": "computation4td"}
     if _already_complete(run_dir, config, args.restart):
-        print(f"{run_dir}: already complete (add --restart to run it again)")
+        say(f"{run_dir}: already complete (add --restart to run it again)")
         return run_dir
-    prepare_run_dir(run_dir, config)
-    print(f"{args.dataset}: {len(train_idx)} train, {config['num_valid_samples']} valid, {bundle.num_classes} classes;"
+    if dist.is_main:
+        _prepare(run_dir, config, train_idx, valid_idx, true, assigned, flipped)
+    dist.barrier()
+    say(f"{args.dataset}: {len(train_idx)} train, {config['num_valid_samples']} valid, {bundle.num_classes} classes;"
           f" {noise_type} noise {args.noise_ratio} -> realised {config['realised_noise_rate']:.4f}; "
-          f"{net_type}{depth} on {device}, {threads} threads -> {run_dir}")
-    torch_save(collections.OrderedDict(
-        train_indices=torch.as_tensor(train_idx), valid_indices=torch.as_tensor(valid_idx),
-        true_targets=torch.as_tensor(true), assigned_targets=torch.as_tensor(assigned),
-        label_flipped=torch.as_tensor(flipped)), run_dir / "metadata.pth")
+          f"{net_type}{depth} on {device}, {threads} threads" + (f" x {dist.world} processes" if dist.active else "")
+        + f" -> {run_dir}")
 
     seed_everything(args.seed)
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size, pretrained=args.pretrained).to(device)
+    if args.loader == "fast":  # the fast feed yields channels-last batches: oneDNN's fastest CPU layout too
+        model = model.to(memory_format=torch.channels_last)
     train_split = select(bundle.train, train_idx)
     if len(valid_idx):
         valid_split, valid_labels, valid_ids = select(bundle.train, valid_idx), assigned[valid_idx], valid_idx
     else:
         valid_split, valid_labels, valid_ids = bundle.test, bundle.test.targets, np.arange(len(bundle.test))
-    feed = dict(batch_size=args.batch_size, loader=args.loader, device=device, num_workers=args.num_workers)
+    feed = dict(batch_size=args.batch_size, loader=args.loader, device=device, num_workers=args.num_workers,
+                rank=dist.rank, world=dist.world)
     data = FitData(
         train=make_feed(train_split, bundle, train=True, shuffle=True, **feed), train_labels=assigned[train_idx],
         valid=make_feed(valid_split, bundle, train=False, shuffle=False, **{**feed, "batch_size": 512}),
@@ -157,18 +174,31 @@ def main(args: argparse.Namespace) -> Path:
     amp = args.amp and device.type == "cuda"
     start = time.perf_counter()
     summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record=args.record,
-                  amp=amp, restart=args.restart, progress=not args.no_progress)
-    best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, amp=amp)
+                  amp=amp, restart=args.restart, progress=not args.no_progress and dist.is_main, log=say, dist=dist,
+                  compile_backend=args.compile)
+    best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, amp=amp, dist=dist)
     recorder = summary.pop("recorder")
+    if not dist.is_main:
+        return run_dir
     if recorder is not None:
         recorder.write_traces(run_dir / "training_dynamics.npz", assigned[train_idx])
-        del recorder
-        (run_dir / "td_raw.npy").unlink(missing_ok=True)
+        recorder.close()
     summary.update(best_valid_error=best_error, wall_seconds=time.perf_counter() - start)
+    # summary.json marks the run complete; only then may the raw traces go (a kill before keeps them).
     write_json(run_dir / "summary.json", summary)
+    (run_dir / "td_raw.npy").unlink(missing_ok=True)
     print(f"done: best valid error {best_error:.2%} (epoch {summary['best_epoch']}); traces in "
           f"{run_dir / 'training_dynamics.npz'}")
     return run_dir
+
+
+def _prepare(run_dir: Path, config: dict[str, Any], train_idx: np.ndarray, valid_idx: np.ndarray, true: np.ndarray,
+             assigned: np.ndarray, flipped: np.ndarray) -> None:
+    prepare_run_dir(run_dir, config)
+    torch_save(collections.OrderedDict(
+        train_indices=torch.as_tensor(train_idx), valid_indices=torch.as_tensor(valid_idx),
+        true_targets=torch.as_tensor(true), assigned_targets=torch.as_tensor(assigned),
+        label_flipped=torch.as_tensor(flipped)), run_dir / "metadata.pth")
 
 
 def _already_complete(run_dir: Path, config: dict[str, Any], restart: bool) -> bool:

@@ -13,6 +13,8 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (standard path)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="run the model through torch.compile (default backend: inductor); same output files")
     p.add_argument("--restart", action="store_true", help="start over instead of resuming the run folder")
     p.add_argument("--no_progress", action="store_true", help="no progress bars (the per-epoch line stays)")
 

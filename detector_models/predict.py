@@ -1,0 +1,184 @@
+"""Load a detector checkpoint safely, score traces of any length, order and cut them.
+
+A checkpoint is ``torch.save({'epoch', 'state_dict', 'best_prec', 'optimizer', ...})``, the original's four
+keys plus ours (``variant``, ``train_length``, ``val_auc``, ``val_map``, ``args``, ``history``). It is always
+read with ``weights_only=True``: a checkpoint is code from a stranger until proven otherwise.
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.errors import UsageError
+from detector_models.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
+from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, num_kept, \
+    order_by_noisiness
+from detector_models.traces import resample_time
+
+ORIGINAL_TRAIN_LENGTH = 200  # the paper's 200 epochs: the length of a checkpoint without 'train_length'
+SCORE_BATCH = 4096  # rows per forward pass: fastest of 1k-16k at T=200 (benchmarks/detector_speed.py)
+
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    """What a checkpoint says about itself (besides its weights)."""
+
+    path: str
+    variant: str
+    train_length: int
+    epoch: int | None
+    best_prec: float | None
+    val_auc: float | None
+    val_map: float | None
+
+
+def make_checkpoint(state_dict: dict, *, epoch: int, best_prec: float, optimizer_state: dict, variant: str,
+                    train_length: int, **extra) -> dict:
+    """The checkpoint dict: the original's four keys (so its code loads ours) plus ours in ``extra``."""
+    return dict(epoch=int(epoch), state_dict=state_dict, best_prec=float(best_prec), optimizer=optimizer_state,
+                variant=variant, train_length=int(train_length), **extra)
+
+
+def _shape_problems(expected: dict, found: dict) -> list[str]:
+    """What differs between two state_dicts, most telling first (wrong shapes, foreign keys, then missing)."""
+    problems = [f"{k} has shape {tuple(found[k].shape)}, expected {tuple(v.shape)}"
+                for k, v in expected.items() if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    problems += [f"unexpected {k}" for k in found if k not in expected]
+    missing = [k for k in expected if k not in found]
+    if missing:
+        problems.append(f"missing {len(missing)} of {len(expected)} keys ({', '.join(missing[:2])}, ...)")
+    return problems
+
+
+def _numpy_scalar_globals() -> list:
+    """What unpickling a numpy scalar needs, and nothing more: the original code stores ``best_prec`` as a
+    numpy float64 (an accuracy from numpy sums), which plain ``weights_only=True`` refuses. ``scalar`` only
+    rebuilds a number from a dtype and its bytes; it runs no code. Both numpy 1 and numpy 2 names."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    dtype_classes = [type(np.dtype(code)) for code in "?bhilqBHILQefdg"]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), (scalar, "numpy._core.multiarray.scalar"),
+            np.dtype, *dtype_classes]
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """``torch.load(path, weights_only=True)`` (plus numpy scalars) with one-line errors naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such detector checkpoint")
+    try:
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()
+        hint = next((line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else "")
+        raise UsageError(f"{path}: refused to load: the file carries code or objects beyond weights "
+                         f"(weights_only=True): {hint.strip()}") from None
+    except Exception as exc:
+        raise UsageError(f"{path}: not a readable torch checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'truncated?'})") from None
+
+
+def load_detector(path: str | Path) -> tuple[LSTMDetector, DetectorInfo]:
+    """Build the detector a checkpoint describes, in eval mode, with its :class:`DetectorInfo`.
+
+    Checkpoints without ``variant`` are the original's (forward); without ``train_length``, 200 epochs.
+    """
+    ckpt = read_checkpoint(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise UsageError(f"{path}: not a detector checkpoint: expected a dict with 'state_dict', found {found}")
+    variant = ckpt.get("variant", ORIGINAL_VARIANT)
+    if variant not in VARIANTS:
+        raise UsageError(f"{path}: unknown detector variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    # DataParallel-wrapped models save 'module.'-prefixed keys; the weights are the same.
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UsageError(f"{path}: not a detector checkpoint: 'state_dict' holds non-tensors")
+    model = LSTMDetector(variant)
+    problems = _shape_problems(model.state_dict(), state)
+    if problems:
+        raise UsageError(f"{path}: weights do not fit the {variant} LSTM detector (2 layers, hidden 64): "
+                         + "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4 else ""))
+    model.load_state_dict(state)
+    model.eval()
+
+    def num(key):
+        value = ckpt.get(key)
+        ok = isinstance(value, (int, float, np.generic)) or (torch.is_tensor(value) and value.numel() == 1)
+        return float(value) if ok else None
+
+    epoch = ckpt.get("epoch")
+    info = DetectorInfo(path=str(path), variant=variant,
+                        train_length=int(ckpt.get("train_length", ORIGINAL_TRAIN_LENGTH)),
+                        epoch=int(epoch) if isinstance(epoch, (int, np.integer)) else None, best_prec=num("best_prec"),
+                        val_auc=num("val_auc"), val_map=num("val_map"))
+    return model, info
+
+
+def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int | None = None,
+                    batch_size: int = SCORE_BATCH, bfloat16: bool = False) -> np.ndarray:
+    """``softmax(model(curves))[:, 1]`` in batches, shape (N,) float32.
+
+    ``curves`` (N, T) may be float16 (as stored); each batch is converted (and resampled to ``length``
+    steps if given) on its own, so a million traces never exist as one float32 copy. ``bfloat16`` runs the
+    LSTM in bfloat16 (~2.5x faster on CPUs with AVX512-BF16, scores differ by ~1e-3).
+    """
+    model.eval()
+    out = np.empty(len(curves), dtype=np.float32)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        for i in range(0, len(curves), batch_size):
+            batch = np.asarray(curves[i:i + batch_size], dtype=np.float32)
+            if length is not None and batch.shape[1] != length:
+                batch = resample_time(batch, length)
+            logits = model(torch.from_numpy(batch)).float()
+            out[i:i + len(batch)] = F.softmax(logits, dim=1)[:, 1].numpy()
+    return out
+
+
+def score(model: torch.nn.Module, info: DetectorInfo, curves: np.ndarray, *,
+          batch_size: int = SCORE_BATCH, bfloat16: bool = False) -> tuple[np.ndarray, str | None]:
+    """Score traces with a loaded detector, resampling their time axis to the detector's length.
+
+    Parameters
+    ----------
+    curves : ndarray of shape (N, T) (``td[:, :, 0]``) or (N, T, C) (``td``: channel 0 is used).
+
+    Returns
+    -------
+    p_noisy : ndarray of shape (N,)
+    note : str or None
+        Says what was done when T differs from the detector's training length, else None.
+    """
+    if curves.ndim == 3:
+        curves = curves[:, :, 0]
+    t = curves.shape[1]
+    note = None
+    if t != info.train_length:
+        note = (f"note: traces have T={t} epochs, the detector was trained on T={info.train_length}: "
+                f"resampled the time axis linearly to {info.train_length} steps")
+    return predict_p_noisy(model, curves, length=info.train_length, batch_size=batch_size,
+                           bfloat16=bfloat16), note
+
+
+def get_order(p_noisy: np.ndarray, remove_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Order by ascending ``p_noisy`` (cleanest first) and the kept part: the first int(N*(1-remove_ratio)).
+
+    Returns ``(order, keep)``, index arrays of shapes (N,) and (int(N*(1-remove_ratio)),).
+    """
+    order = order_by_noisiness(p_noisy)
+    return order, order[:num_kept(len(order), remove_ratio)]
+
+
+def detection_report(p_noisy: np.ndarray, label_flipped: np.ndarray | None, *, remove_ratio: float,
+                     name: str = "detector") -> tuple[DetectionMetrics | None, str]:
+    """Metrics (None without ground truth) and the line that reports them."""
+    metrics = detection_metrics(p_noisy, label_flipped, remove_ratio=remove_ratio)
+    return metrics, format_metrics(metrics, remove_ratio=remove_ratio, name=name)

@@ -1,0 +1,181 @@
+"""Data debugging (paper §4.3): relabel the most suspicious samples and write the corrected labels.
+
+    python data_debug.py --dataset digits --seed 1 --noise_ratio 0.2 --save runs --detector D.pth.tar \
+        --relabel_ratio 0.2 [--label_source auto|truth|model] [--retrain --num_epochs 40]
+
+New labels come from the ground truth where the noise was synthesized (``truth``), else (``model``, the
+default for real noise) from the prediction of the model trained on the clean part: the STEP 3 retraining
+after removing the same samples, run first if it is missing. Run folder:
+``<experiment>/relabel_seed<seed>/detector_<name>/percrelabel<ratio>_<truth|model>`` with
+
+- ``corrected_labels.json``: a JSON list, entry ``i`` = the label of training sample ``i`` (the ``noise_file``
+  format of DivideMix-style loaders: ``json.load(open(f))``);
+- ``corrected_labels.csv``: ``index[, path], assigned_label, corrected_label, changed, relabelled, p_noisy
+  [, true_label]`` for every training sample; folder datasets also get ``corrected_labels_by_path.json``;
+- ``summary.json``: noise rate before/after (with ground truth), counts, and test accuracy with ``--retrain``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from core.errors import fail
+from core.io import write_csv, write_json, write_text
+from core.runfolder import prepare_run_dir
+from core.loop import predict_probs
+from core.seed import epoch_generator
+from datasets.base import FolderSplit
+from datasets.noise import canonical_noise_type
+from datasets.registry import LARGE, load_dataset
+from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
+from detector_models.relabel import noise_rate, relabel, relabel_counts
+from models.registry import build_model
+from pipeline import denoise
+from pipeline.feeds import make_feed, select
+from pipeline.generate import resolve_net
+from pipeline.paths import experiment_dir
+from pipeline.retrain import add_args, completed_summary, finish, resolve_recipe, retrain, run_config
+from pipeline.runtime import pick_device, set_threads
+from pipeline.scoring import find_step1_run, score_run
+
+SOURCES = ("auto", "truth", "model")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("Data debugging: relabel the most suspicious samples")
+    add_args(p)
+    p.add_argument("--detector", required=True,
+                   help="detector checkpoint (*.pth.tar) or baseline:<score> (e.g. baseline:confidence)")
+    p.add_argument("--relabel_ratio", type=float, default=0.2, help="fraction of samples to relabel, in [0, 1)")
+    p.add_argument("--label_source", choices=SOURCES, default="auto",
+                   help="truth: the ground truth (synthesized noise); model: the prediction of the model "
+                        "retrained without these samples; auto: truth when there is one")
+    p.add_argument("--retrain", action="store_true", help="then retrain on all samples with the corrected labels")
+    return p
+
+
+def relabel_root(args: argparse.Namespace, net_type: str, depth: int, noise_type: str) -> Path:
+    exp = experiment_dir(args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type)
+    return exp / (f"{net_type}{depth}_relabel_seed{args.seed}" if args.dataset in LARGE else f"relabel_seed{args.seed}")
+
+
+def clean_part_predictions(args, *, bundle, step1, scores, net_type, depth, device) -> tuple[np.ndarray, str]:
+    """Predicted labels (N,) of the traces' rows by the model retrained after removing the suspicious part."""
+    prune_args = copy.copy(args)
+    prune_args.remove_ratio, prune_args.removal = args.relabel_ratio, "detector"
+    root = denoise.prune_root(prune_args, net_type, depth, canonical_noise_type(args.noise_type))
+    summary = denoise.denoise_one("detector", prune_args, bundle=bundle, step1=step1, scores=scores, root=root,
+                                  net_type=net_type, depth=depth, device=device)
+    model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                        image_size=bundle.image_size).to(device)
+    model.load_state_dict(torch.load(Path(summary["run_dir"]) / "model.pth", map_location=device, weights_only=True))
+    feed = make_feed(select(bundle.train, step1.rows), bundle, train=False, shuffle=False, batch_size=512,
+                     loader=args.loader, device=device, num_workers=args.num_workers)
+    probs = predict_probs(model, feed, gen=epoch_generator(0, 0), progress=False)
+    return probs.argmax(1), summary["run_dir"]
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    if not 0.0 <= args.relabel_ratio < 1.0:
+        fail(f"--relabel_ratio: expected a value in [0, 1), got {args.relabel_ratio}")
+    noise_type = canonical_noise_type(args.noise_type)
+    net_type, depth = resolve_net(args)
+    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
+    step1 = find_step1_run(args, net_type=net_type, depth=depth, noise_type=noise_type, bundle=bundle)
+    source = ("truth" if step1.has_truth else "model") if args.label_source == "auto" else args.label_source
+    if source == "truth" and not step1.has_truth:
+        fail(f"--label_source truth: {args.dataset} has real noise, there is no ground truth (use model)")
+    scores = score_run(args.detector, step1.traces)
+    truth = step1.flipped_rows if step1.has_truth else None
+    assigned = step1.assigned[step1.rows]
+    model_dir = None
+    if source == "truth":
+        replacement = step1.true[step1.rows]
+    else:
+        replacement, model_dir = clean_part_predictions(args, bundle=bundle, step1=step1, scores=scores,
+                                                        net_type=net_type, depth=depth, device=device)
+    result = relabel(scores.p_noisy, assigned, replacement, ratio=args.relabel_ratio)
+    corrected = step1.assigned.copy()  # held-out (valid) samples, if any, keep their labels
+    corrected[step1.rows] = result.labels
+    run_dir = relabel_root(args, net_type, depth, noise_type) / f"detector_{scores.name}" / \
+        f"percrelabel{args.relabel_ratio}_{source}"
+    prepare_run_dir(run_dir, {**vars(args), "net_type": net_type, "depth": depth, "stage": "relabel",
+                              "label_source": source, "td_run": str(step1.run_dir)})
+    write_labels(run_dir, bundle, step1, corrected, result, scores.p_noisy)
+    metrics = detection_metrics(scores.p_noisy, truth, remove_ratio=args.relabel_ratio)
+    print(format_metrics(metrics, remove_ratio=args.relabel_ratio, name=f"detector {scores.name}"))
+    summary: dict[str, Any] = {
+        "stage": "relabel", "run_dir": str(run_dir), "td_run": str(step1.run_dir), "dataset": args.dataset,
+        "seed": args.seed, "relabel_ratio": args.relabel_ratio, "label_source": source, "label_model": model_dir,
+        "detector": scores.info, "detector_note": scores.note, "num_samples": int(len(step1.rows)),
+        "num_relabelled": int(len(result.suspicious)), "num_changed": int(result.changed.sum()),
+        "detection": metrics.as_dict() if metrics else None, "detection_note": None if metrics else NO_GROUND_TRUTH,
+        "labels_json": str(run_dir / "corrected_labels.json"), "labels_csv": str(run_dir / "corrected_labels.csv")}
+    if truth is not None:
+        true_rows = step1.true[step1.rows]
+        summary.update(noise_rate_before=noise_rate(assigned, true_rows),
+                       noise_rate_after=noise_rate(result.labels, true_rows),
+                       **relabel_counts(assigned, result.labels, true_rows))
+        print(f"relabelled {len(result.suspicious)} samples ({source}): {summary['fixed']} fixed, "
+              f"{summary['broken']} broken; noise {summary['noise_rate_before']:.4f} -> "
+              f"{summary['noise_rate_after']:.4f}")
+    else:
+        summary.update(noise_rate_before=None, noise_rate_after=None, noise_note=NO_GROUND_TRUTH)
+        print(f"relabelled {len(result.suspicious)} samples ({source}), {summary['num_changed']} changed; "
+              f"noise rate before/after unknown: {NO_GROUND_TRUTH}")
+    if args.retrain:
+        summary.update(retrain_corrected(args, bundle, step1, result.labels, run_dir, source, scores.name,
+                                         net_type, depth, device))
+    print(f"corrected labels: {run_dir / 'corrected_labels.json'} (+ .csv)")
+    return finish(run_dir, summary)
+
+
+def retrain_corrected(args, bundle, step1, labels, run_dir, source, name, net_type, depth, device) -> dict[str, Any]:
+    recipe, batch = resolve_recipe(args, large=args.dataset in LARGE, kept_fraction=1.0)
+    config = run_config(args, recipe, batch, net_type=net_type, depth=depth, stage="relabel",
+                        td_run=str(step1.run_dir), label_source=source,
+                        detector_name=name, labels_sha1=hashlib.sha1(labels.tobytes()).hexdigest())
+    done = completed_summary(run_dir, config, args.restart)
+    if done is not None and "best_test_accuracy" in done:
+        print(f"{run_dir}: retraining already complete")
+        return {k: done[k] for k in ("best_test_accuracy", "last_test_accuracy", "best_epoch", "epochs",
+                                     "batch_size", "num_train", "seconds")}
+    start = time.perf_counter()
+    out = retrain(bundle, step1.rows, labels, run_dir=run_dir, config=config, recipe=recipe, batch_size=batch,
+                  net_type=net_type, depth=depth, args=args, device=device)
+    print(f"relabelled: best test accuracy {out['best_test_accuracy']:.4f}, last {out['last_test_accuracy']:.4f}")
+    return {**out, "wall_seconds": time.perf_counter() - start}
+
+
+def write_labels(run_dir: Path, bundle, step1, corrected: np.ndarray, result, p_noisy: np.ndarray) -> None:
+    """corrected_labels.json (list by index), .csv (one row per sample) and, for folders, by path."""
+    n_full = len(corrected)
+    relabelled = np.zeros(n_full, bool)
+    relabelled[step1.rows[result.suspicious]] = True
+    scores = np.full(n_full, np.nan)
+    scores[step1.rows] = p_noisy
+    frame = pd.DataFrame({"index": np.arange(n_full)})
+    if isinstance(bundle.train, FolderSplit):
+        frame["path"] = bundle.train.paths
+        write_json(run_dir / "corrected_labels_by_path.json",
+                   {p: int(c) for p, c in zip(bundle.train.paths, corrected)})
+    frame["assigned_label"] = step1.assigned
+    frame["corrected_label"] = corrected
+    frame["changed"] = (corrected != step1.assigned).astype(int)
+    frame["relabelled"] = relabelled.astype(int)
+    frame["p_noisy"] = scores
+    if step1.has_truth:
+        frame["true_label"] = step1.true
+    write_text(run_dir / "corrected_labels.json", json.dumps([int(c) for c in corrected]) + "\n")
+    write_csv(run_dir / "corrected_labels.csv", frame)

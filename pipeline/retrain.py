@@ -1,0 +1,102 @@
+"""STEP 3's retraining: a fresh classifier on a subset of the training set, with given labels.
+
+The paper's recipe: 300 epochs, SGD lr 0.1 (momentum 0.9, Nesterov), weight decay 1e-4, one LR drop x0.1 at
+50% (large datasets: at 33% and 67%), batch ``int(256 * (1 - remove_ratio))``; the test set validates.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.fit import RESUME_IGNORES, FitData, Recipe, fit, recipe_dict, write_valid_results
+from core.io import write_json
+from core.runfolder import config_differences, prepare_run_dir
+from core.seed import seed_everything
+from datasets.base import DatasetBundle
+from models.registry import build_model
+from pipeline.feeds import make_feed, select
+from pipeline.generate import add_data_args, add_train_args, parse_recipe
+
+EPOCHS = 300
+BATCH = 256  # before scaling by the kept fraction
+MILESTONES = {"small": "0.5", "large": "0.33,0.67"}  # fractions of training at which the LR is x0.1
+# The flags a retraining's result depends on: its run folder is keyed on these (plus the recipe and the extras).
+CONFIG_KEYS = ("data", "dataset", "seed", "split_seed", "noise_ratio", "noise_type", "max_train", "max_test",
+               "image_size", "pretrained", "num_epochs", "lr", "momentum", "wd", "milestones", "loader", "amp")
+
+
+def add_args(p: argparse.ArgumentParser) -> None:
+    """Data flags as STEP 1's, training flags with STEP 3's defaults (``auto`` = the paper's)."""
+    add_data_args(p)
+    add_train_args(p, epochs=EPOCHS, milestones="auto", batch_size=0)
+    p.add_argument("--td_run", default=None, help="the STEP 1 run folder (default: found from the settings)")
+
+
+def resolve_recipe(args: argparse.Namespace, *, large: bool, kept_fraction: float) -> tuple[Recipe, int]:
+    """The recipe and batch size of one retraining; ``--milestones auto`` and ``--batch_size 0`` resolved."""
+    resolved = argparse.Namespace(**vars(args))
+    if resolved.milestones == "auto":
+        resolved.milestones = MILESTONES["large" if large else "small"]
+    if resolved.batch_size == 0:
+        resolved.batch_size = max(1, int(BATCH * kept_fraction))
+    return parse_recipe(resolved), resolved.batch_size
+
+
+def run_config(args: argparse.Namespace, recipe: Recipe, batch_size: int, **extra: Any) -> dict[str, Any]:
+    """What a retraining folder is keyed on: the flags that matter, the resolved recipe, and ``extra``."""
+    config = {k: getattr(args, k, None) for k in CONFIG_KEYS}
+    if args.dataset == "digits":  # embedded: --data means nothing
+        config["data"] = None
+    return {**config, "recipe": recipe_dict(recipe), "batch_size": batch_size, **extra}
+
+
+def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+    """The summary of a finished retraining with the same settings in ``run_dir``, else None."""
+    import json
+
+    state, summary = run_dir / "resume.pth", run_dir / "summary.json"
+    if restart or not state.is_file() or not summary.is_file():
+        return None
+    saved = torch.load(state, map_location="cpu", weights_only=True)
+    if saved["epoch"] < config["recipe"]["epochs"] or config_differences(saved["config"], config, RESUME_IGNORES):
+        return None
+    return json.loads(summary.read_text())
+
+
+def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_dir: Path, config: dict[str, Any],
+            recipe: Recipe, batch_size: int, net_type: str, depth: int, args: argparse.Namespace,
+            device: torch.device) -> dict[str, Any]:
+    """Train ``net_type``/``depth`` from scratch on ``bundle.train[rows]`` labelled ``labels`` (both (M,)).
+
+    Writes model.pth, model.pth.last, train_log.csv, results_valid.csv, cmd.txt, config.json in ``run_dir``
+    (resumable like STEP 1; ``config`` from :func:`run_config`) and returns best/last test accuracy, best
+    epoch and timings.
+    """
+    prepare_run_dir(run_dir, config)
+    seed_everything(args.seed)
+    model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                        image_size=bundle.image_size, pretrained=args.pretrained).to(device)
+    feed = dict(loader=args.loader, device=device, num_workers=args.num_workers)
+    test_labels = np.asarray(bundle.test.targets)
+    data = FitData(train=make_feed(select(bundle.train, rows), bundle, train=True, shuffle=True,
+                                   batch_size=batch_size, **feed),
+                   train_labels=np.asarray(labels, dtype=np.int64),
+                   valid=make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=512, **feed),
+                   valid_labels=test_labels, num_classes=bundle.num_classes)
+    amp = args.amp and device.type == "cuda"
+    summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record="none",
+                  amp=amp, restart=args.restart, progress=not args.no_progress)
+    summary.pop("recorder", None)
+    best_error = write_valid_results(model, run_dir, data.valid, test_labels, np.arange(len(test_labels)), amp=amp)
+    return {"best_test_accuracy": 1.0 - best_error, "last_test_accuracy": 1.0 - summary["last_valid_error"],
+            "best_epoch": summary["best_epoch"], "epochs": recipe.epochs, "batch_size": batch_size,
+            "num_train": int(len(rows)), "seconds": summary["seconds"]}
+
+
+def finish(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    write_json(run_dir / "summary.json", summary)
+    return summary

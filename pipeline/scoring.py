@@ -1,0 +1,111 @@
+"""STEP 3's inputs: find the STEP 1 run of the same settings, check it fits the dataset, score its traces.
+
+A "detector" is a checkpoint file (``*.pth.tar``, STEP 2) or ``baseline:<name>``, one of the hand-crafted
+scores of :mod:`detector_models.baselines` (e.g. ``baseline:confidence`` = minus the mean assigned-label
+probability), so every comparison in STEP 3 runs through the same code.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import fail
+from datasets.base import DatasetBundle
+from datasets.registry import LARGE
+from detector_models.baselines import get_baseline
+from detector_models.predict import load_detector, score
+from detector_models.traces import METADATA_FILE, TRACES_FILE, RunTraces, load_run
+from pipeline.paths import td_run_dir
+
+BASELINE_PREFIX = "baseline:"
+
+
+@dataclass
+class Step1Run:
+    """A finished STEP 1 run, mapped onto the training set of the dataset as loaded now.
+
+    ``rows`` (shape (N,)) are the training-set positions of the traces' rows; ``true``, ``assigned`` and
+    ``flipped`` (shape (N_full,)) cover the whole training set. ``has_truth`` is False for real noise.
+    """
+
+    run_dir: Path
+    traces: RunTraces
+    rows: np.ndarray
+    true: np.ndarray
+    assigned: np.ndarray
+    flipped: np.ndarray
+    has_truth: bool
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flipped_rows(self) -> np.ndarray:
+        """``label_flipped`` of the traces' rows, shape (N,)."""
+        return self.flipped[self.rows]
+
+
+def find_step1_run(args, *, net_type: str, depth: int, noise_type: str, bundle: DatasetBundle) -> Step1Run:
+    """The STEP 1 run folder for these settings (or ``--td_run``), loaded and checked against ``bundle``."""
+    run_dir = Path(args.td_run) if getattr(args, "td_run", None) else td_run_dir(
+        args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type, args.seed)
+    if not (run_dir / TRACES_FILE).is_file() or not (run_dir / METADATA_FILE).is_file():
+        fail(f"no finished STEP 1 run for these settings: expected {run_dir}/{TRACES_FILE} and {METADATA_FILE} "
+             f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
+             f"--net_type --depth --save, or point --td_run at it)")
+    traces = load_run(run_dir)
+    meta = torch.load(run_dir / METADATA_FILE, map_location="cpu", weights_only=True)
+    rows = np.asarray(meta["train_indices"], dtype=np.int64)
+    true = np.asarray(meta["true_targets"], dtype=np.int64)
+    assigned = np.asarray(meta["assigned_targets"], dtype=np.int64)
+    flipped = np.asarray(meta["label_flipped"], dtype=bool)
+    n_now = len(bundle.train)
+    if len(true) != n_now or not np.array_equal(true, np.asarray(bundle.train.targets, dtype=np.int64)):
+        fail(f"{run_dir} was made on a training set of {len(true)} samples whose labels differ from the "
+             f"{n_now} loaded now: pass the STEP 1 run's --data/--max_train/--image_size")
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
+                    has_truth=args.dataset not in LARGE, config=config)
+
+
+def detector_name(spec: str) -> str:
+    """The ``<name>`` of ``detector_<name>``: the checkpoint's file name without its suffixes, or
+    ``baseline_<score>``."""
+    if spec.startswith(BASELINE_PREFIX):
+        return "baseline_" + spec[len(BASELINE_PREFIX):]
+    name = Path(spec).name
+    for suffix in (".tar", ".pth", ".pt"):
+        name = name[: -len(suffix)] if name.endswith(suffix) else name
+    return name
+
+
+@dataclass(frozen=True)
+class Scores:
+    """``p_noisy`` of shape (N,) over the traces' rows (higher = more suspicious) and how it was made."""
+
+    p_noisy: np.ndarray
+    name: str
+    info: dict[str, Any]
+    note: str | None = None
+
+
+def score_run(spec: str, traces: RunTraces) -> Scores:
+    """Score every trace with a detector checkpoint or a ``baseline:<name>`` score."""
+    if not spec:
+        fail("--detector: a detector checkpoint (*.pth.tar) or baseline:<name> is needed for this removal")
+    if spec.startswith(BASELINE_PREFIX):
+        name = spec[len(BASELINE_PREFIX):]
+        p_noisy = np.asarray(get_baseline(name)(traces.td, traces.labels), dtype=np.float64)
+        return Scores(p_noisy, detector_name(spec), {"kind": "baseline", "baseline": name})
+    path = Path(spec)
+    if not path.is_file():
+        fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
+    model, info = load_detector(path)
+    p_noisy, note = score(model, info, traces.td)
+    return Scores(p_noisy.astype(np.float64), detector_name(spec),
+                  {"kind": "lstm", "path": str(path), "variant": info.variant, "train_length": info.train_length,
+                   "val_auc": info.val_auc}, note)

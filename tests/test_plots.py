@@ -1,0 +1,99 @@
+"""plots.py on a synthetic run folder: the expected PNGs, non-empty, plus detection_metrics.json."""
+import json
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+import torch
+
+import plots
+from plotting.run_plots import PLOT_NAMES, make_plots
+from tests.synthetic_run import make_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return make_run(tmp_path_factory.mktemp("runs") / "toy_cnn3_percmislabeled0.25_uniform" /
+                    "computation4td_seed1", n=80, epochs=10)
+
+
+def _check_pngs(folder, names=PLOT_NAMES):
+    for name in names:
+        path = folder / name
+        assert path.is_file(), name
+        assert path.stat().st_size > 5000, name  # a real figure, not an empty canvas
+        assert path.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_cli_writes_every_figure(run_dir, tmp_path, capsys):
+    out = tmp_path / "figs"
+    plots.main(plots.get_args_parser().parse_args([str(run_dir), "--out", str(out)]))
+    _check_pngs(out)
+    report = json.loads((out / "detection_metrics.json").read_text())
+    assert set(report["scores"]) >= {"aum", "forgetting", "cl_label_issues"}
+    assert report["cleanlab_pred_probs"].startswith("in-sample")
+    assert 0.0 <= report["scores"]["aum"]["roc_auc"] <= 1.0
+    assert "wrote 5 figures" in capsys.readouterr().out
+
+
+def test_default_out_is_inside_the_run(run_dir):
+    plots.main(plots.get_args_parser().parse_args([str(run_dir)]))
+    _check_pngs(run_dir / "plots")
+
+
+def test_extra_scores_join_the_curves(run_dir, tmp_path):
+    flipped = torch.load(run_dir / "metadata.pth", weights_only=True)["label_flipped"].numpy()[10:]
+    perfect = flipped.astype(float)
+    make_plots(run_dir, tmp_path, extra_scores={"oracle": perfect}, log=lambda _: None)
+    report = json.loads((tmp_path / "detection_metrics.json").read_text())
+    assert report["scores"]["oracle"]["roc_auc"] == 1.0
+
+
+def test_detector_checkpoint(run_dir, tmp_path):
+    from detector_models.lstm import LSTMDetector
+    from detector_models.predict import make_checkpoint
+
+    torch.manual_seed(0)
+    model = LSTMDetector()
+    ckpt = make_checkpoint(model.state_dict(), epoch=1, best_prec=0.5, optimizer_state={},
+                           variant=model.variant,
+                           train_length=10)
+    torch.save(ckpt, tmp_path / "toy_0.25_lstm_detector.pth.tar")
+    out = tmp_path / "figs"
+    plots.main(plots.get_args_parser().parse_args(
+        [str(run_dir), "--detector", str(tmp_path / "toy_0.25_lstm_detector.pth.tar"), "--out", str(out)]))
+    _check_pngs(out)
+    scores = json.loads((out / "detection_metrics.json").read_text())["scores"]
+    assert any(name.startswith("detector") for name in scores)
+
+
+def test_without_ground_truth_no_roc(tmp_path):
+    run = make_run(tmp_path / "real_noise" / "computation4td_seed1", n=40, epochs=6)
+    meta = torch.load(run / "metadata.pth", weights_only=True)
+    torch.save(OrderedDict((k, v) for k, v in meta.items() if k != "label_flipped"), run / "metadata.pth")
+    (run / "train_log.csv").unlink()
+    notes = []
+    written = make_plots(run, tmp_path / "out", log=notes.append)
+    assert sorted(p.name for p in written) == ["assigned_prob_curve.png", "data_map.png"]
+    assert any("no ground truth" in n for n in notes) and any("train_log.csv" in n for n in notes)
+    assert "note" in json.loads((tmp_path / "out" / "detection_metrics.json").read_text())
+
+
+def test_extra_score_of_wrong_length(run_dir, tmp_path):
+    from core.errors import UsageError
+
+    with pytest.raises(UsageError, match="extra score"):
+        make_plots(run_dir, tmp_path, extra_scores={"bad": np.zeros(3)}, log=lambda _: None)
+
+
+@pytest.mark.parametrize("train_error, drawn", [([0.5, 0.2], [50.0, 20.0]), ([50.0, 20.0], [50.0, 20.0])])
+def test_training_curves_draw_percent(train_error, drawn):
+    import pandas as pd
+
+    from plotting.figures import training_curves
+
+    fig = training_curves(pd.DataFrame({"epoch": [1, 2], "train_error": train_error, "train_loss": [1.0, 0.5]}))
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), drawn)
