@@ -61,6 +61,23 @@ def test_our_checkpoint_loads_into_the_original_model(tmp_path, variant):
     OriginalLSTM().load_state_dict(loaded["state_dict"])  # strict: same keys, same shapes
 
 
+def test_optimizer_states_are_interchangeable_with_the_original():
+    """The original resumes with optimizer.load_state_dict(ckpt['optimizer']): parameter order must match."""
+    torch.manual_seed(0)
+    ours = LSTMDetector("pooled")
+    optimizer = torch.optim.AdamW(ours.parameters(), lr=1e-3)
+    nn.functional.cross_entropy(ours(torch.rand(4, 6)), torch.tensor([0, 1, 0, 1])).backward()
+    optimizer.step()
+    original = OriginalLSTM()
+    original.load_state_dict(ours.state_dict())
+    theirs = torch.optim.AdamW(original.parameters(), lr=0.1)
+    theirs.load_state_dict(optimizer.state_dict())
+    for param in original.parameters():
+        assert theirs.state[param]["exp_avg"].shape == param.shape
+    original(torch.rand(4, 6, 1)).sum().backward()
+    theirs.step()  # would raise on a shape mismatch
+
+
 class Payload:
     def __reduce__(self):
         return (os.system, ("echo pwned",))
