@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.inference import inference_copy  # noqa: E402
 from core.loop import predict_probs, train_epoch  # noqa: E402
 from core.recorder import TraceRecorder  # noqa: E402
 from core.seed import epoch_generator, seed_everything  # noqa: E402
@@ -36,6 +37,7 @@ def main() -> None:
     p.add_argument("--max_test", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per mode")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--depth", type=int, default=3, help="conv blocks of the small CNN")
     p.add_argument("--record_batch", type=int, default=512)
     p.add_argument("--loader", default="fast")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
@@ -51,7 +53,8 @@ def main() -> None:
              "record": make_feed(bundle.train, bundle, train=True, shuffle=False, batch_size=a.record_batch,
                                  loader=a.loader, device=device)}
     seed_everything(0)
-    model = build_model("cnn", 3, num_classes=10, in_channels=1, image_size=bundle.image_size)
+    model = build_model("cnn", a.depth, num_classes=10, in_channels=1, image_size=bundle.image_size)
+    model = model.to(memory_format=torch.channels_last)  # as pipeline/generate.py does on the fast path
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
     recorder = TraceRecorder(Path("/tmp/bench_td_raw.npy"), len(bundle.train), a.epochs * len(MODES) + 1, 10,
                              resume=False)
@@ -64,9 +67,10 @@ def main() -> None:
             hook = (lambda idx, pr, e=epoch: recorder.record(e, idx, pr.numpy())) if mode == "train" else None
             train_epoch(model, feeds["train"], labels, opt, gen=epoch_generator(0, epoch), progress=False,
                         on_probs=hook)
-            predict_probs(model, feeds["valid"], gen=epoch_generator(0, epoch), progress=False)
+            fast = inference_copy(model)  # as core/fit.py does for every eval pass
+            predict_probs(fast, feeds["valid"], gen=epoch_generator(0, epoch), progress=False)
             if mode == "eval":
-                probs = predict_probs(model, feeds["record"], gen=epoch_generator(0, -epoch), progress=False)
+                probs = predict_probs(fast, feeds["record"], gen=epoch_generator(0, -epoch), progress=False)
                 recorder.record(epoch, np.arange(len(probs)), probs)
             recorder.flush()
             times[mode].append(time.perf_counter() - t0)

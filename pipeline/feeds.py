@@ -32,3 +32,10 @@ def make_feed(split: ArraySplit | FolderSplit, bundle: DatasetBundle, *, train: 
     dataset = ArrayImages(split, bundle, train) if isinstance(split, ArraySplit) else FolderImages(split, bundle, train)
     return LoaderFeed(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, device=device,
                       rank=rank, world=world)
+
+
+def place_model(model: torch.nn.Module, *, loader: str, device: torch.device) -> torch.nn.Module:
+    """Move ``model`` to ``device``; on the fast path also to channels-last memory, the layout its batches have
+    (oneDNN's fastest on the CPU as well as cuDNN's)."""
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if loader == "fast" else model

@@ -24,7 +24,7 @@ from core.seed import noise_rng, seed_everything
 from datasets.noise import canonical_noise_type, corrupt_labels
 from datasets.registry import DATASETS, LARGE, load_dataset
 from models.registry import MODELS, build_model
-from pipeline.feeds import LOADERS, make_feed, select
+from pipeline.feeds import LOADERS, make_feed, place_model, select
 from pipeline.paths import td_run_dir
 from pipeline.runtime import add_runtime_args, pick_device, set_threads
 
@@ -155,9 +155,8 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
 
     seed_everything(args.seed)
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                        image_size=bundle.image_size, pretrained=args.pretrained).to(device)
-    if args.loader == "fast":  # the fast feed yields channels-last batches: oneDNN's fastest CPU layout too
-        model = model.to(memory_format=torch.channels_last)
+                        image_size=bundle.image_size, pretrained=args.pretrained)
+    model = place_model(model, loader=args.loader, device=device)
     train_split = select(bundle.train, train_idx)
     if len(valid_idx):
         valid_split, valid_labels, valid_ids = select(bundle.train, valid_idx), assigned[valid_idx], valid_idx

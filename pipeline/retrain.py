@@ -18,7 +18,7 @@ from core.runfolder import config_differences, prepare_run_dir
 from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
-from pipeline.feeds import make_feed, select
+from pipeline.feeds import make_feed, place_model, select
 from pipeline.generate import add_data_args, add_train_args, parse_recipe
 
 EPOCHS = 300
@@ -79,7 +79,8 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
     prepare_run_dir(run_dir, config)
     seed_everything(args.seed)
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                        image_size=bundle.image_size, pretrained=args.pretrained).to(device)
+                        image_size=bundle.image_size, pretrained=args.pretrained)
+    model = place_model(model, loader=args.loader, device=device)
     feed = dict(loader=args.loader, device=device, num_workers=args.num_workers)
     test_labels = np.asarray(bundle.test.targets)
     data = FitData(train=make_feed(select(bundle.train, rows), bundle, train=True, shuffle=True,
@@ -89,7 +90,7 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
                    valid_labels=test_labels, num_classes=bundle.num_classes)
     amp = args.amp and device.type == "cuda"
     summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record="none",
-                  amp=amp, restart=args.restart, progress=not args.no_progress)
+                  amp=amp, restart=args.restart, progress=not args.no_progress, compile_backend=args.compile)
     summary.pop("recorder", None)
     best_error = write_valid_results(model, run_dir, data.valid, test_labels, np.arange(len(test_labels)), amp=amp)
     return {"best_test_accuracy": 1.0 - best_error, "last_test_accuracy": 1.0 - summary["last_valid_error"],
