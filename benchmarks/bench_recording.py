@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per mode")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--depth", type=int, default=3, help="conv blocks of the small CNN")
-    p.add_argument("--record_batch", type=int, default=512)
+    p.add_argument("--record_batch", type=int, default=64, help="as pipeline/feeds.py eval_batch_size on the CPU")
     p.add_argument("--loader", default="fast")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
     a = p.parse_args()
@@ -48,7 +48,7 @@ def main() -> None:
     labels = torch.as_tensor(bundle.train.targets)
     feeds = {"train": make_feed(bundle.train, bundle, train=True, shuffle=True, batch_size=128, loader=a.loader,
                                 device=device),
-             "valid": make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=512, loader=a.loader,
+             "valid": make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=a.record_batch, loader=a.loader,
                                 device=device),
              "record": make_feed(bundle.train, bundle, train=True, shuffle=False, batch_size=a.record_batch,
                                  loader=a.loader, device=device)}

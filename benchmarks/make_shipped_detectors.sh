@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the detectors shipped in checkpoints/ and the tables in docs/detector.md.
 # Needs the STEP 1 runs of benchmarks/make_detector_runs.sh (runs/ is gitignored). 2-core CPU, 1 thread:
-# ~10-30 s per detector (the variant study: ~15 min). Results land in results/ (gitignored) and docs/detector.md.
+# ~10-30 s per detector (the variant study: ~15 min). Tables: benchmarks/results/detector_*.json and docs/detector.md;
+# the non-shipped comparison detectors go to results/ (gitignored).
 #   bash benchmarks/make_detector_runs.sh && bash benchmarks/make_shipped_detectors.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,13 +10,13 @@ PY=${PY:-.venv/bin/python}
 D=runs/digits_cnn3_percmislabeled
 F=runs/fashion_mnist_cnn3_percmislabeled
 S=computation4td_seed1
-mkdir -p checkpoints results
+mkdir -p checkpoints results benchmarks/results
 
 # Which variant: every variant x 3 seeds on three runs (val ROC-AUC, stratified 10% split).
 $PY benchmarks/detector_variants.py ${D}0.2_uniform/$S ${D}0.4_flip/$S ${F}0.4_flip/$S --seeds 0 1 2 \
-    --out results/detector_variants.json
+    --out benchmarks/results/detector_variants.json
 $PY benchmarks/detector_variants.py ${F}0.2_uniform/$S ${D}0.2_flip/$S --seeds 0 1 2 \
-    --recipes "forward lr1e-3 x20" "reversed lr1e-3 x20" "pooled lr1e-3 x20" --out results/detector_variants_more.json
+    --recipes "forward lr1e-3 x20" "reversed lr1e-3 x20" "pooled lr1e-3 x20" --out benchmarks/results/detector_variants_more.json
 
 # One detector per dataset and rate (uniform noise), default recipe: pooled, AdamW 1e-3, 20 epochs, batch 64.
 $PY train_detector.py --dataset digits --r 0.2 --files_path ${D}0.2_uniform/$S --out checkpoints/digits_0.2_lstm_detector.pth.tar
@@ -36,10 +37,10 @@ done
 $PY benchmarks/detector_transfer.py --detector checkpoints/digits_0.2_lstm_detector.pth.tar \
     checkpoints/digits_0.4_lstm_detector.pth.tar checkpoints/digits_pooled_lstm_detector.pth.tar \
     results/digits_0.2_reversed_lstm_detector.pth.tar results/digits_0.2_bidirectional_lstm_detector.pth.tar \
-    --runs ${F}0.2_uniform/$S ${F}0.4_uniform/$S ${F}0.2_flip/$S ${F}0.4_flip/$S --out results/detector_transfer_digits_to_fashion.json
+    --runs ${F}0.2_uniform/$S ${F}0.4_uniform/$S ${F}0.2_flip/$S ${F}0.4_flip/$S --out benchmarks/results/detector_transfer_digits_to_fashion.json
 $PY benchmarks/detector_transfer.py --detector checkpoints/fashion_mnist_0.2_lstm_detector.pth.tar \
     checkpoints/fashion_mnist_0.4_lstm_detector.pth.tar \
-    --runs ${D}0.2_uniform/$S ${D}0.4_uniform/$S ${D}0.2_flip/$S ${D}0.4_flip/$S --out results/detector_transfer_fashion_to_digits.json
+    --runs ${D}0.2_uniform/$S ${D}0.4_uniform/$S ${D}0.2_flip/$S ${D}0.4_flip/$S --out benchmarks/results/detector_transfer_fashion_to_digits.json
 
 # Length transfer: detectors trained at T=40 and T=80 (digits uniform 0.2, seeds 1 and 2) scoring seed-3 runs of
 # both lengths; and each detector on the validation rows of a detector trained on the seed-3 T=80 run itself.
@@ -49,14 +50,14 @@ $PY train_detector.py --dataset digits --r 0.2 --files_path runs/len80/digits_cn
     --out results/digits_0.2_T80_seed3run_lstm_detector.pth.tar
 $PY benchmarks/detector_transfer.py --detector checkpoints/digits_0.2_lstm_detector.pth.tar results/digits_0.2_T80_lstm_detector.pth.tar \
     --runs runs/len40/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed3 \
-    runs/len80/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed3 --out results/detector_length_transfer.json
+    runs/len80/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed3 --out benchmarks/results/detector_length_transfer.json
 $PY benchmarks/detector_transfer.py --detector checkpoints/digits_0.2_lstm_detector.pth.tar \
     results/digits_0.2_T80_seed3run_lstm_detector.pth.tar --val_split_seed 0 \
-    --runs runs/len80/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed3 --out results/detector_length_same_run.json
+    --runs runs/len80/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed3 --out benchmarks/results/detector_length_same_run.json
 
 # Fine-tuning instead of transfer: digits_0.2 on fashion flip 0.4 (epoch 0 = the transferred detector).
 $PY train_detector.py --dataset fashion_mnist --r 0.4 --files_path ${F}0.4_flip/$S \
     --resume checkpoints/digits_0.2_lstm_detector.pth.tar --out results/digits_0.2_finetuned_fashion_flip0.4.pth.tar
 
 # Inference speed at T=200 (quiet machine wanted: other jobs on the cores halve these figures).
-$PY benchmarks/detector_speed.py --n 20000 --threads 1 2 --out results/detector_speed.json
+$PY benchmarks/detector_speed.py --n 20000 --threads 1 2 --out benchmarks/results/detector_speed.json

@@ -6,7 +6,7 @@ forward LSTM must carry the early epochs through ~T steps and in practice learns
 0.94, loss stuck at the base rate). Reading the curve time-reversed puts the early epochs last and trains
 stably there, but then loses the late epochs, where runs that do *not* memorize carry their signal
 (fashion_mnist flip 0.4: 0.70 vs 0.80 forward). Averaging the outputs over all steps ("pooled") sees both
-and is the default: best mean val ROC-AUC of the key-compatible variants over 3 runs x 3 seeds
+and is the default: best mean val ROC-AUC of the key-compatible variants over 5 runs x 3 seeds
 (docs/detector.md; bidirectional is ~0.01 better but 2x the cost and not loadable by the original code).
 
 Variants (stored in every checkpoint as ``'variant'``; a checkpoint without the key is the original, forward):

@@ -7,7 +7,6 @@ row ``n`` of ``td`` is training-set position ``train_indices[n]``.
 """
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from core.errors import UsageError
+from core.io import load_npz
 
 TRACES_FILE = "training_dynamics.npz"
 METADATA_FILE = "metadata.pth"
@@ -62,16 +62,8 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
 def _load_td(npz_path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not npz_path.is_file():
         raise UsageError(f"{npz_path}: no traces file (expected a STEP 1 run folder holding {TRACES_FILE})")
-    try:
-        with np.load(npz_path, allow_pickle=False) as data:
-            missing = {"td", "labels"} - set(data.files)
-            if missing:
-                raise UsageError(f"{npz_path}: not a traces file: missing {sorted(missing)}, found {data.files}")
-            td, labels = data["td"], data["labels"]
-    except UsageError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
-        raise UsageError(f"{npz_path}: unreadable traces file (truncated or corrupt?): {exc}") from None
+    arrays = load_npz(npz_path, keys=("td", "labels"))  # truncated/corrupt -> UsageError naming the file
+    td, labels = arrays["td"], arrays["labels"]
     if td.ndim != 3 or td.shape[1] < 1 or td.shape[2] < 1:
         raise UsageError(f"{npz_path}: 'td' must have shape [N, T, C], found {td.shape}")
     if not np.issubdtype(td.dtype, np.floating):

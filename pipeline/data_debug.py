@@ -31,6 +31,7 @@ import torch
 from core.errors import fail
 from core.io import write_csv, write_json, write_text
 from core.runfolder import prepare_run_dir
+from core.inference import inference_copy
 from core.loop import predict_probs
 from core.seed import epoch_generator
 from datasets.base import FolderSplit
@@ -40,7 +41,7 @@ from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_m
 from detector_models.relabel import noise_rate, relabel, relabel_counts
 from models.registry import build_model
 from pipeline import denoise
-from pipeline.feeds import make_feed, select
+from pipeline.feeds import eval_batch_size, make_feed, place_model, select
 from pipeline.generate import resolve_net
 from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, completed_summary, finish, resolve_recipe, retrain, run_config
@@ -76,10 +77,12 @@ def clean_part_predictions(args, *, bundle, step1, scores, net_type, depth, devi
     summary = denoise.denoise_one("detector", prune_args, bundle=bundle, step1=step1, scores=scores, root=root,
                                   net_type=net_type, depth=depth, device=device)
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                        image_size=bundle.image_size).to(device)
+                        image_size=bundle.image_size)
     model.load_state_dict(torch.load(Path(summary["run_dir"]) / "model.pth", map_location=device, weights_only=True))
-    feed = make_feed(select(bundle.train, step1.rows), bundle, train=False, shuffle=False, batch_size=512,
-                     loader=args.loader, device=device, num_workers=args.num_workers)
+    model = inference_copy(place_model(model, loader=args.loader, device=device))
+    feed = make_feed(select(bundle.train, step1.rows), bundle, train=False, shuffle=False,
+                     batch_size=eval_batch_size(device), loader=args.loader, device=device,
+                     num_workers=args.num_workers)
     probs = predict_probs(model, feed, gen=epoch_generator(0, 0), progress=False)
     return probs.argmax(1), summary["run_dir"]
 

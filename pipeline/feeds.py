@@ -12,6 +12,12 @@ from datasets.folders import FolderImages
 LOADERS = ("fast", "standard")
 
 
+def eval_batch_size(device: torch.device) -> int:
+    """Batch of the eval passes (validation, recording). Small on the CPU, where a batch that stays in cache
+    wins (small CNN, one thread: 0.56 ms per sample at 64 vs 0.86 at 512); large on a GPU, which wants work."""
+    return 512 if device.type == "cuda" else 64
+
+
 def select(split: ArraySplit | FolderSplit, rows: np.ndarray) -> ArraySplit | FolderSplit:
     """The samples at positions ``rows`` of ``split``, in that order."""
     if isinstance(split, ArraySplit):

@@ -24,7 +24,7 @@ from core.seed import noise_rng, seed_everything
 from datasets.noise import canonical_noise_type, corrupt_labels
 from datasets.registry import DATASETS, LARGE, load_dataset
 from models.registry import MODELS, build_model
-from pipeline.feeds import LOADERS, make_feed, place_model, select
+from pipeline.feeds import LOADERS, eval_batch_size, make_feed, place_model, select
 from pipeline.paths import td_run_dir
 from pipeline.runtime import add_runtime_args, pick_device, set_threads
 
@@ -166,10 +166,10 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                 rank=dist.rank, world=dist.world)
     data = FitData(
         train=make_feed(train_split, bundle, train=True, shuffle=True, **feed), train_labels=assigned[train_idx],
-        valid=make_feed(valid_split, bundle, train=False, shuffle=False, **{**feed, "batch_size": 512}),
+        valid=make_feed(valid_split, bundle, train=False, shuffle=False, **{**feed, "batch_size": eval_batch_size(device)}),
         valid_labels=valid_labels, num_classes=bundle.num_classes,
         record=make_feed(train_split, bundle, train=not args.no_record_augment, shuffle=False,
-                         **{**feed, "batch_size": 512}))
+                         **{**feed, "batch_size": eval_batch_size(device)}))
     amp = args.amp and device.type == "cuda"
     start = time.perf_counter()
     summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record=args.record,

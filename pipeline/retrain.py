@@ -18,7 +18,7 @@ from core.runfolder import config_differences, prepare_run_dir
 from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
-from pipeline.feeds import make_feed, place_model, select
+from pipeline.feeds import eval_batch_size, make_feed, place_model, select
 from pipeline.generate import add_data_args, add_train_args, parse_recipe
 
 EPOCHS = 300
@@ -86,7 +86,7 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
     data = FitData(train=make_feed(select(bundle.train, rows), bundle, train=True, shuffle=True,
                                    batch_size=batch_size, **feed),
                    train_labels=np.asarray(labels, dtype=np.int64),
-                   valid=make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=512, **feed),
+                   valid=make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=eval_batch_size(device), **feed),
                    valid_labels=test_labels, num_classes=bundle.num_classes)
     amp = args.amp and device.type == "cuda"
     summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record="none",
