@@ -36,17 +36,15 @@ from core.loop import predict_probs
 from core.seed import epoch_generator
 from datasets.base import FolderSplit
 from datasets.noise import canonical_noise_type
-from datasets.registry import LARGE, load_dataset
+from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
 from detector_models.relabel import noise_rate, relabel, relabel_counts
 from models.registry import build_model
 from pipeline import denoise
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
-from pipeline.generate import resolve_net
 from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, completed_summary, finish, resolve_recipe, retrain, run_config
-from pipeline.runtime import pick_device, set_threads
-from pipeline.scoring import find_step1_run, score_run
+from pipeline.scoring import score_run, step3_inputs
 
 SOURCES = ("auto", "truth", "model")
 
@@ -88,14 +86,8 @@ def clean_part_predictions(args, *, bundle, step1, scores, net_type, depth, devi
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    set_threads(args.threads)
-    device = pick_device(args.device)
-    if not 0.0 <= args.relabel_ratio < 1.0:
-        fail(f"--relabel_ratio: expected a value in [0, 1), got {args.relabel_ratio}")
-    noise_type = canonical_noise_type(args.noise_type)
-    net_type, depth = resolve_net(args)
-    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
-    step1 = find_step1_run(args, net_type=net_type, depth=depth, noise_type=noise_type, bundle=bundle)
+    device, noise_type, net_type, depth, bundle, step1 = step3_inputs(args, ratio_flag="--relabel_ratio",
+                                                                      ratio=args.relabel_ratio)
     source = ("truth" if step1.has_truth else "model") if args.label_source == "auto" else args.label_source
     if source == "truth" and not step1.has_truth:
         fail(f"--label_source truth: {args.dataset} has real noise, there is no ground truth (use model)")

@@ -21,15 +21,12 @@ import pandas as pd
 
 from core.errors import fail
 from core.io import write_csv, write_text
-from datasets.noise import canonical_noise_type
-from datasets.registry import LARGE, load_dataset
+from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, \
     order_by_noisiness
-from pipeline.generate import resolve_net
 from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, completed_summary, finish, resolve_recipe, retrain, run_config
-from pipeline.runtime import pick_device, set_threads
-from pipeline.scoring import Scores, Step1Run, find_step1_run, score_run
+from pipeline.scoring import Scores, Step1Run, score_run, step3_inputs
 
 REMOVALS = ("detector", "random", "oracle", "none")
 TABLE_ORDER = ("none", "detector", "random", "oracle")  # "all" runs and tabulates them in this order
@@ -164,14 +161,8 @@ def format_table(frame: pd.DataFrame) -> str:
 
 
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    set_threads(args.threads)
-    device = pick_device(args.device)
-    if not 0.0 <= args.remove_ratio < 1.0:
-        fail(f"--remove_ratio: expected a value in [0, 1), got {args.remove_ratio}")
-    noise_type = canonical_noise_type(args.noise_type)
-    net_type, depth = resolve_net(args)
-    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
-    step1 = find_step1_run(args, net_type=net_type, depth=depth, noise_type=noise_type, bundle=bundle)
+    device, noise_type, net_type, depth, bundle, step1 = step3_inputs(args, ratio_flag="--remove_ratio",
+                                                                      ratio=args.remove_ratio)
     asked = [r.strip() for r in str(args.removal).split(",") if r.strip()]
     unknown = [r for r in asked if r not in (*REMOVALS, "all")]
     if unknown or not asked:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -109,3 +109,31 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
     return Scores(p_noisy.astype(np.float64), detector_name(spec),
                   {"kind": "lstm", "path": str(path), "variant": info.variant, "train_length": info.train_length,
                    "val_auc": info.val_auc}, note)
+
+
+class Step3Inputs(NamedTuple):
+    device: torch.device
+    noise_type: str
+    net_type: str
+    depth: int
+    bundle: DatasetBundle
+    step1: Step1Run
+
+
+def step3_inputs(args, *, ratio_flag: str, ratio: float) -> Step3Inputs:
+    """What every STEP 3 stage starts from: threads and device set, the ratio checked, the dataset loaded as
+    STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
+    from datasets.noise import canonical_noise_type
+    from datasets.registry import load_dataset
+    from pipeline.generate import resolve_net
+    from pipeline.runtime import pick_device, set_threads
+
+    set_threads(args.threads)
+    device = pick_device(args.device)
+    if not 0.0 <= ratio < 1.0:
+        fail(f"{ratio_flag}: expected a value in [0, 1), got {ratio}")
+    noise_type = canonical_noise_type(args.noise_type)
+    net_type, depth = resolve_net(args)
+    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
+    step1 = find_step1_run(args, net_type=net_type, depth=depth, noise_type=noise_type, bundle=bundle)
+    return Step3Inputs(device, noise_type, net_type, depth, bundle, step1)
