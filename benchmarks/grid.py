@@ -9,7 +9,7 @@ then scored by every baseline and by detectors that never saw it:
   other network init), so no sample's own trace is in its training data;
 - ``detector (transfer)``: trained on the other dataset's run of the same setting and seed;
 - ``detector (pooled transfer)``: trained on all settings of the other dataset for that seed;
-- ablations (in-dataset): the input variants, and the paper's original recipe (forward, AdamW lr 0.1, 10
+- ablations (in-dataset): the forward and reversed input variants, and the paper's original recipe (forward, AdamW lr 0.1, 10
   epochs; note: our selection is by validation ROC-AUC, the original's by accuracy);
 - with ``--record_ablation``: the default detector and best baselines on traces recorded from the training pass.
 """
@@ -41,7 +41,6 @@ SETTINGS = ["uniform:0.2", "uniform:0.4", "uniform:0.6", "flip:0.2", "flip:0.4"]
 RECIPES = {"detector (in-dataset)": dict(),  # the default recipe: pooled variant
            "ablation: forward": dict(variant="forward"),
            "ablation: reversed": dict(variant="reversed"),
-           "ablation: bidirectional": dict(variant="bidirectional"),
            "ablation: original recipe": dict(variant="forward", lr=0.1, epochs=10)}
 
 
@@ -78,18 +77,27 @@ def main() -> None:
     p.add_argument("--no_ablations", action="store_true")
     p.add_argument("--record_ablation", action="store_true", help="also record from the training pass (digits)")
     p.add_argument("--out", default="docs/benchmark_grid.md")
-    p.add_argument("--render_only", action="store_true", help="rewrite the table from the .json beside --out")
+    p.add_argument("--render_only", nargs="*", default=None, metavar="JSON",
+                   help="write the table from saved .json results (default: the one beside --out), merged")
+    p.add_argument("--step1_only", action="store_true", help="only make the STEP 1 runs (of --datasets)")
+    p.add_argument("--score_datasets", nargs="+", default=None,
+                   help="score only these datasets' runs (to split the grid over processes; merge with --render_only)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     start = time.time()
-    if a.render_only:
-        saved = json.loads(Path(a.out).with_suffix(".json").read_text())
-        results = {tuple(k.split("|")): v for k, v in saved.pop("results").items()}
-        write_table(Path(a.out), results, a, saved["seconds"], saved["command"])
+    if a.render_only is not None:
+        results, seconds, commands = {}, 0.0, []
+        for path in a.render_only or [Path(a.out).with_suffix(".json")]:
+            saved = json.loads(Path(path).read_text())
+            results.update({tuple(k.split("|")): v for k, v in saved["results"].items()})
+            seconds, commands = max(seconds, saved["seconds"]), commands + [saved["command"]]
+        write_table(Path(a.out), results, a, seconds, " ; ".join(commands))
         return
     save = Path(a.save)
     runs = {(d, s, seed): load_run(step1(save, d, s, seed, a.threads, []))
             for d in a.datasets for s in a.settings for seed in a.seeds}
+    if a.step1_only:
+        return
     results: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))  # (dataset, setting) -> score
 
     def record(key, name, p_noisy, flipped):
@@ -97,7 +105,10 @@ def main() -> None:
         results[key][name].append((m.roc_auc, m.average_precision))
 
     recipes = {k: v for k, v in RECIPES.items() if not (a.no_ablations and k.startswith("ablation"))}
+    pooled_cache: dict[tuple[str, int], tuple[LSTMDetector, int]] = {}
     for (d, s, seed), run in runs.items():
+        if a.score_datasets and d not in a.score_datasets:
+            continue
         key, flipped, curves = (d, s), run.label_flipped, run.curves
         for name, score in score_baselines(run.td, run.labels).items():
             record(key, name, score, flipped)
@@ -112,14 +123,16 @@ def main() -> None:
             src = runs[(o, s, seed)]
             model, length = fit_detector([src.curves], [src.label_flipped])
             record(key, f"detector (transfer from {o})", predict_p_noisy(model, curves, length=length), flipped)
-            pool = [runs[(o, s2, seed)] for s2 in a.settings]
-            model, length = fit_detector([r.curves for r in pool], [r.label_flipped for r in pool])
+            if (o, seed) not in pooled_cache:
+                pool = [runs[(o, s2, seed)] for s2 in a.settings]
+                pooled_cache[(o, seed)] = fit_detector([r.curves for r in pool], [r.label_flipped for r in pool])
+            model, length = pooled_cache[(o, seed)]
             record(key, f"detector (pooled transfer from {o})", predict_p_noisy(model, curves, length=length),
                    flipped)
         print(f"scored {d} {s} seed {seed} ({time.time() - start:.0f}s)", flush=True)
     if a.record_ablation:
         for (d, s, seed), run in list(runs.items()):
-            if d != "digits":
+            if d != "digits" or (a.score_datasets and d not in a.score_datasets):
                 continue
             tr = load_run(step1(save / "record_train", d, s, seed, a.threads, ["--record", "train"]))
             nxt = a.seeds[(a.seeds.index(seed) + 1) % len(a.seeds)]
@@ -134,7 +147,7 @@ def main() -> None:
 
 def write_table(out: Path, results, a, seconds: float, command: str | None = None) -> None:
     command = command or " ".join(["python benchmarks/grid.py", *sys.argv[1:]])
-    lines = [f"# Detector vs hand-crafted scores\n",
+    lines = ["# Detector vs hand-crafted scores\n",
              f"Command: `{command}`  ",
              f"Machine: {torch.get_num_threads()} torch thread(s) on a 2-core CPU, no GPU; wall time {seconds / 60:.1f} min.  ",
              f"Seeds: {a.seeds}; STEP 1 flags per dataset: {DATASET_FLAGS}.  ",
