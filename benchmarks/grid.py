@@ -156,6 +156,8 @@ def write_table(out: Path, results, a, seconds: float, command: str | None = Non
     for d in a.datasets:
         for metric, idx in (("ROC-AUC", 0), ("mAP", 1)):
             cols = [s for s in a.settings if (d, s) in results]
+            if not cols:
+                continue
             names = sorted({n for s in cols for n in results[(d, s)]},
                            key=lambda n: (not n.startswith("detector"), n.startswith("ablation"),
                                           n.startswith("record"), n))
