@@ -31,38 +31,43 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.inference import inference_copy  # noqa: E402
 from core.loop import predict_probs, train_epoch  # noqa: E402
 from core.seed import epoch_generator, seed_everything  # noqa: E402
 from datasets.registry import load_dataset  # noqa: E402
 from models.registry import build_model  # noqa: E402
-from pipeline.feeds import make_feed  # noqa: E402
+from pipeline.feeds import eval_batch_size, make_feed, place_model  # noqa: E402
 
 EPOCH_LINE = re.compile(r"\| ([\d.]+)s train ([\d.]+)s valid ([\d.]+)s record")
 
 
 def loader_paths(a: argparse.Namespace) -> dict:
     torch.set_num_threads(a.threads)
-    bundle = load_dataset("fashion_mnist", a.data).subset(a.max_train, a.max_test)
+    bundle = load_dataset(a.dataset, a.data).subset(a.max_train, a.max_test)
     device = torch.device(a.device)
-    labels = torch.as_tensor(bundle.train.targets)
+    labels = torch.as_tensor(bundle.train.targets, device=device)
+    eval_batch = eval_batch_size(device)
     setups = {}
     for path in ("standard", "fast"):
         feed = dict(loader=path, device=device)
         seed_everything(0)
-        model = build_model("cnn", 3, num_classes=10, in_channels=1, image_size=bundle.image_size)
+        model = build_model(a.net_type, a.depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                            image_size=bundle.image_size)
+        model = place_model(model, loader=path, device=device)  # as pipeline/generate.py does
         setups[path] = dict(
             model=model,
             opt=torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4),
             train=make_feed(bundle.train, bundle, train=True, shuffle=True, batch_size=128, **feed),
-            valid=make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=512, **feed),
-            record=make_feed(bundle.train, bundle, train=True, shuffle=False, batch_size=512, **feed))
+            valid=make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=eval_batch, **feed),
+            record=make_feed(bundle.train, bundle, train=True, shuffle=False, batch_size=eval_batch, **feed))
     times: dict[str, list[float]] = {p: [] for p in setups}
     for epoch in range(a.epochs + 1):  # epoch 0 warms up
         for path, s in setups.items():
             t0 = time.perf_counter()
             train_epoch(s["model"], s["train"], labels, s["opt"], gen=epoch_generator(0, epoch), progress=False)
-            predict_probs(s["model"], s["valid"], gen=epoch_generator(0, epoch), progress=False)
-            predict_probs(s["model"], s["record"], gen=epoch_generator(0, -1 - epoch), progress=False)
+            fast = inference_copy(s["model"])  # as core/fit.py does for the eval passes
+            predict_probs(fast, s["valid"], gen=epoch_generator(0, epoch), progress=False)
+            predict_probs(fast, s["record"], gen=epoch_generator(0, -1 - epoch), progress=False)
             if epoch:
                 times[path].append(time.perf_counter() - t0)
     median = {p: float(np.median(t)) for p, t in times.items()}
@@ -73,7 +78,7 @@ def loader_paths(a: argparse.Namespace) -> dict:
 
 def runner_epochs(a: argparse.Namespace, procs: int, threads: int) -> dict:
     with tempfile.TemporaryDirectory() as save:
-        flags = ["runner.py", "--dataset", "fashion_mnist", "--max_train", str(a.max_train), "--max_test",
+        flags = ["runner.py", "--dataset", a.dataset, "--net_type", a.net_type, "--depth", str(a.depth), "--max_train", str(a.max_train), "--max_test",
                  str(a.max_test), "--num_epochs", str(a.epochs + 1), "--threads", str(threads), "--device", a.device,
                  "--save", save, "--no_progress"] + (["--data", a.data] if a.data else [])
         launch = [sys.executable] if procs == 1 else \
@@ -90,6 +95,10 @@ def runner_epochs(a: argparse.Namespace, procs: int, threads: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default=None, help="data directory holding fashion_mnist/ (default: the system copy)")
+    p.add_argument("--dataset", default="fashion_mnist",
+                   help="e.g. cifar10 with --data from benchmarks/make_cifar_like.py for the GPU ResNet-32 run")
+    p.add_argument("--net_type", default="cnn")
+    p.add_argument("--depth", type=int, default=3)
     p.add_argument("--max_train", type=int, default=10000)
     p.add_argument("--max_test", type=int, default=2000)
     p.add_argument("--epochs", type=int, default=3, help="timed epochs (after one warm-up epoch)")
@@ -98,7 +107,7 @@ def main() -> None:
     p.add_argument("--skip", choices=("paths", "ddp"), action="append", default=[])
     p.add_argument("--out", default=None, help="write the figures as JSON here")
     a = p.parse_args()
-    result: dict = {"dataset": "fashion_mnist", "cpu_count": os.cpu_count(), "load_average_before": os.getloadavg()}
+    result: dict = {"dataset": a.dataset, "net": f"{a.net_type}{a.depth}", "cpu_count": os.cpu_count(), "load_average_before": os.getloadavg()}
     if "paths" not in a.skip:
         result["loader_paths"] = loader_paths(a)
         print(json.dumps(result["loader_paths"]["epoch_seconds"]), flush=True)
