@@ -74,9 +74,7 @@ class TraceRecorder:
         if resume and self.path.is_file():
             stored, _ = _stored_shape(self.path)
             if stored != (t, n, c):
-                if stored != (n, t, c):
-                    raise ValueError(f"{self.path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)")
-                self._convert_sample_major()
+                raise ValueError(f"{self.path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)")
         else:
             header = _header((t, n, c))
             with open(self.path, "wb") as handle:
@@ -154,22 +152,3 @@ class TraceRecorder:
             self.close()
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
-
-    def _convert_sample_major(self, chunk: int = 8192) -> None:
-        """Rewrite a (N, T, C) ``td_raw.npy`` of an older run as (T, N, C), atomically, then resume from it."""
-        n, t, c = self.shape
-        old = np.load(self.path, mmap_mode="r")
-        tmp = self.path.with_name(f".{self.path.name}.convert.tmp")
-        header = _header((t, n, c))
-        with open(tmp, "wb") as handle:
-            handle.write(header)
-            handle.truncate(len(header) + t * n * c * DTYPE.itemsize)
-            for start in range(0, n, chunk):
-                rows = np.asarray(old[start:start + chunk])
-                for epoch in range(t):
-                    handle.seek(len(header) + (epoch * n + start) * c * DTYPE.itemsize)
-                    handle.write(np.ascontiguousarray(rows[:, epoch]).tobytes())
-            handle.flush()
-            os.fsync(handle.fileno())
-        del old
-        os.replace(tmp, self.path)

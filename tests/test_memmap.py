@@ -69,18 +69,11 @@ def test_partial_record_keeps_rows_already_on_disk(tmp_path):
     np.testing.assert_array_equal(out[5:], raw[5:, 0].astype(np.float16))
 
 
-def test_sample_major_file_of_an_older_run_is_converted_on_resume(tmp_path):
-    raw, _ = synthetic(n=30, t=5, c=4)
+def test_resume_refuses_a_raw_file_of_another_shape(tmp_path):
     path = tmp_path / "td_raw.npy"
-    old = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(30, 5, 4))
-    old[:, :3] = raw[:, :3]
-    old.flush()
-    del old
-    rec = TraceRecorder(path, 30, 5, 4, resume=True)
-    assert np.load(path).shape == (5, 30, 4)
-    np.testing.assert_array_equal(rec.read(0, 30)[:, :3], raw[:, :3].astype(np.float16))
-    assert not rec.read(0, 30)[:, 3:].any()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["td_raw.npy"]
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(30, 5, 4)).flush()
+    with pytest.raises(ValueError, match=r"expected \(5, 30, 4\) \(T, N, C\)"):
+        TraceRecorder(path, 30, 5, 4, resume=True)
 
 
 def test_peak_memory_does_not_follow_the_traces_size():
