@@ -6,6 +6,7 @@ each epoch by ``resume.pth``; re-running the same command continues from the las
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -168,6 +169,18 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
     write_csv(run_dir / "train_log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))
     torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
                 "rows": rows, "config": config}, run_dir / "resume.pth")
+
+
+def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+    """The ``summary.json`` of a finished run with the same settings in ``run_dir`` (re-running it is a no-op),
+    else None."""
+    state, summary = run_dir / "resume.pth", run_dir / "summary.json"
+    if restart or not state.is_file() or not summary.is_file():
+        return None
+    saved = torch.load(state, map_location="cpu", weights_only=True)
+    if saved["epoch"] < config["recipe"]["epochs"] or config_differences(saved["config"], config, RESUME_IGNORES):
+        return None
+    return json.loads(summary.read_text())
 
 
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,

@@ -27,6 +27,7 @@ import numpy as np
 from core.errors import UsageError, run_cli
 from core.io import atomic_open
 from detector_models.baselines import to_class_order
+from detector_models.traces import load_run
 
 LOG_FLOOR = 1e-8  # float16 probabilities reach 0; log(0) is not JSON
 DECIMALS = 4  # float16 holds ~3 significant digits: more is noise
@@ -82,22 +83,6 @@ def export_data_maps(td: np.ndarray, labels: np.ndarray, model_dir: str | os.Pat
     return paths
 
 
-def _load(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """td, labels (validated by :func:`detector_models.traces.load_run`) and train_indices, the guids."""
-    import torch
-
-    from detector_models.traces import METADATA_FILE, load_run
-
-    run = load_run(run_dir)
-    meta_path = Path(run.source).parent / METADATA_FILE
-    guids = None
-    if meta_path.is_file():  # load_run has checked it; it keeps no train_indices, so read them here
-        meta = torch.load(meta_path, map_location="cpu", weights_only=True)
-        if "train_indices" in meta:
-            guids = np.asarray(meta["train_indices"], dtype=np.int64).reshape(-1)
-    return run.td, run.labels, guids
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="run folder with training_dynamics.npz (+ metadata.pth)")
@@ -105,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="cartography model_dir to write into (default: <run_dir>/data_maps)")
     parser.add_argument("--suffix", default=".jsonl", choices=[".jsonl", ".json"])
     args = parser.parse_args(argv)
-    td, labels, guids = _load(args.run_dir)
-    paths = export_data_maps(td, labels, args.out or args.run_dir / "data_maps", guids=guids,
+    run = load_run(args.run_dir)
+    paths = export_data_maps(run.td, run.labels, args.out or args.run_dir / "data_maps", guids=run.train_indices,
                              suffix=args.suffix)
     print(f"wrote {len(paths)} epoch files to {paths[0].parent if paths else args.out}")
 

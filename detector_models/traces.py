@@ -32,6 +32,7 @@ class RunTraces:
     labels : ndarray of shape (N, C), int16.
     label_flipped : ndarray of shape (N,), bool, or None when the run has no ground truth.
     assigned_targets, true_targets : ndarray of shape (N,), or None without metadata.
+    train_indices : ndarray of shape (N,), int64: the training-set position of each row, or None.
     """
 
     source: str
@@ -40,6 +41,7 @@ class RunTraces:
     label_flipped: np.ndarray | None = None
     assigned_targets: np.ndarray | None = None
     true_targets: np.ndarray | None = None
+    train_indices: np.ndarray | None = None
 
     @property
     def curves(self) -> np.ndarray:
@@ -107,6 +109,8 @@ def _load_metadata(meta_path: Path, n_rows: int) -> dict[str, np.ndarray]:
         out[key] = values
     if "label_flipped" in out:
         out["label_flipped"] = out["label_flipped"].astype(bool)
+    if rows is not None:
+        out["train_indices"] = rows
     return out
 
 
@@ -133,7 +137,8 @@ def load_run(run_dir: str | Path) -> RunTraces:
         raise UsageError(f"{meta_path}: assigned_targets disagree with labels[:, 0] of {npz_path} on {bad} "
                          f"rows: the metadata belongs to another run")
     return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=meta.get("label_flipped"),
-                     assigned_targets=assigned, true_targets=meta.get("true_targets"))
+                     assigned_targets=assigned, true_targets=meta.get("true_targets"),
+                     train_indices=meta.get("train_indices"))
 
 
 def resample_time(x: np.ndarray, length: int) -> np.ndarray:

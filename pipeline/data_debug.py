@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from core.errors import fail
+from core.fit import completed_summary
 from core.io import write_csv, write_json, write_text
 from core.runfolder import prepare_run_dir
 from core.inference import inference_copy
@@ -43,7 +44,7 @@ from models.registry import build_model
 from pipeline import denoise
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
 from pipeline.paths import experiment_dir
-from pipeline.retrain import add_args, completed_summary, finish, resolve_recipe, retrain, run_config
+from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from pipeline.scoring import score_run, step3_inputs
 
 SOURCES = ("auto", "truth", "model")

@@ -20,12 +20,13 @@ import numpy as np
 import pandas as pd
 
 from core.errors import fail
+from core.fit import completed_summary
 from core.io import write_csv, write_text
 from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, \
     order_by_noisiness
 from pipeline.paths import experiment_dir
-from pipeline.retrain import add_args, completed_summary, finish, resolve_recipe, retrain, run_config
+from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from pipeline.scoring import Scores, Step1Run, score_run, step3_inputs
 
 REMOVALS = ("detector", "random", "oracle", "none")

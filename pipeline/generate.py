@@ -17,9 +17,9 @@ import torch
 
 from core import distributed
 from core.errors import fail
-from core.fit import RECORD_MODES, FitData, Recipe, fit, recipe_dict, write_valid_results
+from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, write_valid_results
 from core.io import torch_save, write_json
-from core.runfolder import config_differences, prepare_run_dir
+from core.runfolder import prepare_run_dir
 from core.seed import noise_rng, seed_everything
 from datasets.noise import canonical_noise_type, corrupt_labels
 from datasets.registry import DATASETS, LARGE, load_dataset
@@ -142,7 +142,7 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
         int(len(valid_idx)) or len(bundle.test), "realised_noise_rate": float(flipped[train_idx].mean()),
         "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads, "world_size": dist.world,
         "dataset_path": bundle.info.get("path"), "stage": "computation4td"}
-    if _already_complete(run_dir, config, args.restart):
+    if completed_summary(run_dir, config, args.restart) is not None:
         say(f"{run_dir}: already complete (add --restart to run it again)")
         return run_dir
     if dist.is_main:
@@ -198,14 +198,3 @@ def _prepare(run_dir: Path, config: dict[str, Any], train_idx: np.ndarray, valid
         train_indices=torch.as_tensor(train_idx), valid_indices=torch.as_tensor(valid_idx),
         true_targets=torch.as_tensor(true), assigned_targets=torch.as_tensor(assigned),
         label_flipped=torch.as_tensor(flipped)), run_dir / "metadata.pth")
-
-
-def _already_complete(run_dir: Path, config: dict[str, Any], restart: bool) -> bool:
-    """True when a finished run with the same settings is in ``run_dir`` (so re-running is a no-op)."""
-    state = run_dir / "resume.pth"
-    if restart or not state.is_file() or not (run_dir / "summary.json").is_file():
-        return False
-    saved = torch.load(state, map_location="cpu", weights_only=True)
-    from core.fit import RESUME_IGNORES
-
-    return saved["epoch"] >= config["num_epochs"] and not config_differences(saved["config"], config, RESUME_IGNORES)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.fit import RESUME_IGNORES, FitData, Recipe, fit, recipe_dict, write_valid_results
+from core.fit import FitData, Recipe, fit, recipe_dict, write_valid_results
 from core.io import write_json
-from core.runfolder import config_differences, prepare_run_dir
+from core.runfolder import prepare_run_dir
 from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
@@ -52,19 +52,6 @@ def run_config(args: argparse.Namespace, recipe: Recipe, batch_size: int, **extr
     if args.dataset == "digits":  # embedded: --data means nothing
         config["data"] = None
     return {**config, "recipe": recipe_dict(recipe), "batch_size": batch_size, **extra}
-
-
-def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
-    """The summary of a finished retraining with the same settings in ``run_dir``, else None."""
-    import json
-
-    state, summary = run_dir / "resume.pth", run_dir / "summary.json"
-    if restart or not state.is_file() or not summary.is_file():
-        return None
-    saved = torch.load(state, map_location="cpu", weights_only=True)
-    if saved["epoch"] < config["recipe"]["epochs"] or config_differences(saved["config"], config, RESUME_IGNORES):
-        return None
-    return json.loads(summary.read_text())
 
 
 def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_dir: Path, config: dict[str, Any],
