@@ -1,7 +1,7 @@
 """A CIFAR-sized dataset for speed benchmarks, from data that is offline: Fashion-MNIST padded to 32x32 and
 repeated over 3 channels, written in CIFAR-10's pickle layout (50,000 train / 10,000 test).
 
-    python benchmarks/make_cifar_like.py /tmp/cifar_like        # then, on a GPU:
+    python benchmarks/make_cifar_like.py /tmp/cifar_like [FASHION_DIR]   # then, on a GPU:
     python benchmarks/bench_paths.py --dataset cifar10 --data /tmp/cifar_like --net_type resnet --depth 32 \
         --max_train 50000 --max_test 10000 --device cuda --threads 8
 """
@@ -24,8 +24,9 @@ def to_cifar_rows(images: np.ndarray) -> np.ndarray:
     return np.repeat(padded[:, None], 3, axis=1).reshape(len(images), 3072)
 
 
-def main(out: str) -> None:
-    bundle = load_fashion_mnist(None)
+def main(out: str, source: str | None = None) -> None:
+    """``source``: a folder holding Fashion-MNIST's idx files (default: ``/usr/share/datasets/fashion-mnist``)."""
+    bundle = load_fashion_mnist(Path(source) if source else None)
     folder = Path(out) / "cifar10" / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     train_rows, test_rows = to_cifar_rows(bundle.train.images[:50000]), to_cifar_rows(bundle.test.images)
@@ -40,4 +41,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/cifar_like")
+    main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/cifar_like", sys.argv[2] if len(sys.argv) > 2 else None)

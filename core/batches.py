@@ -24,18 +24,22 @@ class Feed(Protocol):
 
 
 def random_crop_flip(x: torch.Tensor, pad: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample random crop after zero padding, and random horizontal flip, on a batch (B, C, H, W)."""
+    """Per-sample random crop after zero padding, and random horizontal flip, on a batch (B, C, H, W).
+
+    The random numbers come from the CPU generator ``gen`` (the same draws on every device); their copies to a
+    GPU are non-blocking, so no batch waits for the GPU to drain its queue.
+    """
     b, _, h, w = x.shape
     if pad:
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-        dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
-        dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device)
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device, non_blocking=True)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(x.device, non_blocking=True)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
         cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
         x = padded[torch.arange(b, device=x.device)[:, None, None, None],
                    torch.arange(x.shape[1], device=x.device)[None, :, None, None], rows, cols]
     if flip:
-        mask = (torch.rand(b, generator=gen) < 0.5).to(x.device)[:, None, None, None]
+        mask = (torch.rand(b, generator=gen) < 0.5).to(x.device, non_blocking=True)[:, None, None, None]
         x = torch.where(mask, x.flip(3), x)
     return x
 
@@ -65,7 +69,7 @@ class TensorFeed:
         order = torch.randperm(self.num_samples, generator=gen) if self.shuffle else torch.arange(self.num_samples)
         for start in range(0, self.num_samples, self.batch_size):
             idx = shard(order[start: start + self.batch_size], order, self.rank, self.world)
-            x = (self.images[idx.to(self.device)].float() - self.mean) / self.std
+            x = (self.images[idx.to(self.device, non_blocking=True)].float() - self.mean) / self.std
             if self.pad or self.flip:
                 # Padding after normalisation with 0 would be grey; pad the raw pixel value 0 (black) instead.
                 x = random_crop_flip(x + self.mean / self.std, self.pad, self.flip, gen) - self.mean / self.std

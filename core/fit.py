@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from core.batches import Feed
+from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
 from core.errors import fail
 from core.io import torch_save, write_csv
@@ -31,7 +32,7 @@ LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_
 # Settings that may change between a run and its resumption (compute placement, not the experiment). Resuming
 # with another world size or --compile continues correctly but is no longer bit-identical to an unbroken run.
 RESUME_IGNORES = ("threads", "device", "progress", "no_progress", "restart", "num_workers", "device_used",
-                  "threads_used", "world_size", "compile")
+                  "threads_used", "world_size", "compile", "no_cuda_graphs")
 
 
 @dataclass
@@ -66,12 +67,13 @@ class FitData:
 def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
         record: str = "eval", amp: bool = False, restart: bool = False, progress: bool = True,
         log: Callable[[str], None] = print, dist: Dist | None = None,
-        compile_backend: str | None = None) -> dict[str, Any]:
+        compile_backend: str | None = None, cuda_graphs: bool = False) -> dict[str, Any]:
     """Train ``model`` in ``run_dir``; returns a summary (best/last validation error, timings).
 
     ``dist``: the data-parallel group of a ``torchrun`` launch (each feed then yields this rank's share; rank 0
     alone writes files). ``compile_backend``: run the forward passes through ``torch.compile`` with this
-    backend (``inductor`` is the default one); the files written are the same.
+    backend (``inductor`` is the default one); the files written are the same. ``cuda_graphs``: on a single
+    CUDA device without ``torch.compile``, replay the training step as a CUDA graph (``core/cuda_graph.py``).
     """
     dist = dist or Dist()
     device = next(model.parameters()).device
@@ -93,6 +95,9 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
     if compile_backend:
         train_net = torch.compile(train_net, backend=compile_backend)
         eval_net = torch.compile(model, backend=compile_backend)
+    step = None
+    if cuda_graphs and device.type == "cuda" and not dist.active and not compile_backend:
+        step = CudaGraphStep(train_net, optimizer, amp=amp)
     gather = dist.gather_rows if dist.active else None
     recorder = None
     if record != "none":
@@ -107,24 +112,22 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, epoch)
         torch.manual_seed(seed * 1_000_003 + epoch)  # per-sample transforms of DataLoader feeds
-        on_probs, shares = None, []
-        if record == "train" and not dist.active:
-            on_probs = lambda idx, p, e=epoch: recorder.record(e, idx, p.cpu().numpy())  # noqa: E731
-        elif record == "train":
-            on_probs = lambda idx, p: shares.append((idx, p.cpu().numpy()))  # noqa: E731
+        shares: list[tuple[np.ndarray, torch.Tensor]] = []  # kept on the device until the epoch ends
+        on_probs = (lambda idx, p: shares.append((idx, p))) if record == "train" else None  # noqa: E731
         t0 = time.perf_counter()
         try:
             stats = train_epoch(train_net, data.train, train_labels, optimizer, gen=epoch_generator(seed, epoch),
                                 amp=amp, desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress,
-                                on_probs=on_probs, all_sum=dist.all_sum if dist.active else None)
+                                on_probs=on_probs, all_sum=dist.all_sum if dist.active else None, step=step)
         except NonFiniteLoss as exc:
             fail(f"epoch {epoch + 1}: {exc}; stopped, the last good checkpoint is {state_path} (lower --lr?)")
         dist.broadcast_buffers(model)
         if shares:
-            probs = gather(np.concatenate([i for i, _ in shares]), np.concatenate([p for _, p in shares]),
-                           data.train.num_samples)
+            idx, probs = np.concatenate([i for i, _ in shares]), torch.cat([p for _, p in shares]).cpu().numpy()
+            if gather is not None:
+                idx, probs = np.arange(data.train.num_samples), gather(idx, probs, data.train.num_samples)
             if recorder is not None:
-                recorder.record(epoch, np.arange(len(probs)), probs)
+                recorder.record(epoch, idx, probs)
         t1 = time.perf_counter()
         # Eval passes run on a copy with BatchNorm folded into the convolutions, in channels-last memory:
         # the recording pass then costs about half as much on the CPU (core/inference.py).
@@ -146,7 +149,7 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
                      "valid_loss": valid["loss"]})
         log(f"epoch {epoch + 1:3d}/{recipe.epochs} lr {lr_at(recipe, epoch):.4g} | train loss {stats.loss:.4f} "
             f"err {stats.error:6.2%} | valid loss {valid['loss']:.4f} err {valid['error']:6.2%} | "
-            f"{t1 - t0:.1f}s train {t2 - t1:.1f}s valid {t3 - t2:.1f}s record")
+            f"{t1 - t0:.2f}s train {t2 - t1:.2f}s valid {t3 - t2:.2f}s record")
         if valid["error"] < best["error"]:
             best = {"error": valid["error"], "epoch": epoch + 1}
         if dist.is_main:

@@ -23,10 +23,31 @@ class EpochStats:
     error: float  # fraction of samples whose argmax differs from their (assigned) label
 
 
-def _autocast(device: torch.device, amp: bool):
+StepFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _autocast(device: torch.device, amp: bool, cache: bool = True):
     if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
+
+
+def eager_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, amp: bool = False) -> StepFn:
+    """One SGD step as a function ``(x (B, ...), y (B,)) -> (loss (), logits (B, C) float32)``, detached.
+
+    The same function is what ``core/cuda_graph.py`` captures, so it must not wait on the GPU (no ``.item()``).
+    """
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with _autocast(x.device, amp, cache=False):  # autocast's weight cache is unsafe inside a CUDA graph
+            logits = model(x)
+        logits = logits.float()
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), logits.detach()
+
+    return step
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -39,30 +60,27 @@ def _progress(total: int, desc: str, enabled: bool):
 def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                 gen: torch.Generator, amp: bool = False, desc: str = "train", progress: bool = True,
                 on_probs: Callable[[np.ndarray, torch.Tensor], None] | None = None,
-                all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None) -> EpochStats:
+                all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                step: StepFn | None = None) -> EpochStats:
     """Train one pass over ``feed``; ``labels`` (N,) are indexed by the feed's sample positions.
 
     ``on_probs(idx, probs)`` receives the softmax (B, C) of the training forward pass itself, which is how
     the zero-cost recording mode sees the data. ``all_sum`` sums the epoch's loss and error counts over the
-    ranks of a data-parallel run (each rank sees a share of the feed).
+    ranks of a data-parallel run (each rank sees a share of the feed). ``step`` replaces the eager SGD step
+    (``eager_step``), e.g. with its CUDA-graph replay (``core.cuda_graph.CudaGraphStep``).
     """
     model.train()
+    step = step or eager_step(model, optimizer, amp)
     device = labels.device
     total_loss = torch.zeros((), device=device)
     wrong = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     with _progress(len(feed), desc, progress) as bar:
         for x, idx in feed.batches(gen):
-            y = labels[idx.to(device)]
-            with _autocast(device, amp):
-                logits = model(x)
-            logits = logits.float()
-            loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            y = labels[idx.to(device, non_blocking=True)]
+            loss, logits = step(x, y)
             with torch.no_grad():
-                total_loss += loss.detach() * len(y)
+                total_loss += loss * len(y)
                 wrong += (logits.argmax(1) != y).sum()
                 if on_probs is not None:
                     on_probs(idx.numpy(), logits.softmax(1))
@@ -88,24 +106,20 @@ def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, a
     of (``Dist.gather_rows``); every rank gets the whole array.
     """
     model.eval()
-    out: np.ndarray | None = None
-    shares: list[tuple[np.ndarray, np.ndarray]] = []
+    rows: list[np.ndarray] = []
+    parts: list[torch.Tensor] = []  # stay on the device: one copy at the end, no wait per batch
     with _progress(len(feed), desc, progress) as bar:
         for x, idx in feed.batches(gen):
             with _autocast(x.device, amp):
-                probs = model(x).float().softmax(1).cpu().numpy()
-            if gather is not None:
-                shares.append((idx.numpy(), probs))
-            else:
-                if out is None:
-                    out = np.empty((feed.num_samples, probs.shape[1]), dtype=np.float32)
-                out[idx.numpy()] = probs
+                parts.append(model(x).float().softmax(1))
+            rows.append(idx.numpy())
             bar.update(1)
+    assert parts, "empty feed"
+    idx_all, probs = np.concatenate(rows), torch.cat(parts).cpu().numpy()
     if gather is not None:
-        assert shares, "empty feed"
-        return gather(np.concatenate([i for i, _ in shares]), np.concatenate([p for _, p in shares]),
-                      feed.num_samples)
-    assert out is not None, "empty feed"
+        return gather(idx_all, probs, feed.num_samples)
+    out = np.empty((feed.num_samples, probs.shape[1]), dtype=np.float32)
+    out[idx_all] = probs
     return out
 
 

@@ -174,7 +174,8 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     start = time.perf_counter()
     summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record=args.record,
                   amp=amp, restart=args.restart, progress=not args.no_progress and dist.is_main, log=say, dist=dist,
-                  compile_backend=args.compile)
+                  compile_backend=args.compile,
+                  cuda_graphs=not args.no_cuda_graphs)
     best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, amp=amp, dist=dist)
     recorder = summary.pop("recorder")
     if not dist.is_main:

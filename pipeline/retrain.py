@@ -77,7 +77,8 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
                    valid_labels=test_labels, num_classes=bundle.num_classes)
     amp = args.amp and device.type == "cuda"
     summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record="none",
-                  amp=amp, restart=args.restart, progress=not args.no_progress, compile_backend=args.compile)
+                  amp=amp, restart=args.restart, progress=not args.no_progress, compile_backend=args.compile,
+                  cuda_graphs=not args.no_cuda_graphs)
     summary.pop("recorder", None)
     best_error = write_valid_results(model, run_dir, data.valid, test_labels, np.arange(len(test_labels)), amp=amp)
     return {"best_test_accuracy": 1.0 - best_error, "last_test_accuracy": 1.0 - summary["last_valid_error"],

@@ -15,6 +15,8 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
                    help="run the model through torch.compile (default backend: inductor); same output files")
+    p.add_argument("--no_cuda_graphs", action="store_true",
+                   help="on CUDA, launch the training step's kernels one by one instead of replaying a CUDA graph")
     p.add_argument("--restart", action="store_true", help="start over instead of resuming the run folder")
     p.add_argument("--no_progress", action="store_true", help="no progress bars (the per-epoch line stays)")
 
@@ -28,6 +30,8 @@ def pick_device(name: str) -> torch.device:
         fail(f"--device: expected auto, cpu, cuda or cuda:N, got {name!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         fail("--device: CUDA was asked for but no GPU is available (use --device cpu)")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN time its algorithms once
     return device
 
 
