@@ -6,12 +6,14 @@ Fashion-MNIST's first 10,000 training images (the README's documented subset) an
 small CNN (``cnn 3``), batch 128, the paper's epoch: training pass + validation pass + the eval-mode recording
 pass over the training set.
 
-1. Standard path (per-sample PIL transforms through a DataLoader, ``--loader standard``, 0 workers) against the
-   fast path (uint8 tensors in memory, batch augmentation, ``--loader fast``), in this process, epochs
-   interleaved so machine noise hits both alike; the median epoch after a warm-up epoch.
+1. Setups of ``--paths`` (``SETUPS``: the standard path = per-sample PIL transforms through a DataLoader with
+   ``--num_workers``; the fast path = uint8 tensors in memory, batch augmentation; each with or without bf16
+   and the CUDA-graph step), in this process, epochs interleaved so machine noise hits all alike; each phase
+   (train / valid / record) timed, the median epoch after a warm-up epoch.
 2. ``runner.py`` as one process against ``torchrun --nproc_per_node 2``, with the same total thread count; the
    median epoch of each run's log after the first epoch, and the whole command's wall time.
-``--device cuda`` measures the GPU targets (fast path >= 3x the standard one) the CPU cannot.
+3. ``--records none,eval,train``: ``runner.py`` once per recording mode, the real entry point's overhead.
+``--device cuda`` measures the GPU targets (``benchmarks/gpu_check.sh`` runs them all).
 """
 from __future__ import annotations
 
@@ -62,7 +64,7 @@ def loader_paths(a: argparse.Namespace) -> dict:
     bundle = load_dataset(a.dataset, a.data).subset(a.max_train, a.max_test)
     device = pick_device(a.device)  # as runner.py does (cuDNN's autotuner on CUDA)
     labels = torch.as_tensor(bundle.train.targets, device=device)
-    eval_batch = eval_batch_size(device)
+    eval_batch = a.eval_batch or eval_batch_size(device)
     setups = {}
     for name in a.paths.split(","):
         path, amp = SETUPS[name]["loader"], SETUPS[name]["amp"]
@@ -95,7 +97,7 @@ def loader_paths(a: argparse.Namespace) -> dict:
                     phases[name][key].append(dt)
     median = {n: {k: float(np.median(v)) for k, v in ph.items()} for n, ph in phases.items()}
     epoch_s = {n: sum(m.values()) for n, m in median.items()}
-    result = {"threads": a.threads, "num_workers_standard": a.num_workers, "train_samples": len(bundle.train),
+    result = {"threads": a.threads, "eval_batch": eval_batch, "num_workers_standard": a.num_workers, "train_samples": len(bundle.train),
               "valid_samples": len(bundle.test), "epoch_seconds": epoch_s, "phase_seconds": median,
               "phase_seconds_all": phases,
               "recording_overhead": {n: m["record"] / (m["train"] + m["valid"]) for n, m in median.items()}}
@@ -135,6 +137,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads in total")
     p.add_argument("--device", default="cpu", help="cpu or cuda (torchrun ranks take cuda:LOCAL_RANK)")
     p.add_argument("--paths", default="standard,fast", help=f"setups to compare, of {','.join(SETUPS)}")
+    p.add_argument("--eval_batch", type=int, default=0, help="batch of the eval passes (0: pipeline's choice)")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers of the standard path")
     p.add_argument("--records", default="", help="also time runner.py with each of these --record modes "
                    "(e.g. none,eval,train): the real entry point's recording overhead")

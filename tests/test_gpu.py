@@ -50,7 +50,7 @@ def test_cuda_probabilities_match_the_cpu(amp, atol):
     np.testing.assert_allclose(p_gpu, p_cpu, rtol=0, atol=atol)
 
 
-@pytest.mark.parametrize("amp, tol", [(False, 2e-3), (True, 5e-2)])
+@pytest.mark.parametrize("amp, tol", [(False, 1e-2), (True, 5e-2)])  # TF32 convolutions: ~1e-3 per step
 def test_graphed_step_trains_like_the_eager_step(amp, tol):
     torch.manual_seed(0)
     model_a = build_model("resnet", 8, num_classes=10, in_channels=3, image_size=16).cuda()
