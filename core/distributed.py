@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
@@ -119,7 +120,9 @@ def init_from_env(device: torch.device) -> tuple[Dist, torch.device]:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # A long timeout: the other ranks wait at the final barrier while rank 0 streams the traces file out
+        # (minutes for a Clothing1M-sized run; NCCL's default would give up after 10).
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=2))
     return Dist(rank=dist.get_rank(), world=dist.get_world_size()), device
 
 

@@ -106,7 +106,9 @@ def main(args: argparse.Namespace) -> Path:
     threads = set_threads(args.threads)
     dist, device = distributed.init_from_env(pick_device(args.device))
     try:
-        return _main(args, threads, dist, device)
+        run_dir = _main(args, threads, dist, device)
+        dist.barrier()  # no rank tears the group down while rank 0 is still writing the run folder
+        return run_dir
     finally:
         distributed.shutdown()
 
