@@ -75,7 +75,7 @@ def main() -> None:
     p.add_argument("--save", default="runs/grid")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no_ablations", action="store_true")
-    p.add_argument("--record_ablation", action="store_true", help="also record from the training pass (digits)")
+    p.add_argument("--record_ablation", action="store_true", help="also record from the training pass (the scored datasets)")
     p.add_argument("--out", default="docs/benchmark_grid.md")
     p.add_argument("--render_only", nargs="*", default=None, metavar="JSON",
                    help="write the table from saved .json results (default: the one beside --out), merged")
@@ -132,7 +132,7 @@ def main() -> None:
         print(f"scored {d} {s} seed {seed} ({time.time() - start:.0f}s)", flush=True)
     if a.record_ablation:
         for (d, s, seed), run in list(runs.items()):
-            if d != "digits" or (a.score_datasets and d not in a.score_datasets):
+            if a.score_datasets and d not in a.score_datasets:
                 continue
             tr = load_run(step1(save / "record_train", d, s, seed, a.threads, ["--record", "train"]))
             nxt = a.seeds[(a.seeds.index(seed) + 1) % len(a.seeds)]
