@@ -110,7 +110,7 @@ def runner_epochs(a: argparse.Namespace, procs: int, threads: int, extra: tuple[
     with tempfile.TemporaryDirectory() as save:
         flags = ["runner.py", "--dataset", a.dataset, "--net_type", a.net_type, "--depth", str(a.depth), "--max_train", str(a.max_train), "--max_test",
                  str(a.max_test), "--num_epochs", str(a.epochs + 1), "--threads", str(threads), "--device", a.device,
-                 "--save", save, "--no_progress", *extra] + (["--data", a.data] if a.data else [])
+                 "--save", save, "--no_progress", "--record", "eval", *extra] + (["--data", a.data] if a.data else [])
         launch = [sys.executable] if procs == 1 else \
             [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)]
         t0 = time.perf_counter()

@@ -14,13 +14,13 @@ T=(--threads 1 --no_progress)
 FM=(--dataset fashion_mnist --max_train 3000 --max_test 1000 --seed 1 --noise_type uniform)
 DET=${DET:-baseline:confidence}
 if [ "$DET" = digits ]; then  # an LSTM trained on digits only
-  "$PY" runner.py --save "$SAVE" "${T[@]}" --dataset digits --noise_type uniform --noise_ratio 0.2 --num_epochs 40 --seed 2
+  "$PY" runner.py --save "$SAVE" --record eval "${T[@]}" --dataset digits --noise_type uniform --noise_ratio 0.2 --num_epochs 40 --seed 2
   DET="$SAVE/digits_0.2_lstm_detector_seed2.pth.tar"
   [ -f "$DET" ] || "$PY" train_detector.py --dataset digits --r 0.2 --epochs 10 --threads 1 --out "$DET" \
     --files_path "$SAVE/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed2"
 fi
 for r in 0.2 0.4; do
-  "$PY" runner.py --save "$SAVE" "${T[@]}" "${FM[@]}" --noise_ratio $r --num_epochs 20
+  "$PY" runner.py --save "$SAVE" --record eval "${T[@]}" "${FM[@]}" --noise_ratio $r --num_epochs 20
   "$PY" denoise.py --save "$SAVE" "${T[@]}" "${FM[@]}" --noise_ratio $r --num_epochs "$EPOCHS" \
     --detector "$DET" --remove_ratio $r --removal none,detector,oracle
   "$PY" data_debug.py --save "$SAVE" "${T[@]}" "${FM[@]}" --noise_ratio $r --num_epochs "$EPOCHS" \

@@ -48,7 +48,8 @@ def step1(save: Path, dataset: str, setting: str, seed: int, threads: int, extra
     kind, ratio = setting.split(":")
     args = generate.get_args_parser().parse_args(
         ["--dataset", dataset, "--noise_type", kind, "--noise_ratio", ratio, "--seed", str(seed), "--save",
-         str(save), "--threads", str(threads), "--no_progress", *DATASET_FLAGS.get(dataset, []), *extra])
+         str(save), "--threads", str(threads), "--no_progress", "--record", "eval", *DATASET_FLAGS.get(dataset, []),
+         *extra])  # the paper's recording for the main rows; --record_ablation passes --record train
     return generate.main(args)
 
 
@@ -89,7 +90,8 @@ def main() -> None:
         results, seconds, commands = {}, 0.0, []
         for path in a.render_only or [Path(a.out).with_suffix(".json")]:
             saved = json.loads(Path(path).read_text())
-            results.update({tuple(k.split("|")): v for k, v in saved["results"].items()})
+            for k, rows in saved["results"].items():  # rows of the same cell from several files add up
+                results.setdefault(tuple(k.split("|")), {}).update(rows)
             seconds, commands = max(seconds, saved["seconds"]), commands + [saved["command"]]
         write_table(Path(a.out), results, a, seconds, " ; ".join(commands))
         return
@@ -152,7 +154,9 @@ def write_table(out: Path, results, a, seconds: float, command: str | None = Non
              f"Machine: {torch.get_num_threads()} torch thread(s) on a 2-core CPU, no GPU; wall time {seconds / 60:.1f} min.  ",
              f"Seeds: {a.seeds}; STEP 1 flags per dataset: {DATASET_FLAGS}.  ",
              "Cells: mean ± std over seeds of ROC-AUC (first table of each dataset) and mAP (second). "
-             "**Bold** = best in its column. No score was tuned to this table.\n"]
+             "**Bold** = best in its column. No score was tuned to this table.  ",
+             "Traces: the paper's eval-mode recording pass (`--record eval`); rows `record=train:` score traces of the "
+             "same settings and seeds recorded from the training pass (`--record train`, runner.py's default).\n"]
     for d in a.datasets:
         for metric, idx in (("ROC-AUC", 0), ("mAP", 1)):
             cols = [s for s in a.settings if (d, s) in results]

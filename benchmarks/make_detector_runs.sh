@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 which=${1:-all}
-run() { $PY runner.py --save runs --threads 1 --no_progress "$@"; }
+run() { $PY runner.py --save runs --threads 1 --no_progress --record eval "$@"; }  # the paper's recording
 
 if [[ $which == all || $which == digits ]]; then
   for noise in uniform flip; do

@@ -1,7 +1,8 @@
 """The epoch loop: train, validate, record, checkpoint; resumable after a kill at any point.
 
-Per epoch, in the paper's order: a training pass, a validation pass, the recording pass (``record='eval'``:
-eval mode, no_grad, the whole training set), then the learning-rate step. State is committed at the end of
+Per epoch, in the paper's order: a training pass (``record='train'`` records its softmax), a validation pass,
+the recording pass (``record='eval'``, the paper's: eval mode, no_grad, the whole training set), then the
+learning-rate step. State is committed at the end of
 each epoch by ``resume.pth``; re-running the same command continues from the last committed epoch.
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ class FitData:
 
 
 def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
-        record: str = "eval", amp: bool = False, restart: bool = False, progress: bool = True,
+        record: str = "train", amp: bool = False, restart: bool = False, progress: bool = True,
         log: Callable[[str], None] = print, dist: Dist | None = None,
         compile_backend: str | None = None, cuda_graphs: bool = False) -> dict[str, Any]:
     """Train ``model`` in ``run_dir``; returns a summary (best/last validation error, timings).

@@ -67,12 +67,13 @@ DIGITS_EPOCHS = 20
 
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> Path:
-    """A real STEP 1 run: digits, uniform noise 0.2, seed 1, the small CNN, 20 epochs (about 10 s)."""
+    """A real STEP 1 run: digits, uniform noise 0.2, seed 1, the small CNN, 20 epochs (about 10 s), recorded by
+    the paper's eval pass (the default, ``--record train``, is what most other run tests use)."""
     from runner import get_args_parser, main
 
     save = tmp_path_factory.mktemp("runs")
     args = get_args_parser().parse_args(["--dataset", "digits", "--seed", "1", "--noise_ratio", "0.2",
                                          "--noise_type", "uniform", "--num_epochs", str(DIGITS_EPOCHS),
-                                         "--save", str(save), "--threads", "1", "--no_progress"])
+                                         "--save", str(save), "--threads", "1", "--no_progress", "--record", "eval"])
     main(args)
     return save / "digits_cnn3_percmislabeled0.2_uniform" / "computation4td_seed1"
