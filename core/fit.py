@@ -25,15 +25,11 @@ from core.io import torch_save, write_csv
 from core.inference import inference_copy
 from core.loop import NonFiniteLoss, classification_stats, predict_probs, train_epoch
 from core.recorder import TraceRecorder
-from core.runfolder import config_differences
+from core.runfolder import RESUME_IGNORES, check_resumable, config_differences
 from core.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
 LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_error", "valid_loss"]
-# Settings that may change between a run and its resumption (compute placement, not the experiment). Resuming
-# with another world size or --compile continues correctly but is no longer bit-identical to an unbroken run.
-RESUME_IGNORES = ("threads", "device", "progress", "no_progress", "restart", "num_workers", "device_used",
-                  "threads_used", "world_size", "compile", "no_cuda_graphs")
 
 
 @dataclass
@@ -85,9 +81,7 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
     start, best, rows = 0, {"error": float("inf"), "epoch": -1}, []
     if state_path.is_file() and not restart:
         state = torch.load(state_path, map_location=device, weights_only=True)
-        diffs = config_differences(state["config"], config, RESUME_IGNORES)
-        if diffs:
-            fail(f"{run_dir} holds a run with other settings ({'; '.join(diffs)}): add --restart to start over")
+        check_resumable(run_dir, config, saved=state["config"])
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, best, rows = state["epoch"], state["best"], state["rows"]

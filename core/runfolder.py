@@ -7,12 +7,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from core.errors import fail
 from core.io import write_json, write_text
 
+# Settings that may change between a run and its resumption (compute placement, not the experiment). Resuming
+# with another world size or --compile continues correctly but is no longer bit-identical to an unbroken run.
+RESUME_IGNORES = ("threads", "device", "progress", "no_progress", "restart", "num_workers", "device_used",
+                  "threads_used", "world_size", "compile", "no_cuda_graphs")
+
 
 def prepare_run_dir(run_dir: Path, config: dict[str, Any], *, flag: str = "--save") -> None:
-    """Create ``run_dir`` (a clear error when it cannot be written) and write ``cmd.txt`` and ``config.json``."""
+    """Create ``run_dir`` (a clear error when it cannot be written) and write ``cmd.txt`` and ``config.json``.
+    A command that trains calls :func:`check_resumable` first, so a refused re-run overwrites nothing."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -34,3 +42,17 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], ignore: t
     """The settings (other than ``ignore``) that differ between a saved run and this command."""
     keys = (set(saved) | set(current)) - set(ignore)
     return sorted(f"--{k} {saved.get(k)!r} -> {current.get(k)!r}" for k in keys if saved.get(k) != current.get(k))
+
+
+def check_resumable(run_dir: Path, config: dict[str, Any], saved: dict[str, Any] | None = None) -> None:
+    """Fail with one line when ``run_dir/resume.pth`` (or ``saved``, its config) holds a run whose settings,
+    other than :data:`RESUME_IGNORES`, differ from ``config``."""
+    state = run_dir / "resume.pth"
+    if saved is None:
+        if not state.is_file():
+            return
+        saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
+    diffs = config_differences(saved, config, RESUME_IGNORES)
+    if diffs:
+        fail(f"{run_dir} holds a run with other settings ({'; '.join(diffs)}): give the run's values to "
+             "continue it, or add --restart to start over")

@@ -19,7 +19,7 @@ from core import distributed
 from core.errors import fail
 from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, write_valid_results
 from core.io import torch_save, write_json
-from core.runfolder import prepare_run_dir
+from core.runfolder import check_resumable, prepare_run_dir
 from core.seed import noise_rng, seed_everything
 from datasets.noise import canonical_noise_type, corrupt_labels
 from datasets.registry import DATASETS, LARGE, load_dataset
@@ -148,6 +148,8 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     if completed_summary(run_dir, config, args.restart) is not None:
         say(f"{run_dir}: already complete (add --restart to run it again)")
         return run_dir
+    if not args.restart:
+        check_resumable(run_dir, config)  # every rank, before _prepare rewrites config.json and metadata.pth
     if dist.is_main:
         _prepare(run_dir, config, train_idx, valid_idx, true, assigned, flipped)
     dist.barrier()

@@ -14,7 +14,7 @@ import torch
 
 from core.fit import FitData, Recipe, fit, recipe_dict, write_valid_results
 from core.io import write_json
-from core.runfolder import prepare_run_dir
+from core.runfolder import check_resumable, prepare_run_dir
 from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
@@ -63,6 +63,8 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
     (resumable like STEP 1; ``config`` from :func:`run_config`) and returns best/last test accuracy, best
     epoch and timings.
     """
+    if not args.restart:
+        check_resumable(run_dir, config)  # a refused re-run overwrites nothing
     prepare_run_dir(run_dir, config)
     seed_everything(args.seed)
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,

@@ -53,3 +53,16 @@ def test_unwritable_save_path(tmp_path):
     r = run([sys.executable, "runner.py", "--save", str(blocker / "runs"), "--num_epochs", "1"])
     assert r.returncode == 2 and r.stderr.startswith("error: --save: cannot create the run folder")
     assert r.stderr.strip().count("\n") == 0
+
+
+def test_rerun_with_other_settings_is_refused_and_overwrites_nothing(tmp_path):
+    flags = [sys.executable, "runner.py", "--dataset", "digits", "--net_type", "cnn", "--depth", "2",
+             "--num_epochs", "2", "--threads", "1", "--no_progress", "--save", str(tmp_path)]
+    assert run(flags).returncode == 0
+    run_dir = tmp_path / "digits_cnn2_percmislabeled0.2_uniform" / "computation4td_seed0"
+    before = {f: (run_dir / f).read_bytes() for f in ("config.json", "metadata.pth", "cmd.txt", "training_dynamics.npz")}
+    r = run(flags + ["--record", "eval", "--max_train", "500"])
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert r.stderr.startswith(f"error: {run_dir} holds a run with other settings (")
+    assert "--record 'train' -> 'eval'" in r.stderr and "--restart" in r.stderr
+    assert {f: (run_dir / f).read_bytes() for f in before} == before
