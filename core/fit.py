@@ -23,9 +23,9 @@ from core.distributed import Dist
 from core.errors import fail
 from core.io import torch_save, write_csv
 from core.inference import inference_copy
-from core.loop import NonFiniteLoss, classification_stats, predict_probs, train_epoch
+from core.loop import NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
 from core.recorder import TraceRecorder
-from core.runfolder import RESUME_IGNORES, check_resumable, config_differences
+from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
 from core.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
@@ -118,11 +118,9 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
             fail(f"epoch {epoch + 1}: {exc}; stopped, the last good checkpoint is {state_path} (lower --lr?)")
         dist.broadcast_buffers(model)
         if shares:
-            idx, probs = np.concatenate([i for i, _ in shares]), torch.cat([p for _, p in shares]).cpu().numpy()
-            if gather is not None:
-                idx, probs = np.arange(data.train.num_samples), gather(idx, probs, data.train.num_samples)
+            probs = assemble_rows(shares, data.train.num_samples, gather)
             if recorder is not None:
-                recorder.record(epoch, idx, probs)
+                recorder.record(epoch, np.arange(len(probs)), probs)
         t1 = time.perf_counter()
         # Eval passes run on a copy with BatchNorm folded into the convolutions, in channels-last memory:
         # the recording pass then costs about half as much on the CPU (core/inference.py).
@@ -172,10 +170,10 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
 def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
     """The ``summary.json`` of a finished run with the same settings in ``run_dir`` (re-running it is a no-op),
     else None."""
-    state, summary = run_dir / "resume.pth", run_dir / "summary.json"
-    if restart or not state.is_file() or not summary.is_file():
+    summary = run_dir / "summary.json"
+    saved = None if restart or not summary.is_file() else read_resume_state(run_dir)
+    if saved is None:
         return None
-    saved = torch.load(state, map_location="cpu", weights_only=True)
     if saved["epoch"] < config["recipe"]["epochs"] or config_differences(saved["config"], config, RESUME_IGNORES):
         return None
     return json.loads(summary.read_text())

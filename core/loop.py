@@ -106,20 +106,28 @@ def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, a
     of (``Dist.gather_rows``); every rank gets the whole array.
     """
     model.eval()
-    rows: list[np.ndarray] = []
-    parts: list[torch.Tensor] = []  # stay on the device: one copy at the end, no wait per batch
+    shares: list[tuple[np.ndarray, torch.Tensor]] = []
     with _progress(len(feed), desc, progress) as bar:
         for x, idx in feed.batches(gen):
             with _autocast(x.device, amp):
-                parts.append(model(x).float().softmax(1))
-            rows.append(idx.numpy())
+                shares.append((idx.numpy(), model(x).float().softmax(1)))
             bar.update(1)
-    assert parts, "empty feed"
-    idx_all, probs = np.concatenate(rows), torch.cat(parts).cpu().numpy()
+    return assemble_rows(shares, feed.num_samples, gather)
+
+
+def assemble_rows(shares: list[tuple[np.ndarray, torch.Tensor]], num_rows: int,
+                  gather: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None) -> np.ndarray:
+    """Per-batch ``(idx (B,), probs (B, C))`` -> one float32 array (num_rows, C), row ``i`` = sample ``i``.
+
+    The probabilities stay on their device until here: one copy to the host per pass, no wait per batch.
+    ``gather`` (``Dist.gather_rows``) assembles the rows every rank of a data-parallel run holds a share of.
+    """
+    assert shares, "empty feed"
+    idx, probs = np.concatenate([i for i, _ in shares]), torch.cat([p for _, p in shares]).cpu().numpy()
     if gather is not None:
-        return gather(idx_all, probs, feed.num_samples)
-    out = np.empty((feed.num_samples, probs.shape[1]), dtype=np.float32)
-    out[idx_all] = probs
+        return gather(idx, probs, num_rows)
+    out = np.empty((num_rows, probs.shape[1]), dtype=np.float32)
+    out[idx] = probs
     return out
 
 

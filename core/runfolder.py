@@ -47,12 +47,19 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any], ignore: t
 def check_resumable(run_dir: Path, config: dict[str, Any], saved: dict[str, Any] | None = None) -> None:
     """Fail with one line when ``run_dir/resume.pth`` (or ``saved``, its config) holds a run whose settings,
     other than :data:`RESUME_IGNORES`, differ from ``config``."""
-    state = run_dir / "resume.pth"
     if saved is None:
-        if not state.is_file():
+        state = read_resume_state(run_dir)
+        if state is None:
             return
-        saved = torch.load(state, map_location="cpu", weights_only=True)["config"]
+        saved = state["config"]
     diffs = config_differences(saved, config, RESUME_IGNORES)
     if diffs:
         fail(f"{run_dir} holds a run with other settings ({'; '.join(diffs)}): give the run's values to "
              "continue it, or add --restart to start over")
+
+
+def read_resume_state(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir/resume.pth`` memory-mapped (its tensors are read only if used: checking the configuration or
+    the epoch of a large model's checkpoint costs next to nothing), or None when there is none."""
+    path = run_dir / "resume.pth"
+    return torch.load(path, map_location="cpu", weights_only=True, mmap=True) if path.is_file() else None
