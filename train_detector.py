@@ -18,11 +18,12 @@ import torch
 
 from core.errors import UsageError, run_cli
 from core.io import torch_save
-from detector_models.lstm import DEFAULT_VARIANT, VARIANTS
+from detector_models.features import FEATURES, check_features
+from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
 from detector_models.predict import load_detector, make_checkpoint, read_checkpoint
-from detector_models.traces import load_run, resample_time
+from detector_models.traces import load_run
 from detector_models.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, \
-    train_detector
+    pool_runs, train_detector
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -39,8 +40,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--val_fraction", type=float, default=DEFAULT_VAL_FRACTION)
     p.add_argument("--variant", choices=VARIANTS, default=None,
                    help=f"input variant (default {DEFAULT_VARIANT}; with --resume, the checkpoint's)")
+    p.add_argument("--features", default=None,
+                   help=f"comma-separated per-epoch inputs from {', '.join(FEATURES)} (default "
+                        f"{','.join(DEFAULT_FEATURES)}; prob alone is the paper's; with --resume, the checkpoint's)")
+    p.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"linear term on each feature's time-mean (default {'on' if DEFAULT_ANCHOR else 'off'}; "
+                        "with --resume, the checkpoint's)")
     p.add_argument("--length", type=int, default=None,
                    help="resample every run to this many epochs (default: the first run's, or --resume's)")
+    p.add_argument("--max_per_run", type=int, default=None,
+                   help="train on at most this many traces of each run (seeded, stratified draw)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, help="checkpoint path (default <dataset>_<r>_lstm_detector.pth.tar)")
     return p
@@ -55,38 +64,51 @@ def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     if args.epochs < 1 or args.batch_size < 1 or not 0 < args.val_fraction < 1:
         raise UsageError("--epochs and --batch_size must be >= 1 and --val_fraction in (0, 1)")
+    if args.max_per_run is not None and args.max_per_run < 10:
+        raise UsageError(f"--max_per_run: expected at least 10 traces per run, got {args.max_per_run}")
+    if args.length is not None and args.length < 1:
+        raise UsageError(f"--length: expected a positive number of epochs, got {args.length}")
+    try:
+        features = check_features(args.features) if args.features else None
+    except ValueError as exc:
+        raise UsageError(f"--features: {exc}") from None
     init_state, variant, length = None, args.variant or DEFAULT_VARIANT, args.length
+    anchor = DEFAULT_ANCHOR if args.anchor is None else args.anchor
     if args.resume:
         model, info = load_detector(args.resume)  # validates variant and shapes before we train for minutes
-        if args.variant and args.variant != info.variant:
-            raise UsageError(f"--variant {args.variant} conflicts with {args.resume}, a {info.variant} detector")
+        for flag, asked, has in (("--variant", args.variant, info.variant), ("--features", features, info.features),
+                                 ("--anchor", args.anchor, info.anchor)):
+            if asked is not None and asked != has:
+                raise UsageError(f"{flag} {asked} conflicts with {args.resume}, which has {has}")
         init_state, variant, length = model.state_dict(), info.variant, length or info.train_length
-        print(f"fine-tuning {args.resume} ({info.variant}, T={info.train_length}, epoch {info.epoch})")
+        features, anchor = info.features, info.anchor
+        print(f"fine-tuning {args.resume} ({info.variant}, features {','.join(features)}, T={info.train_length}, "
+              f"epoch {info.epoch})")
+    features = features or DEFAULT_FEATURES
     runs = [load_run(path) for path in args.files_path]
     length = length or runs[0].num_epochs
-    curves, flipped, strata = [], [], []
-    for i, (path, run) in enumerate(zip(args.files_path, runs)):
+    for path, run in zip(args.files_path, runs):
         if run.label_flipped is None:
             raise UsageError(f"{path}: no label_flipped in metadata.pth: cannot train a detector on it")
         note = f", resampled to T={length}" if run.num_epochs != length else ""
         print(f"{path}: {len(run.td)} traces, T={run.num_epochs}, {run.label_flipped.mean():.1%} flipped{note}")
-        curves.append(resample_time(run.curves, length))
-        flipped.append(run.label_flipped)
-        strata.append(np.full(len(run.td), i))
-    result = train_detector(np.concatenate(curves), np.concatenate(flipped), variant=variant, lr=args.lr,
+    inputs, flipped, strata = pool_runs(runs, features=features, length=length, max_per_run=args.max_per_run,
+                                        seed=args.seed)
+    result = train_detector(inputs, flipped, variant=variant, features=features, anchor=anchor, lr=args.lr,
                             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                            val_fraction=args.val_fraction, strata=np.concatenate(strata),
-                            init_state=init_state)
+                            val_fraction=args.val_fraction, strata=strata, init_state=init_state)
     out = Path(args.out or default_name(args.dataset, args.r))
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt = make_checkpoint(result.state_dict, epoch=result.best_epoch, best_prec=result.val_accuracy,
                            optimizer_state=result.optimizer_state, variant=result.variant,
-                           train_length=result.train_length, val_auc=result.val_auc, val_map=result.val_map,
+                           train_length=result.train_length, features=result.features, anchor=result.anchor,
+                           val_auc=result.val_auc, val_map=result.val_map,
                            args=json.loads(json.dumps(vars(args))), history=result.history)
     torch_save(ckpt, out)
     read_checkpoint(out)  # what we wrote must load under weights_only, as every reader will load it
     print(f"best epoch {result.best_epoch}: val ROC-AUC {result.val_auc:.4f}  mAP {result.val_map:.4f}  "
-          f"(acc {result.val_accuracy:.4f}, {result.variant}, T={result.train_length}) -> {out}")
+          f"(acc {result.val_accuracy:.4f}, {result.variant}, features {','.join(result.features)}"
+          f"{', anchored' if result.anchor else ''}, T={result.train_length}) -> {out}")
     return dict(path=str(out), val_auc=result.val_auc, val_map=result.val_map, best_epoch=result.best_epoch)
 
 

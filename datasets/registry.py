@@ -1,4 +1,4 @@
-"""Datasets by name. ``<datadir>/<dataset>`` holds each one in the layout of DESIGN.md."""
+"""Datasets by name. ``<datadir>/<dataset>`` holds each one in the layout of docs/formats.md and the README."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -4,7 +4,7 @@ Every score is a pure function ``score(td, labels, **options) -> suspicion`` ove
 
 - ``td``: array of shape (N, T, C), the softmax recorded after each epoch. Channel 0 is the probability of
   the *assigned* (possibly noisy) label, channels 1..C-1 the other classes sorted per sample by mean
-  probability (see docs/DESIGN.md, "Recording training dynamics").
+  probability (see docs/formats.md).
 - ``labels``: int array of shape (N, C), the class id of each channel (``labels[:, 0]`` = assigned label).
 
 Each returns a float64 array of shape (N,) where HIGHER means MORE LIKELY MISLABELED, so

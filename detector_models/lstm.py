@@ -18,14 +18,29 @@ Variants (stored in every checkpoint as ``'variant'``; a checkpoint without the 
 
 The first three share the original state_dict (``lstm.*`` + ``classifier.*``, same shapes), so their weights
 load into the original code (which then reads the curve forward: only ``forward`` means the same thing there).
+
+Beyond the paper (both stored in the checkpoint, ``features`` and ``anchor``):
+
+- ``features``: the per-epoch inputs (``detector_models/features.py``); the paper's is ``("prob",)``, one
+  channel. More features widen ``lstm.weight_ih_l0`` to (256, F), so only one-feature detectors load into the
+  original code.
+- ``anchor``: a linear term on each feature's mean over time, added to the LSTM's logits. Initialised by
+  logistic regression and with the LSTM's classifier at zero, the untrained model already *is* the best
+  linear score of the feature means (mean ``margin`` = AUM, mean ``prob`` = data-map confidence); training
+  fits the LSTM as a residual on top, and the selection by validation ROC-AUC includes the starting point,
+  so the detector is never below that linear score on its own validation split.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from detector_models.features import PAPER_FEATURES, check_features
+
 VARIANTS = ("forward", "reversed", "pooled", "bidirectional")
 DEFAULT_VARIANT = "pooled"  # chosen by measurement: docs/detector.md, benchmarks/detector_variants.py
+DEFAULT_FEATURES = PAPER_FEATURES  # provisional: replaced by the leave-one-dataset-out choice
+DEFAULT_ANCHOR = False
 ORIGINAL_VARIANT = "forward"  # what a checkpoint without a 'variant' key was trained as
 HIDDEN_SIZE = 64
 NUM_LAYERS = 2
@@ -47,14 +62,19 @@ class LSTMDetector(nn.Module):
         One of :data:`VARIANTS`.
     hidden_size, num_layers : int
         The paper's 64 and 2; other values break checkpoint compatibility with the original code.
+    features : sequence of str
+        Names of the per-epoch input features (one LSTM input channel each).
+    anchor : bool
+        Add a linear term on the time-mean of each feature to the logits.
     """
 
     def __init__(self, variant: str = DEFAULT_VARIANT, hidden_size: int = HIDDEN_SIZE,
-                 num_layers: int = NUM_LAYERS) -> None:
+                 num_layers: int = NUM_LAYERS, *, features=PAPER_FEATURES, anchor: bool = False) -> None:
         super().__init__()
         self.variant = check_variant(variant)
+        self.features = check_features(features)
         bidirectional = variant == "bidirectional"
-        lstm = nn.LSTM(1, hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
+        lstm = nn.LSTM(len(self.features), hidden_size, num_layers, batch_first=True, bidirectional=bidirectional)
         classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), 2)
         # The original's init (orthogonal weights, biases 0.01): keeps our fresh models comparable to its own.
         for name, param in lstm.named_parameters():
@@ -66,19 +86,21 @@ class LSTMDetector(nn.Module):
         # by position, so only this order lets the original code resume from our 'optimizer' and we from its.
         self.classifier = classifier
         self.lstm = lstm
+        self.anchor = nn.Linear(len(self.features), 2) if anchor else None
 
     def forward(self, curves: torch.Tensor) -> torch.Tensor:
-        """Logits of shape (B, 2) from ``curves`` of shape (B, T) or (B, T, 1), values in [0, 1]."""
+        """Logits of shape (B, 2) from ``curves`` of shape (B, T) (one feature) or (B, T, F)."""
         x = curves.unsqueeze(-1) if curves.dim() == 2 else curves
+        base = self.anchor(x.mean(dim=1)) if self.anchor is not None else 0.0
         if self.variant == "reversed":
             x = x.flip(1)
         out, _ = self.lstm(x)
         if self.variant == "pooled":
-            features = out.mean(dim=1)
+            summary = out.mean(dim=1)
         elif self.variant == "bidirectional":
             half = out.shape[-1] // 2
             # The backward direction has read the whole sequence at step 0, the forward one at step T-1.
-            features = torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=1)
+            summary = torch.cat([out[:, -1, :half], out[:, 0, half:]], dim=1)
         else:
-            features = out[:, -1]
-        return self.classifier(features)
+            summary = out[:, -1]
+        return self.classifier(summary) + base

@@ -1,7 +1,8 @@
 """Load a detector checkpoint safely, score traces of any length, order and cut them.
 
 A checkpoint is ``torch.save({'epoch', 'state_dict', 'best_prec', 'optimizer', ...})``, the original's four
-keys plus ours (``variant``, ``train_length``, ``val_auc``, ``val_map``, ``args``, ``history``). It is always
+keys plus ours (``variant``, ``train_length``, ``features``, ``anchor``, ``val_auc``, ``val_map``, ``args``,
+``history``); a checkpoint without ``features`` reads the paper's one channel (``prob``), without ``anchor`` none. It is always
 read with ``weights_only=True``: a checkpoint is code from a stranger until proven otherwise.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import UsageError
+from detector_models.features import PAPER_FEATURES, check_features, feature_stack
 from detector_models.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, num_kept, \
     order_by_noisiness
@@ -31,6 +33,8 @@ class DetectorInfo:
     path: str
     variant: str
     train_length: int
+    features: tuple[str, ...]
+    anchor: bool
     epoch: int | None
     best_prec: float | None
     val_auc: float | None
@@ -38,10 +42,12 @@ class DetectorInfo:
 
 
 def make_checkpoint(state_dict: dict, *, epoch: int, best_prec: float, optimizer_state: dict, variant: str,
-                    train_length: int, **extra) -> dict:
+                    train_length: int, features: tuple[str, ...] = PAPER_FEATURES, anchor: bool = False,
+                    **extra) -> dict:
     """The checkpoint dict: the original's four keys (so its code loads ours) plus ours in ``extra``."""
     return dict(epoch=int(epoch), state_dict=state_dict, best_prec=float(best_prec), optimizer=optimizer_state,
-                variant=variant, train_length=int(train_length), **extra)
+                variant=variant, train_length=int(train_length), features=list(features), anchor=bool(anchor),
+                **extra)
 
 
 def _shape_problems(expected: dict, found: dict) -> list[str]:
@@ -98,14 +104,20 @@ def load_detector(path: str | Path) -> tuple[LSTMDetector, DetectorInfo]:
     variant = ckpt.get("variant", ORIGINAL_VARIANT)
     if variant not in VARIANTS:
         raise UsageError(f"{path}: unknown detector variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    try:
+        features = check_features(ckpt.get("features", PAPER_FEATURES))
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    anchor = bool(ckpt.get("anchor", False))
     # DataParallel-wrapped models save 'module.'-prefixed keys; the weights are the same.
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in ckpt["state_dict"].items()}
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UsageError(f"{path}: not a detector checkpoint: 'state_dict' holds non-tensors")
-    model = LSTMDetector(variant)
+    model = LSTMDetector(variant, features=features, anchor=anchor)
     problems = _shape_problems(model.state_dict(), state)
     if problems:
-        raise UsageError(f"{path}: weights do not fit the {variant} LSTM detector (2 layers, hidden 64): "
+        raise UsageError(f"{path}: weights do not fit the {variant} LSTM detector (2 layers, hidden 64, "
+                         f"features {','.join(features)}{', anchored' if anchor else ''}): "
                          + "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4 else ""))
     model.load_state_dict(state)
     model.eval()
@@ -118,6 +130,7 @@ def load_detector(path: str | Path) -> tuple[LSTMDetector, DetectorInfo]:
     epoch = ckpt.get("epoch")
     info = DetectorInfo(path=str(path), variant=variant,
                         train_length=int(ckpt.get("train_length", ORIGINAL_TRAIN_LENGTH)),
+                        features=features, anchor=anchor,
                         epoch=int(epoch) if isinstance(epoch, (int, np.integer)) else None, best_prec=num("best_prec"),
                         val_auc=num("val_auc"), val_map=num("val_map"))
     return model, info
@@ -127,9 +140,9 @@ def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int |
                     batch_size: int = SCORE_BATCH, bfloat16: bool = False) -> np.ndarray:
     """``softmax(model(curves))[:, 1]`` in batches, shape (N,) float32.
 
-    ``curves`` (N, T) may be float16 (as stored); each batch is converted (and resampled to ``length``
-    steps if given) on its own, so a million traces never exist as one float32 copy. ``bfloat16`` runs the
-    LSTM in bfloat16 (~2.5x faster on CPUs with AVX512-BF16, scores differ by ~1e-3).
+    ``curves`` (N, T) or (N, T, F), the model's input, may be float16 (as stored); each batch is converted
+    (and resampled to ``length`` steps if given) on its own, so a million traces never exist as one float32
+    copy. ``bfloat16`` runs the LSTM in bfloat16 (~2.5x faster on CPUs with AVX512-BF16, scores differ by ~1e-3).
     """
     model.eval()
     out = np.empty(len(curves), dtype=np.float32)
@@ -143,13 +156,14 @@ def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int |
     return out
 
 
-def score(model: torch.nn.Module, info: DetectorInfo, curves: np.ndarray, *,
+def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *,
           batch_size: int = SCORE_BATCH, bfloat16: bool = False) -> tuple[np.ndarray, str | None]:
-    """Score traces with a loaded detector, resampling their time axis to the detector's length.
+    """Score traces with a loaded detector: its features per epoch, resampled in time to its length.
 
     Parameters
     ----------
-    curves : ndarray of shape (N, T) (``td[:, :, 0]``) or (N, T, C) (``td``: channel 0 is used).
+    td : ndarray of shape (N, T, C), the traces file's ``td``; (N, T) curves (``td[:, :, 0]``) are accepted
+        by detectors that read only ``prob``, the paper's input.
 
     Returns
     -------
@@ -157,15 +171,25 @@ def score(model: torch.nn.Module, info: DetectorInfo, curves: np.ndarray, *,
     note : str or None
         Says what was done when T differs from the detector's training length, else None.
     """
-    if curves.ndim == 3:
-        curves = curves[:, :, 0]
-    t = curves.shape[1]
+    if td.ndim == 2:
+        if info.features != PAPER_FEATURES:
+            raise UsageError(f"{info.path} reads features {','.join(info.features)}: it needs the full traces "
+                             f"(N, T, C), not one curve per sample")
+        td = td[:, :, None]
+    if td.ndim != 3 or (td.shape[2] < 2 and info.features != PAPER_FEATURES):
+        raise UsageError(f"traces must have shape (N, T, C) with C >= 2, got {td.shape}")
+    t = td.shape[1]
     note = None
     if t != info.train_length:
         note = (f"note: traces have T={t} epochs, the detector was trained on T={info.train_length}: "
                 f"resampled the time axis linearly to {info.train_length} steps")
-    return predict_p_noisy(model, curves, length=info.train_length, batch_size=batch_size,
-                           bfloat16=bfloat16), note
+    p_noisy = np.empty(len(td), dtype=np.float32)
+    for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
+        chunk = td[i:i + batch_size]
+        inputs = chunk[:, :, 0] if info.features == PAPER_FEATURES else feature_stack(chunk, info.features)
+        p_noisy[i:i + len(chunk)] = predict_p_noisy(model, inputs, length=info.train_length,
+                                                    batch_size=batch_size, bfloat16=bfloat16)
+    return p_noisy, note
 
 
 def get_order(p_noisy: np.ndarray, remove_ratio: float) -> tuple[np.ndarray, np.ndarray]:

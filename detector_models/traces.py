@@ -1,6 +1,6 @@
 """Read a STEP 1 run folder (``training_dynamics.npz`` + ``metadata.pth``) and resample traces in time.
 
-Formats (docs: /work/shared/DESIGN.md §1): ``td`` float16 of shape (N, T, C), channel 0 = probability of the
+Formats (docs/formats.md): ``td`` float16 of shape (N, T, C), channel 0 = probability of the
 assigned label; ``labels`` int16 of shape (N, C), column 0 = the assigned label. ``metadata.pth`` holds
 ``train_indices``, ``true_targets``, ``assigned_targets``, ``label_flipped`` over the *full* training set;
 row ``n`` of ``td`` is training-set position ``train_indices[n]``.
@@ -142,15 +142,15 @@ def load_run(run_dir: str | Path) -> RunTraces:
 
 
 def resample_time(x: np.ndarray, length: int) -> np.ndarray:
-    """Linearly interpolate the time axis of ``x`` (shape (N, T)) to ``length`` steps.
+    """Linearly interpolate the time axis (axis 1) of ``x``, shape (N, T) or (N, T, F), to ``length`` steps.
 
     The first and last epochs map onto each other, so a curve keeps its start and end values.
-    Returns float32 of shape (N, length); ``x`` itself (as float32) when T already equals ``length``.
+    Returns float32 of shape (N, length[, F]); ``x`` itself (as float32) when T already equals ``length``.
     """
     x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError(f"resample_time expects shape (N, T), got {x.shape}")
-    n, t = x.shape
+    if x.ndim not in (2, 3):
+        raise ValueError(f"resample_time expects shape (N, T) or (N, T, F), got {x.shape}")
+    t = x.shape[1]
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
     if t == length:
@@ -160,4 +160,6 @@ def resample_time(x: np.ndarray, length: int) -> np.ndarray:
     pos = np.linspace(0.0, t - 1, length) if length > 1 else np.zeros(1)
     left = np.minimum(np.floor(pos).astype(np.int64), t - 2)
     frac = (pos - left).astype(np.float32)
+    if x.ndim == 3:
+        frac = frac[:, None]
     return x[:, left] * (1.0 - frac) + x[:, left + 1] * frac

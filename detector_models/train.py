@@ -19,6 +19,7 @@ from torch import nn
 
 from core.errors import UsageError
 from core.seed import epoch_generator
+from detector_models.features import PAPER_FEATURES, detector_inputs
 from detector_models.lstm import DEFAULT_VARIANT, LSTMDetector
 from detector_models.metrics import detection_metrics
 from detector_models.predict import predict_p_noisy
@@ -27,6 +28,7 @@ DEFAULT_LR = 1e-3  # AdamW; 0.1 (original) diverges or collapses to a constant f
 DEFAULT_EPOCHS = 20
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_VAL_FRACTION = 0.1
+RESIDUAL_INIT_STD = 0.05  # anchored models: the LSTM classifier's initial weights
 GRAD_CLIP = 1.0  # max global grad norm: an LSTM over 100s of steps occasionally spikes
 
 
@@ -38,6 +40,8 @@ class TrainResult:
     optimizer_state: dict
     variant: str
     train_length: int
+    features: tuple[str, ...]
+    anchor: bool
     best_epoch: int  # 0 = the initial weights (fine-tuning that never beat its starting point)
     val_auc: float
     val_map: float
@@ -66,21 +70,52 @@ def _evaluate(model: nn.Module, curves: np.ndarray, flipped: np.ndarray) -> tupl
     return m.roc_auc, m.average_precision, accuracy
 
 
+def _stratum_weights(strata: np.ndarray | None, n: int) -> np.ndarray:
+    """Per-sample loss weights, mean 1, that give every stratum (run) the same total weight: a pool of runs of
+    1,500 and 10,000 samples then teaches both regimes, not mostly the larger run's."""
+    if strata is None:
+        return np.ones(n, dtype=np.float32)
+    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    weights = 1.0 / counts[inverse]
+    return (weights * n / weights.sum()).astype(np.float32)
+
+
+def _init_anchor(model: LSTMDetector, inputs: np.ndarray, flipped: np.ndarray, weights: np.ndarray) -> None:
+    """Start as the logistic regression of ``flipped`` on each feature's time-mean, the LSTM's share at zero."""
+    from sklearn.linear_model import LogisticRegression
+
+    means = inputs.mean(axis=1, dtype=np.float64)
+    fit = LogisticRegression(C=100.0, max_iter=1000).fit(means, flipped, sample_weight=weights)
+    with torch.no_grad():
+        model.anchor.weight.zero_()
+        model.anchor.bias.zero_()
+        model.anchor.weight[1] = torch.as_tensor(fit.coef_[0], dtype=torch.float32)
+        model.anchor.bias[1] = float(fit.intercept_[0])
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+
+
 def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DEFAULT_VARIANT,
+                   features: tuple[str, ...] = PAPER_FEATURES, anchor: bool = False,
                    lr: float = DEFAULT_LR, epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE,
                    seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION, strata: np.ndarray | None = None,
                    init_state: dict | None = None,
                    log: Callable[[str], None] = print) -> TrainResult:
-    """Train an :class:`LSTMDetector` to predict ``flipped`` from ``curves``.
+    """Train an :class:`LSTMDetector` to predict ``flipped`` from per-epoch inputs.
 
     Parameters
     ----------
-    curves : ndarray of shape (N, T)
-        Assigned-label probability per epoch (``td[:, :, 0]``), all of one length T.
+    curves : ndarray of shape (N, T) or (N, T, F)
+        The detector's input, all of one length T: ``td[:, :, 0]`` for the paper's detector, else
+        ``feature_stack(td, features)`` (F = ``len(features)``).
     flipped : ndarray of shape (N,), bool
         Ground truth: True = mislabeled.
+    features : tuple of str
+        What the F input channels are (stored with the model; see ``detector_models/features.py``).
+    anchor : bool
+        Add the linear anchor on feature means (``LSTMDetector``); a fresh model starts as its logistic fit.
     strata : ndarray of shape (N,), optional
-        Groups to stratify the split by besides ``flipped`` (e.g. which run a row came from).
+        Which run each row came from: the split is stratified by it and every run weighs the same in the loss.
     init_state : dict, optional
         A state_dict to fine-tune from; its validation AUC is measured first and kept if never beaten.
 
@@ -89,20 +124,27 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
     TrainResult
     """
     curves = np.ascontiguousarray(curves, dtype=np.float32)
+    if curves.ndim == 2:
+        curves = curves[:, :, None]
     flipped = np.asarray(flipped).astype(bool)
-    if curves.ndim != 2 or len(curves) != len(flipped):
-        raise ValueError(f"curves must be (N, T) matching flipped (N,), got {curves.shape}, {flipped.shape}")
+    if curves.ndim != 3 or len(curves) != len(flipped) or curves.shape[2] != len(features):
+        raise ValueError(f"curves must be (N, T, {len(features)}) matching flipped (N,), "
+                         f"got {curves.shape}, {flipped.shape}")
     if not flipped.any() or flipped.all():
         raise UsageError(f"the training traces have {int(flipped.sum())} mislabeled samples of {len(flipped)}: "
                          "a detector needs both clean and mislabeled samples")
     groups = flipped.astype(np.int64) + (2 * np.asarray(strata, dtype=np.int64) if strata is not None else 0)
     train_idx, val_idx = stratified_split(groups, val_fraction=val_fraction, seed=seed)
     torch.manual_seed(seed)
-    model = LSTMDetector(variant)
+    model = LSTMDetector(variant, features=features, anchor=anchor)
+    weights = _stratum_weights(strata, len(flipped))[train_idx]
     if init_state is not None:
         model.load_state_dict(init_state)
+    elif anchor:
+        _init_anchor(model, curves[train_idx], flipped[train_idx], weights)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     x_train, y_train = torch.from_numpy(curves[train_idx]), torch.from_numpy(flipped[train_idx].astype(np.int64))
+    w_train = torch.from_numpy(weights)
     x_val, y_val = curves[val_idx], flipped[val_idx]
 
     best = dict(epoch=-1, auc=-math.inf)
@@ -118,9 +160,14 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
             best.update(epoch=epoch, auc=auc, ap=ap, acc=acc, state=copy.deepcopy(model.state_dict()),
                         optimizer=copy.deepcopy(optimizer.state_dict()))
 
-    if init_state is not None:
+    if init_state is not None or anchor:  # the starting point competes: fine-tuning or the anchor never loses
         consider(0, float("nan"), 0.0)
-    loss_fn = nn.CrossEntropyLoss()
+    if init_state is None and anchor:
+        # A zero classifier over a near-constant LSTM summary is a saddle point (no gradient reaches the LSTM):
+        # the residual starts small instead, the anchor-only model having been scored above.
+        with torch.no_grad():
+            model.classifier.weight.normal_(0.0, RESIDUAL_INIT_STD, generator=epoch_generator(seed, 0))
+    loss_fn = nn.CrossEntropyLoss(reduction="none")
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
@@ -128,7 +175,7 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
         total, count = 0.0, 0
         for i in range(0, len(order), batch_size):
             batch = order[i:i + batch_size]
-            loss = loss_fn(model(x_train[batch]), y_train[batch])
+            loss = (loss_fn(model(x_train[batch]), y_train[batch]) * w_train[batch]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
@@ -137,5 +184,28 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
             count += len(batch)
         consider(epoch, total / count, time.perf_counter() - start)
     return TrainResult(state_dict=best["state"], optimizer_state=best["optimizer"], variant=variant,
-                       train_length=int(curves.shape[1]), best_epoch=best["epoch"], val_auc=best["auc"],
+                       train_length=int(curves.shape[1]), features=tuple(features), anchor=anchor, best_epoch=best["epoch"], val_auc=best["auc"],
                        val_map=best["ap"], val_accuracy=best["acc"], val_indices=val_idx, history=history)
+
+
+def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run: int | None = None,
+              seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training set of a pool of runs: inputs (N, length, F), flipped (N,) and run index (N,).
+
+    ``runs`` are :class:`~detector_models.traces.RunTraces` with ground truth, each resampled to ``length``
+    epochs. ``max_per_run`` keeps at most that many rows of a run (a seeded draw, stratified by
+    clean/mislabeled), so a pool's cost is bounded while its regimes stay; the loss weighs every run the same.
+    """
+    inputs, flipped, strata = [], [], []
+    for i, run in enumerate(runs):
+        if run.label_flipped is None:
+            raise UsageError(f"{run.source}: no label_flipped in metadata.pth: cannot train a detector on it")
+        rows = np.arange(len(run.td))
+        if max_per_run is not None and len(rows) > max_per_run:
+            rows, _ = train_test_split(rows, train_size=max_per_run, random_state=seed + i,
+                                       stratify=run.label_flipped)
+            rows = np.sort(rows)
+        inputs.append(detector_inputs(run.td[rows], features, length))
+        flipped.append(run.label_flipped[rows])
+        strata.append(np.full(len(rows), i))
+    return np.concatenate(inputs), np.concatenate(flipped), np.concatenate(strata)

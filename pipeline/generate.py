@@ -39,7 +39,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of weights, batch order and augmentation")
     p.add_argument("--split_seed", type=int, default=None, help="seed of the noise and split (default: --seed)")
     p.add_argument("--noise_ratio", type=float, default=0.2, help="fraction of labels to corrupt, in [0, 1)")
-    p.add_argument("--noise_type", default="uniform", help="uniform (=sym) or flip (=asym)")
+    p.add_argument("--noise_type", default="uniform", help="uniform (=sym), flip (=asym) or instance (image-dependent)")
     p.add_argument("--net_type", default=None, help=f"one of {', '.join(sorted(MODELS))} (default: per dataset)")
     p.add_argument("--depth", type=int, default=None, help="network depth (default: per dataset)")
     p.add_argument("--save", default="runs", help="folder under which run folders are made")
@@ -133,8 +133,9 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     if args.dataset in LARGE:  # real noise: the labels are what they are
         assigned, flipped = true.copy(), np.zeros(len(true), bool)
     else:
+        images = bundle.train.images if bundle.in_memory else None  # instance noise reads the images
         noisy = corrupt_labels(true, ratio=args.noise_ratio, noise_type=noise_type,
-                               num_classes=bundle.num_classes, split_seed=split_seed)
+                               num_classes=bundle.num_classes, split_seed=split_seed, images=images)
         assigned, flipped = noisy.assigned, noisy.flipped
     train_idx, valid_idx = split_indices(len(true), args.num_valid, split_seed)
     run_dir = td_run_dir(args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type, args.seed)

@@ -1,4 +1,4 @@
-"""A small synthetic run folder in the traces-file format of docs/DESIGN.md, for tests that read run folders.
+"""A small synthetic run folder in the traces-file format of docs/formats.md, for tests that read run folders.
 
 Clean samples climb to their label; flipped ones stay low, then are memorized after the "LR drop".
 """

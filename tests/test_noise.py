@@ -57,3 +57,46 @@ def test_bad_ratio(ratio):
 def test_bad_type_lists_valid():
     with pytest.raises(UsageError, match="valid: .*flip.*uniform"):
         canonical_noise_type("pairflip")
+
+
+# Instance-dependent noise on real images (scikit-learn's digits: 1,797 8x8 images, no files needed).
+def _digits():
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images * 255 / 16).astype(np.uint8)[:, None]  # (N, 1, 8, 8) uint8, as the loaders give
+    return images, d.target.astype(np.int64)
+
+
+def test_instance_noise_is_seeded_exact_in_rate_and_only_real_wrong_classes():
+    images, true = _digits()
+    a = corrupt_labels(true, ratio=0.3, noise_type="instance", num_classes=10, split_seed=4, images=images)
+    b = corrupt_labels(true, ratio=0.3, noise_type="instance", num_classes=10, split_seed=4, images=images)
+    c = corrupt_labels(true, ratio=0.3, noise_type="instance", num_classes=10, split_seed=5, images=images)
+    assert np.array_equal(a.assigned, b.assigned) and not np.array_equal(a.assigned, c.assigned)
+    assert a.flipped.sum() == round(0.3 * 1797) == 539  # exactly, not about
+    assert set(np.unique(a.assigned)) <= set(range(10)) and np.all(a.assigned[a.flipped] != true[a.flipped])
+
+
+def test_instance_noise_hits_ambiguous_images_and_their_look_alike_classes():
+    from datasets.noise import quick_model_probs
+
+    images, true = _digits()
+    noisy = corrupt_labels(true, ratio=0.2, noise_type="instance", num_classes=10, split_seed=1, images=images)
+    probs = quick_model_probs(images, true, num_classes=10)
+    p_true = probs[np.arange(len(true)), true]
+    # Flipped images are the ones a quick model is unsure of (uniform noise would give equal means).
+    assert p_true[noisy.flipped].mean() < p_true[~noisy.flipped].mean() - 0.05
+    # Their new class is one the quick model finds likely: its rank among the 9 wrong classes is far below
+    # the 4.0 (0-based mean of 0..8) that a uniformly drawn wrong class would have.
+    flipped = np.flatnonzero(noisy.flipped)
+    wrong = probs[flipped].copy()
+    wrong[np.arange(len(flipped)), true[flipped]] = -1
+    order = np.argsort(-wrong, axis=1)
+    rank = np.argmax(order == noisy.assigned[flipped][:, None], axis=1)
+    assert rank.mean() < 2.0
+
+
+def test_instance_noise_needs_images():
+    with pytest.raises(UsageError, match="instance: needs a dataset held in memory"):
+        corrupt_labels(TRUE, ratio=0.2, noise_type="instance", num_classes=10, split_seed=0)

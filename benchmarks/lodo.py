@@ -1,0 +1,151 @@
+"""Leave-one-dataset-out: detectors trained on the pool without dataset X, scored on X's grid, beside every
+hand-crafted score on the same traces.
+
+    python benchmarks/pool.py                                  # the STEP 1 runs (once; resumable)
+    python benchmarks/lodo.py --heldout digits fashion_mnist   # train, score, write docs/lodo.md (+ .json)
+    python benchmarks/lodo.py --heldout digits --out /tmp/d.md & python benchmarks/lodo.py --heldout fashion_mnist --out /tmp/f.md
+    python benchmarks/lodo.py --render /tmp/d.json /tmp/f.json --out docs/lodo.md   # merge the two halves
+
+For each held-out dataset X and each candidate design, one detector is trained on every finished pool run of
+the *other* datasets (grid and extra groups; at most ``--max_per_run`` traces per run, every run weighted
+equally, resampled to ``--length`` epochs) and scores each run of X's grid group (``benchmarks/pool.py``:
+uniform / flip / instance x 0.2 / 0.4 x 3 seeds). Trained detectors are kept under ``<pool>/lodo/`` and
+reused. No number here was used to tune anything but the choice among the candidates, which is the point.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.pool import POOL, is_done  # noqa: E402
+from core.io import torch_save, write_json, write_text  # noqa: E402
+from detector_models.baselines import score_baselines  # noqa: E402
+from detector_models.metrics import detection_metrics  # noqa: E402
+from detector_models.predict import load_detector, make_checkpoint, score  # noqa: E402
+from detector_models.traces import load_run  # noqa: E402
+from detector_models.train import pool_runs, train_detector  # noqa: E402
+
+CANDIDATES = {  # name -> train_detector options; the paper's input first
+    "paper input (prob)": dict(features=("prob",), anchor=False),
+    "prob+margin": dict(features=("prob", "margin"), anchor=False),
+    "prob+margin, anchored": dict(features=("prob", "margin"), anchor=True),
+    "all 5 features, anchored": dict(features=("prob", "margin", "loss", "entropy", "rank"), anchor=True),
+}
+BASELINES = ["aum", "confidence", "mean_loss", "variability", "forgetting", "last_self_confidence",
+             "cl_label_quality"]
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def train_candidate(runs: list, options: dict, *, length: int, max_per_run: int, epochs: int, seed: int,
+                    out: Path) -> None:
+    inputs, flipped, strata = pool_runs(runs, features=options["features"], length=length,
+                                        max_per_run=max_per_run, seed=seed)
+    result = train_detector(inputs, flipped, strata=strata, epochs=epochs, batch_size=256, seed=seed,
+                            log=lambda line: None, **options)
+    torch_save(make_checkpoint(result.state_dict, epoch=result.best_epoch, best_prec=result.val_accuracy,
+                               optimizer_state=result.optimizer_state, variant=result.variant,
+                               train_length=result.train_length, features=result.features, anchor=result.anchor,
+                               val_auc=result.val_auc, val_map=result.val_map,
+                               trained_on=[r.source for r in runs]), out)
+
+
+def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
+    save = Path(a.pool)
+    done = [run for run in POOL if is_done(run, save)]
+    train_runs = [load_run(run.run_dir(save)) for run in done if run.dataset != heldout]
+    test = [run for run in done if run.dataset == heldout and run.group.endswith("_grid")]
+    print(f"held out {heldout}: training on {len(train_runs)} runs of the other datasets, scoring {len(test)} runs",
+          flush=True)
+    detectors = {}
+    for name, options in CANDIDATES.items():
+        if a.candidates and name not in a.candidates:
+            continue
+        path = save / "lodo" / f"without_{heldout}__{slug(name)}__T{a.length}.pth.tar"
+        if not path.is_file():
+            start = time.time()
+            train_candidate(train_runs, options, length=a.length, max_per_run=a.max_per_run, epochs=a.epochs,
+                            seed=0, out=path)
+            print(f"  trained {name} ({time.time() - start:.0f}s) -> {path}", flush=True)
+        detectors[name] = load_detector(path)
+    for run in test:
+        traces = load_run(run.run_dir(save))
+        key = f"{heldout}|{run.noise_type} {run.noise_ratio}"
+        scores = {f"detector: {n}": score(m, info, traces.td)[0] for n, (m, info) in detectors.items()}
+        scores.update(score_baselines(traces.td, traces.labels, names=BASELINES))
+        for name, values in scores.items():
+            m = detection_metrics(values, traces.label_flipped, remove_ratio=float(traces.label_flipped.mean()))
+            results.setdefault(key, {}).setdefault(name, []).append((m.roc_auc, m.average_precision))
+
+
+def render(results: dict, out: Path, command: str) -> None:
+    lines = ["# Leave-one-dataset-out: detectors vs hand-crafted scores\n", f"Command: `{command}`  ",
+             "Cells: mean ± std over the 3 seeds of the held-out grid (`benchmarks/pool.py`). "
+             "*best hand-crafted* = the best of the hand-crafted scores **per setting, chosen in hindsight** "
+             f"(among {', '.join(BASELINES)}).\n"]
+    by_dataset = defaultdict(list)
+    for key in results:
+        by_dataset[key.split("|")[0]].append(key)
+    for dataset, keys in by_dataset.items():
+        names = [n for n in results[keys[0]] if n.startswith("detector")]
+        for metric, idx in (("ROC-AUC", 0), ("mAP", 1)):
+            lines += [f"\n## held out: {dataset}, {metric}\n",
+                      "| setting | " + " | ".join(n.removeprefix("detector: ") for n in names)
+                      + " | best hand-crafted | AUM |", "|---|" + "---|" * (len(names) + 2)]
+            sums = defaultdict(list)
+            for key in keys:
+                cell = {n: [v[idx] for v in vals] for n, vals in results[key].items()}
+                best_name = max((n for n in cell if not n.startswith("detector")), key=lambda n: np.mean(cell[n]))
+                row = [f"{np.mean(cell[n]):.3f} ± {np.std(cell[n]):.3f}" for n in names]
+                for n in names:
+                    sums[n].append(np.mean(cell[n]))
+                sums["best"].append(np.mean(cell[best_name]))
+                sums["aum"].append(np.mean(cell["aum"]))
+                lines.append(f"| {key.split('|')[1]} | " + " | ".join(row)
+                             + f" | {np.mean(cell[best_name]):.3f} ({best_name}) | {np.mean(cell['aum']):.3f} |")
+            lines.append("| **mean** | " + " | ".join(f"**{np.mean(sums[n]):.3f}**" for n in names)
+                         + f" | **{np.mean(sums['best']):.3f}** | **{np.mean(sums['aum']):.3f}** |")
+            worst = {n: min(np.array(sums[n]) - np.array(sums["best"])) for n in names}
+            lines.append("| worst gap to best | " + " | ".join(f"{worst[n]:+.3f}" for n in names) + " | | |")
+    write_text(out, "\n".join(lines) + "\n")
+    write_json(out.with_suffix(".json"), {"command": command, "results": results})
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--pool", default="runs/pool")
+    p.add_argument("--heldout", nargs="+", default=["digits", "fashion_mnist"])
+    p.add_argument("--candidates", nargs="+", default=None, help=f"subset of: {' | '.join(CANDIDATES)}")
+    p.add_argument("--length", type=int, default=32, help="detector length (epochs after resampling)")
+    p.add_argument("--max_per_run", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="docs/lodo.md")
+    p.add_argument("--render", nargs="+", default=None, metavar="JSON", help="merge saved results, write --out")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    command = "python benchmarks/lodo.py " + " ".join(sys.argv[1:])
+    results: dict = {}
+    if a.render:
+        for path in a.render:
+            results.update(json.loads(Path(path).read_text())["results"])
+    else:
+        for heldout in a.heldout:
+            evaluate(heldout, a, results)
+    render(results, Path(a.out), command)
+
+
+if __name__ == "__main__":
+    main()

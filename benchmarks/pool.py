@@ -1,0 +1,145 @@
+"""The pool of STEP 1 runs the generalist detector is trained and judged on, built by one resumable command.
+
+    python benchmarks/pool.py                      # every run (~35 min on 2 cores), 2 at a time, 1 thread each
+    python benchmarks/pool.py --groups digits_grid --jobs 2 --dry_run
+
+Two kinds of groups, each a list of STEP 1 settings that write under ``<save>/<group>/``:
+- ``*_grid``: the leave-one-dataset-out evaluation grid of one dataset: uniform / flip / instance noise at
+  0.2 and 0.4, seeds 1-3, in the dataset's standard CPU setting (what ``benchmarks/lodo.py`` scores);
+- ``*_extra``: other regimes users produce, for training only: other training-set sizes, networks (cnn and
+  resnet), epoch budgets (20 to 100), noise rates (0.1 to 0.5) and both recording modes.
+
+A finished run is not re-run (STEP 1's own resume), and a killed build resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.paths import td_run_dir  # noqa: E402
+
+DIGITS = ["--dataset", "digits", "--num_epochs", "40"]
+FASHION = ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000", "--net_type", "cnn",
+           "--depth", "2", "--num_epochs", "20"]
+GRID_SETTINGS = [(kind, ratio) for kind in ("uniform", "flip", "instance") for ratio in (0.2, 0.4)]
+GRID_SEEDS = (1, 2, 3)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One STEP 1 run of the pool: ``flags`` go to runner.py besides noise, seed and save folder."""
+
+    group: str
+    dataset: str
+    noise_type: str
+    noise_ratio: float
+    seed: int
+    flags: tuple[str, ...]
+
+    def command(self, save: Path, threads: int) -> list[str]:
+        return [sys.executable, str(ROOT / "runner.py"), *self.flags, "--noise_type", self.noise_type,
+                "--noise_ratio", str(self.noise_ratio), "--seed", str(self.seed), "--save", str(save / self.group),
+                "--threads", str(threads), "--no_progress"]
+
+    def run_dir(self, save: Path) -> Path:
+        net = self.flags[self.flags.index("--net_type") + 1] if "--net_type" in self.flags else "cnn"
+        depth = int(self.flags[self.flags.index("--depth") + 1]) if "--depth" in self.flags else 3
+        return td_run_dir(save / self.group, self.dataset, net, depth, self.noise_ratio, self.noise_type, self.seed)
+
+
+def _grid(group: str, dataset: str, flags: list[str]) -> list[Run]:
+    return [Run(group, dataset, kind, ratio, seed, tuple(flags)) for kind, ratio in GRID_SETTINGS
+            for seed in GRID_SEEDS]
+
+
+def _extra(group: str, dataset: str, settings: list[tuple[str, float, int, list[str]]]) -> list[Run]:
+    return [Run(group, dataset, kind, ratio, seed, tuple(flags)) for kind, ratio, seed, flags in settings]
+
+
+POOL: list[Run] = [
+    *_grid("digits_grid", "digits", DIGITS),
+    *_grid("fashion_grid", "fashion_mnist", FASHION),
+    *_extra("digits_extra", "digits", [
+        ("uniform", 0.1, 4, ["--dataset", "digits", "--num_epochs", "20", "--net_type", "cnn", "--depth", "2"]),
+        ("uniform", 0.5, 4, ["--dataset", "digits", "--num_epochs", "100", "--record", "eval"]),
+        ("flip", 0.3, 4, ["--dataset", "digits", "--num_epochs", "60", "--net_type", "resnet", "--depth", "8"]),
+        ("instance", 0.3, 4, ["--dataset", "digits", "--num_epochs", "40", "--record", "eval"]),
+        ("flip", 0.1, 5, ["--dataset", "digits", "--num_epochs", "30", "--net_type", "cnn", "--depth", "1"]),
+        ("instance", 0.1, 5, ["--dataset", "digits", "--num_epochs", "80", "--net_type", "resnet", "--depth", "8"]),
+    ]),
+    *_extra("fashion_extra", "fashion_mnist", [
+        ("uniform", 0.3, 4, ["--dataset", "fashion_mnist", "--max_train", "10000", "--max_test", "1000",
+                             "--net_type", "cnn", "--depth", "2", "--num_epochs", "20"]),
+        ("instance", 0.3, 4, ["--dataset", "fashion_mnist", "--max_train", "6000", "--max_test", "1000",
+                              "--net_type", "cnn", "--depth", "3", "--num_epochs", "20", "--record", "eval"]),
+        ("flip", 0.3, 4, ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000",
+                          "--net_type", "resnet", "--depth", "8", "--num_epochs", "30"]),
+        ("uniform", 0.5, 4, ["--dataset", "fashion_mnist", "--max_train", "2000", "--max_test", "1000",
+                             "--net_type", "cnn", "--depth", "2", "--num_epochs", "60"]),
+        ("flip", 0.1, 5, ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000",
+                          "--net_type", "cnn", "--depth", "3", "--num_epochs", "40", "--record", "eval"]),
+        ("instance", 0.1, 5, ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000",
+                              "--net_type", "cnn", "--depth", "2", "--num_epochs", "20"]),
+    ]),
+]
+GROUPS = sorted({run.group for run in POOL})
+
+
+def select(groups: list[str] | None) -> list[Run]:
+    unknown = set(groups or []) - set(GROUPS)
+    if unknown:
+        raise SystemExit(f"error: --groups: unknown {sorted(unknown)}; valid: {', '.join(GROUPS)}")
+    return [run for run in POOL if not groups or run.group in groups]
+
+
+def is_done(run: Run, save: Path) -> bool:
+    return (run.run_dir(save) / "summary.json").is_file()
+
+
+def build(runs: list[Run], save: Path, *, jobs: int, threads: int) -> int:
+    """Run every unfinished run, ``jobs`` at a time; returns how many failed (their logs say why)."""
+    todo = [run for run in runs if not is_done(run, save)]
+    print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run, {jobs} at a time")
+    start = time.time()
+
+    def one(run: Run) -> int:
+        log = save / "logs" / f"{run.run_dir(save).relative_to(save).as_posix().replace('/', '__')}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as handle:
+            code = subprocess.call(run.command(save, threads), stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        print(f"[{time.time() - start:6.0f}s] {'ok  ' if code == 0 else 'FAIL'} {run.run_dir(save)}", flush=True)
+        return code
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        codes = list(pool.map(one, todo))
+    return sum(code != 0 for code in codes)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--save", default="runs/pool", help="folder of the pool (one sub-folder per group)")
+    p.add_argument("--groups", nargs="+", default=None, help=f"only these groups ({', '.join(GROUPS)})")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--dry_run", action="store_true", help="list the runs and whether each is done")
+    a = p.parse_args()
+    runs, save = select(a.groups), Path(a.save)
+    if a.dry_run:
+        for run in runs:
+            print(("done  " if is_done(run, save) else "to do ") + " ".join(run.command(save, a.threads)[2:]))
+        return
+    failed = build(runs, save, jobs=max(1, a.jobs), threads=a.threads)
+    if failed:
+        raise SystemExit(f"error: {failed} runs failed; see {save / 'logs'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Per-epoch input features of the detector, computed from the traces ``td``.
+
+The paper's detector reads one curve per sample, the assigned label's probability (``prob``). A detector may
+read several, each a function of one epoch's softmax, so that it can be applied to any run's traces:
+
+- ``prob``: ``td[:, t, 0]``, the probability of the assigned label (the paper's input);
+- ``margin``: ``prob`` minus the largest *other* probability at that epoch, in [-1, 1] (the per-epoch term of
+  AUM). It says whether another class beats the assigned one: with flip noise the true class stays visible
+  there, and it reads alike on runs that memorize their noisy labels and runs that do not;
+- ``loss``: cross-entropy ``-log prob``, divided by ``log(1e4)`` and capped at 1 so it stays in [0, 1];
+- ``entropy``: entropy of the softmax divided by ``log(C)``, in [0, 1];
+- ``rank``: how many classes beat the assigned one at that epoch, divided by ``C - 1``, in [0, 1].
+
+Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
+names it reads (``features``); scoring computes the same ones, in the same order.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+PAPER_FEATURES = ("prob",)
+_LOSS_CAP = np.log(1e4)  # -log p beyond p = 1e-4 carries no more information at float16 precision
+_CHUNK_ROWS = 16384  # rows per float32 conversion: bounds the memory of a million-trace run
+
+
+def _prob(td: np.ndarray) -> np.ndarray:
+    return td[:, :, 0]
+
+
+def _margin(td: np.ndarray) -> np.ndarray:
+    return td[:, :, 0] - td[:, :, 1:].max(axis=2)
+
+
+def _loss(td: np.ndarray) -> np.ndarray:
+    return np.minimum(-np.log(np.maximum(td[:, :, 0], 1e-30)) / _LOSS_CAP, 1.0)
+
+
+def _entropy(td: np.ndarray) -> np.ndarray:
+    p = np.maximum(td, 1e-30)
+    return -(td * np.log(p)).sum(axis=2) / np.log(td.shape[2])
+
+
+def _rank(td: np.ndarray) -> np.ndarray:
+    return (td[:, :, 1:] > td[:, :, :1]).sum(axis=2) / (td.shape[2] - 1)
+
+
+FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "prob": _prob, "margin": _margin, "loss": _loss, "entropy": _entropy, "rank": _rank,
+}
+
+
+def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
+    """The names as a tuple (a comma-separated string is split); ``ValueError`` for unknown or repeated ones."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = tuple(names)
+    unknown = [n for n in names if n not in FEATURES]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ValueError(f"features must be distinct names from {', '.join(FEATURES)}; got {', '.join(names) or 'none'}")
+    return names
+
+
+def feature_stack(td: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """The detector's input: features per epoch, float32 array of shape (N, T, F), F = ``len(names)``.
+
+    Parameters
+    ----------
+    td : array of shape (N, T, C), C >= 2 (float16 as stored is fine: converted a chunk of rows at a time)
+    names : feature names from :data:`FEATURES`
+    """
+    names = check_features(names)
+    if td.ndim != 3 or td.shape[2] < 2:
+        raise ValueError(f"td must have shape (N, T, C) with C >= 2, got {td.shape}")
+    out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
+    for start in range(0, td.shape[0], _CHUNK_ROWS):
+        chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)
+        for j, name in enumerate(names):
+            out[start:start + len(chunk), :, j] = FEATURES[name](chunk)
+    return out
+
+
+def detector_inputs(td: np.ndarray, names: Sequence[str], length: int | None = None) -> np.ndarray:
+    """:func:`feature_stack` of ``td`` (N, T, C), resampled in time to ``length`` steps when given:
+    float32 array of shape (N, length or T, F)."""
+    from detector_models.traces import resample_time  # traces does not import features: no cycle
+
+    x = feature_stack(td, names)
+    return x if length is None or length == x.shape[1] else resample_time(x, length)

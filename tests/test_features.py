@@ -1,0 +1,101 @@
+"""detector_models.features: per-epoch inputs, hand-computed; checkpoints that record them."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.errors import UsageError
+from detector_models.features import FEATURES, check_features, detector_inputs, feature_stack
+from detector_models.lstm import LSTMDetector
+from detector_models.predict import load_detector, make_checkpoint, predict_p_noisy, score
+
+torch.set_num_threads(1)
+
+# One sample, three epochs, three classes (channel 0 = assigned label).
+TD = np.array([[[0.50, 0.30, 0.20],    # assigned leads by 0.20
+                [0.40, 0.25, 0.35],    # channel 2 is this epoch's strongest other class, not channel 1
+                [0.10, 0.60, 0.30]]],  # both others beat the assigned label
+              dtype=np.float32)
+
+
+def test_margin_uses_the_strongest_other_class_of_each_epoch():
+    # 0.50 - max(0.30, 0.20) = 0.20; 0.40 - max(0.25, 0.35) = 0.05 (channel 1 would give 0.15); 0.10 - 0.60 = -0.50
+    np.testing.assert_allclose(feature_stack(TD, ["margin"])[0, :, 0], [0.20, 0.05, -0.50], atol=1e-7)
+
+
+def test_prob_loss_entropy_rank_by_hand():
+    x = feature_stack(TD, ["prob", "loss", "entropy", "rank"])[0]
+    np.testing.assert_allclose(x[:, 0], [0.5, 0.4, 0.1], atol=1e-7)
+    # loss = -ln p / ln 1e4: 0.693147 / 9.210340 = 0.075257; 0.916291 / 9.210340 = 0.099485; 2.302585 / 9.210340 = 0.25
+    np.testing.assert_allclose(x[:, 1], [0.075257, 0.099485, 0.25], atol=1e-6)
+    # entropy / ln 3: (0.5*0.693147 + 0.3*1.203973 + 0.2*1.609438) / 1.098612 = 1.029653 / 1.098612 = 0.937231
+    assert x[0, 2] == pytest.approx(0.937231, abs=1e-6)
+    # rank = classes above the assigned one / (C - 1): none, none, both
+    np.testing.assert_allclose(x[:, 3], [0.0, 0.0, 1.0])
+
+
+def test_loss_is_capped_at_one_for_probabilities_below_1e4():
+    td = np.array([[[0.0, 1.0], [1e-5, 1.0 - 1e-5]]], dtype=np.float32)
+    np.testing.assert_allclose(feature_stack(td, ["loss"])[0, :, 0], [1.0, 1.0])
+
+
+def test_float16_traces_are_read_in_chunks_like_float32(monkeypatch):
+    import detector_models.features as features
+
+    rng = np.random.default_rng(0)
+    td = rng.dirichlet(np.ones(5), size=(37, 6)).astype(np.float16)
+    whole = feature_stack(td, list(FEATURES))
+    monkeypatch.setattr(features, "_CHUNK_ROWS", 8)
+    np.testing.assert_array_equal(feature_stack(td, list(FEATURES)), whole)
+    assert whole.dtype == np.float32 and whole.shape == (37, 6, 5)
+
+
+def test_detector_inputs_resample_each_feature_in_time():
+    x = detector_inputs(TD, ["prob", "margin"], length=5)  # epochs 0, 0.5, 1, 1.5, 2
+    np.testing.assert_allclose(x[0, :, 0], [0.5, 0.45, 0.4, 0.25, 0.1], atol=1e-6)
+    np.testing.assert_allclose(x[0, :, 1], [0.2, 0.125, 0.05, -0.225, -0.5], atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["", "prob,prob", "margin,curvature", ["prob", "nope"]])
+def test_bad_feature_lists_are_refused_with_the_valid_names(bad):
+    with pytest.raises(ValueError, match="prob, margin, loss, entropy, rank"):
+        check_features(bad)
+
+
+def _save(path, model, **kwargs):
+    torch.save(make_checkpoint(model.state_dict(), epoch=1, best_prec=0.5, optimizer_state={}, variant="pooled",
+                               train_length=3, **kwargs), path)
+    return path
+
+
+def test_checkpoint_records_its_features_and_scoring_computes_them(tmp_path):
+    torch.manual_seed(0)
+    model = LSTMDetector("pooled", features=("prob", "margin"), anchor=True)
+    loaded, info = load_detector(_save(tmp_path / "d.pth.tar", model, features=("prob", "margin"), anchor=True))
+    assert info.features == ("prob", "margin") and info.anchor
+    td = np.random.default_rng(1).dirichlet(np.ones(4), size=(20, 3)).astype(np.float16)
+    expected = predict_p_noisy(model, feature_stack(td, ("prob", "margin")))
+    np.testing.assert_allclose(score(loaded, info, td)[0], expected, atol=1e-6)
+    with pytest.raises(UsageError, match="needs the full traces"):
+        score(loaded, info, td[:, :, 0])
+
+
+def test_a_features_mismatch_fails_clearly(tmp_path):
+    one = LSTMDetector("pooled")  # the paper's one-channel weights, stored as if they read two features
+    with pytest.raises(UsageError, match=r"features prob,margin.*weight_ih_l0 has shape \(256, 1\)"):
+        load_detector(_save(tmp_path / "a.pth.tar", one, features=("prob", "margin")))
+    with pytest.raises(UsageError, match="b.pth.tar: features must be distinct names"):
+        load_detector(_save(tmp_path / "b.pth.tar", one, features=("prob", "curvature")))
+
+
+def test_untrained_anchor_is_the_linear_score_of_feature_means():
+    model = LSTMDetector("pooled", features=("margin",), anchor=True)
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        model.anchor.weight.copy_(torch.tensor([[0.0], [-3.0]]))
+        model.anchor.bias.zero_()
+    x = feature_stack(TD, ["margin"])  # mean margin (0.20 + 0.05 - 0.50) / 3 = -0.083333 (AUM from probabilities)
+    p = predict_p_noisy(model, x)[0]
+    assert p == pytest.approx(1 / (1 + math.exp(-3.0 * 0.083333)), abs=1e-5)  # softmax([0, 0.25])[1] = 0.562177
