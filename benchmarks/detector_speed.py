@@ -1,9 +1,12 @@
-"""Inference speed of the LSTM detector: traces/s at T=200 by threads, precision and batch size.
+"""Scoring speed: traces/s of every shipped detector on T=200 traces, the whole path of STEP 3's scoring.
 
-    .venv/bin/python benchmarks/detector_speed.py --n 50000 --threads 1 2 --out results/detector_speed.json
+    .venv/bin/python benchmarks/detector_speed.py --n 200000 --threads 2 --out benchmarks/results/detector_speed.json
+    .venv/bin/python benchmarks/detector_speed.py --lengths 16 32 64 200      # fresh default-design detectors
 
-Random traces of shape (n, 200) float16 (as stored) through ``predict_p_noisy`` of the default (pooled)
-detector, one timed pass after a warm-up. Projects the time for 1M traces. Result: docs/detector.md.
+Random softmax traces of shape (n, T, 10) float16 (as stored) go through ``predict.score``: the detector's
+features per epoch, the time axis resampled to its training length, the LSTM (float32 and bfloat16). A
+detector trained at T=32 runs its LSTM over 32 steps whatever T the traces have, so its speed depends on its
+training length much more than on T. One timed pass after a warm-up; projects the time for 1M traces.
 """
 from __future__ import annotations
 
@@ -15,39 +18,56 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from core.io import write_json  # noqa: E402
-from detector_models.lstm import DEFAULT_VARIANT, LSTMDetector  # noqa: E402
-from detector_models.predict import predict_p_noisy  # noqa: E402
+from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, LSTMDetector  # noqa: E402
+from detector_models.predict import DetectorInfo, load_detector, score  # noqa: E402
+
+
+def random_traces(n: int, t: int, classes: int = 10) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2, (n, t, classes)).astype(np.float32)
+    probs = np.exp(logits)
+    return (probs / probs.sum(axis=2, keepdims=True)).astype(np.float16)
+
+
+def fresh(length: int) -> tuple[torch.nn.Module, DetectorInfo]:
+    model = LSTMDetector(DEFAULT_VARIANT, features=DEFAULT_FEATURES, anchor=DEFAULT_ANCHOR).eval()
+    return model, DetectorInfo(path=f"fresh T={length}", variant=DEFAULT_VARIANT, train_length=length,
+                               features=DEFAULT_FEATURES, anchor=DEFAULT_ANCHOR, epoch=None, best_prec=None,
+                               val_auc=None, val_map=None)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=50_000)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=200_000)
     p.add_argument("--T", type=int, default=200)
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--batch_sizes", type=int, nargs="+", default=[4096])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--detectors", nargs="*", default=None, help="checkpoints (default: checkpoints/*.pth.tar)")
+    p.add_argument("--lengths", type=int, nargs="*", default=[], help="also fresh default-design detectors")
     p.add_argument("--precisions", nargs="+", default=["float32", "bfloat16"])
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    curves = np.random.default_rng(0).random((args.n, args.T), dtype=np.float32).astype(np.float16)
-    model = LSTMDetector(DEFAULT_VARIANT).eval()
+    torch.set_num_threads(args.threads)
+    td = random_traces(args.n, args.T)
+    paths = args.detectors if args.detectors is not None else sorted(map(str, (ROOT / "checkpoints").glob("*.pth.tar")))
+    detectors = [load_detector(path) for path in paths] + [fresh(length) for length in args.lengths]
     rows = []
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        for batch in args.batch_sizes:
-            for precision in args.precisions:
-                bf16 = precision == "bfloat16"
-                predict_p_noisy(model, curves[:512], batch_size=batch, bfloat16=bf16)  # warm-up
-                start = time.perf_counter()
-                predict_p_noisy(model, curves, batch_size=batch, bfloat16=bf16)
-                seconds = time.perf_counter() - start
-                rows.append(dict(threads=threads, batch_size=batch, precision=precision, n=args.n, T=args.T,
-                                 seconds=round(seconds, 2), traces_per_s=round(args.n / seconds),
-                                 projected_1M_s=round(1e6 / (args.n / seconds), 1)))
-                print(rows[-1], flush=True)
+    for model, info in detectors:
+        for precision in args.precisions:
+            bf16 = precision == "bfloat16"
+            score(model, info, td[:2048], bfloat16=bf16)  # warm-up
+            start = time.perf_counter()
+            score(model, info, td, bfloat16=bf16)
+            seconds = time.perf_counter() - start
+            rows.append(dict(detector=Path(info.path).name, features=",".join(info.features),
+                             train_length=info.train_length, precision=precision, threads=args.threads, n=args.n,
+                             T=args.T, seconds=round(seconds, 2), traces_per_s=round(args.n / seconds),
+                             projected_1M_s=round(1e6 * seconds / args.n, 1)))
+            print(f"{rows[-1]['detector']:45s} {rows[-1]['features']:12s} L={info.train_length:<4d} {precision:9s} "
+                  f"{rows[-1]['traces_per_s']:>8,d} traces/s  1M in {rows[-1]['projected_1M_s']:.0f} s", flush=True)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out, dict(cpu=_cpu(), torch=torch.__version__, rows=rows))
 
 

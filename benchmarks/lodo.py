@@ -39,6 +39,8 @@ CANDIDATES = {  # name -> train_detector options; the paper's input first
     "prob+margin": dict(features=("prob", "margin"), anchor=False),
     "prob+margin, anchored": dict(features=("prob", "margin"), anchor=True),
     "all 5 features, anchored": dict(features=("prob", "margin", "loss", "entropy", "rank"), anchor=True),
+    "margin, anchored": dict(features=("margin",), anchor=True),
+    "prob+margin, anchored, time warp": dict(features=("prob", "margin"), anchor=True, time_warp=0.5),
 }
 BASELINES = ["aum", "confidence", "mean_loss", "variability", "forgetting", "last_self_confidence",
              "cl_label_quality"]

@@ -60,4 +60,4 @@ $PY train_detector.py --dataset fashion_mnist --r 0.4 --files_path ${F}0.4_flip/
     --resume checkpoints/digits_0.2_lstm_detector.pth.tar --out results/digits_0.2_finetuned_fashion_flip0.4.pth.tar
 
 # Inference speed at T=200 (quiet machine wanted: other jobs on the cores halve these figures).
-$PY benchmarks/detector_speed.py --n 20000 --threads 1 2 --out benchmarks/results/detector_speed.json
+$PY benchmarks/detector_speed.py --n 200000 --threads 2 --lengths 16 32 64 200 --out benchmarks/results/detector_speed.json

@@ -95,8 +95,18 @@ def _init_anchor(model: LSTMDetector, inputs: np.ndarray, flipped: np.ndarray, w
         model.classifier.bias.zero_()
 
 
+def warp_time(x: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Resample the time axis of ``x`` (B, T, F) at positions ``(t / (T-1)) ** gamma``: gamma < 1 moves
+    what happened late earlier, gamma > 1 the reverse; first and last epochs stay in place."""
+    t = x.shape[1]
+    pos = torch.linspace(0.0, 1.0, t, dtype=torch.float64) ** gamma * (t - 1)
+    left = pos.floor().long().clamp(max=t - 2)
+    frac = (pos - left).to(x.dtype)[None, :, None]
+    return x[:, left] * (1 - frac) + x[:, left + 1] * frac
+
+
 def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DEFAULT_VARIANT,
-                   features: tuple[str, ...] = PAPER_FEATURES, anchor: bool = False,
+                   features: tuple[str, ...] = PAPER_FEATURES, anchor: bool = False, time_warp: float = 0.0,
                    lr: float = DEFAULT_LR, epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE,
                    seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION, strata: np.ndarray | None = None,
                    init_state: dict | None = None,
@@ -114,6 +124,9 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
         What the F input channels are (stored with the model; see ``detector_models/features.py``).
     anchor : bool
         Add the linear anchor on feature means (``LSTMDetector``); a fresh model starts as its logistic fit.
+    time_warp : float
+        Augmentation: each training batch is warped in time by :func:`warp_time` with ``gamma = exp(u)``,
+        ``u ~ U(-time_warp, time_warp)`` (0: off), so the detector sees the same dynamics earlier or later.
     strata : ndarray of shape (N,), optional
         Which run each row came from: the split is stratified by it and every run weighs the same in the loss.
     init_state : dict, optional
@@ -168,6 +181,7 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
         with torch.no_grad():
             model.classifier.weight.normal_(0.0, RESIDUAL_INIT_STD, generator=epoch_generator(seed, 0))
     loss_fn = nn.CrossEntropyLoss(reduction="none")
+    warp_rng = epoch_generator(seed, -1)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         model.train()
@@ -175,7 +189,11 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
         total, count = 0.0, 0
         for i in range(0, len(order), batch_size):
             batch = order[i:i + batch_size]
-            loss = (loss_fn(model(x_train[batch]), y_train[batch]) * w_train[batch]).mean()
+            x = x_train[batch]
+            if time_warp > 0 and x.shape[1] > 2:
+                u = torch.rand(1, generator=warp_rng).item() * 2 - 1
+                x = warp_time(x, math.exp(u * time_warp))
+            loss = (loss_fn(model(x), y_train[batch]) * w_train[batch]).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)

@@ -33,8 +33,14 @@ def test_transfer_benchmark_prints_detector_and_baseline(tmp_path):
     assert printed.count("| d.pth.tar") == 2 and 0.5 < rows[0]["mean_prob_metrics"]["roc_auc"] <= 1
 
 
-def test_speed_benchmark_runs(tmp_path):
+def test_speed_benchmark_scores_checkpoints_and_fresh_detectors(tmp_path):
+    ckpt = tmp_path / "d.pth.tar"
+    torch.save(make_checkpoint(LSTMDetector(features=("prob", "margin")).state_dict(), epoch=1, best_prec=0,
+                               optimizer_state={}, variant="pooled", train_length=6, features=("prob", "margin")), ckpt)
     out = tmp_path / "s.json"
-    run("benchmarks/detector_speed.py", "--n", "64", "--T", "10", "--threads", "1", "--precisions", "float32",
-        "--out", str(out))
-    assert json.loads(out.read_text())["rows"][0]["traces_per_s"] > 0
+    printed = run("benchmarks/detector_speed.py", "--n", "64", "--T", "10", "--threads", "1", "--precisions",
+                  "float32", "--detectors", str(ckpt), "--lengths", "4", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["detector"], r["features"], r["train_length"], r["n"]) for r in rows] == \
+        [("d.pth.tar", "prob,margin", 6, 64), ("fresh T=4", rows[1]["features"], 4, 64)]
+    assert "traces/s" in printed and all(r["traces_per_s"] > 0 for r in rows)

@@ -91,3 +91,19 @@ def test_resume_with_a_conflicting_variant_is_refused(tmp_path):
     with pytest.raises(UsageError, match="conflicts"):
         train_detector.main(train_detector.get_args_parser().parse_args(
             ["--files_path", str(run), "--resume", str(base), "--variant", "forward", "--out", str(base)]))
+
+
+def test_time_warp_moves_the_middle_and_keeps_the_ends():
+    from detector_models.train import warp_time
+
+    x = torch.linspace(0, 1, 5)[None, :, None]  # values equal positions t / (T-1)
+    out = warp_time(x, 2.0)[0, :, 0]  # positions (t/4)^2 * 4 = 0, 0.25, 1, 2.25, 4 -> values / 4
+    np.testing.assert_allclose(out.numpy(), [0, 0.0625, 0.25, 0.5625, 1.0], atol=1e-6)
+
+
+def test_anchored_detector_never_ends_below_its_starting_linear_score():
+    curves, flipped = synth_curves(400, 12, noise_rate=0.3, seed=3)
+    result = fit(curves[:, :, None], flipped, features=("prob",), anchor=True, epochs=2, seed=0, **QUIET)
+    start = result.history[0]
+    assert start["epoch"] == 0 and result.val_auc >= start["val_auc"] > 0.9
+    assert result.anchor and set(result.state_dict) >= {"anchor.weight", "anchor.bias"}
