@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from core.errors import run_cli
+from core.io import check_torch_file, check_writable
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -33,19 +34,21 @@ def main(args: argparse.Namespace) -> None:
     from plotting.run_plots import make_plots
 
     torch.set_num_threads(args.threads)
+    out = args.out or args.run_dir / "plots"
+    check_writable(out, flag="--out", folder=True)  # before the detector runs and the first figure is drawn
     extra = {}
     if args.detector is not None:
         from detector_models.predict import load_detector, score
 
+        check_torch_file(args.detector, what="detector checkpoint (--detector)")
         model, info = load_detector(args.detector)
         p_noisy, note = score(model, info, load_run(args.run_dir).td)
         if note:
             print(note)
         extra[f"detector ({info.variant})"] = p_noisy
-    out = args.out or args.run_dir / "plots"
     written = make_plots(args.run_dir, out, extra_scores=extra)
     print(f"wrote {len(written)} figures and detection_metrics.json to {out}")
 
 
 if __name__ == "__main__":
-    run_cli(lambda: main(get_args_parser().parse_args()))
+    run_cli(lambda: main(get_args_parser().parse_args()), resumable=False)

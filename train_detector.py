@@ -17,13 +17,15 @@ import numpy as np
 import torch
 
 from core.errors import UsageError, run_cli
-from core.io import torch_save
+from core.io import check_torch_file, check_writable, torch_save
 from detector_models.features import FEATURES, check_features
 from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
 from detector_models.predict import load_detector, make_checkpoint, read_checkpoint
 from detector_models.traces import load_run
 from detector_models.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, \
     pool_runs, train_detector
+
+MAX_VAL_FRACTION = 0.5
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -68,6 +70,15 @@ def main(args: argparse.Namespace) -> dict:
         raise UsageError(f"--max_per_run: expected at least 10 traces per run, got {args.max_per_run}")
     if args.length is not None and args.length < 1:
         raise UsageError(f"--length: expected a positive number of epochs, got {args.length}")
+    if not 0 < args.val_fraction <= MAX_VAL_FRACTION:
+        raise UsageError(f"--val_fraction: expected a value in (0, {MAX_VAL_FRACTION}] (the rest trains the "
+                         f"detector), got {args.val_fraction}")
+    if not 0 < args.lr < float("inf"):
+        raise UsageError(f"--lr: expected a positive learning rate, got {args.lr}")
+    # Checked before minutes of training: the checkpoint must be writable, the one to fine-tune a torch file.
+    check_writable(args.out or default_name(args.dataset, args.r), flag="--out", folder=False)
+    if args.resume:
+        check_torch_file(args.resume, what="detector checkpoint (--resume)")
     try:
         features = check_features(args.features) if args.features else None
     except ValueError as exc:
@@ -113,4 +124,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    run_cli(lambda: main(get_args_parser().parse_args()))
+    run_cli(lambda: main(get_args_parser().parse_args()), resumable=False)  # an interrupted training starts over

@@ -75,6 +75,7 @@ def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
         if a.candidates and name not in a.candidates:
             continue
         path = save / "lodo" / f"without_{heldout}__{slug(name)}__T{a.length}.pth.tar"
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.is_file():
             start = time.time()
             train_candidate(train_runs, options, length=a.length, max_per_run=a.max_per_run, epochs=a.epochs,

@@ -130,8 +130,12 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--dry_run", action="store_true", help="list the runs and whether each is done")
+    p.add_argument("--list", action="store_true", help="print the run folders of the finished runs, one a line")
     a = p.parse_args()
     runs, save = select(a.groups), Path(a.save)
+    if a.list:
+        print("\n".join(str(run.run_dir(save)) for run in runs if is_done(run, save)))
+        return
     if a.dry_run:
         for run in runs:
             print(("done  " if is_done(run, save) else "to do ") + " ".join(run.command(save, a.threads)[2:]))

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.distributed import shard
+from core.errors import UsageError
 
 
 class Feed(Protocol):
@@ -101,5 +102,8 @@ class LoaderFeed:
             batches = [shard(order[i: i + self.batch_size], order, self.rank, self.world).tolist()
                        for i in range(0, self.num_samples, self.batch_size)]
             loader = DataLoader(self.dataset, batch_sampler=batches, generator=gen, **common)
-        for x, idx in loader:
-            yield x.to(self.device, non_blocking=True), idx
+        try:
+            for x, idx in loader:
+                yield x.to(self.device, non_blocking=True), idx
+        except UsageError as exc:  # from a worker process, wrapped in its traceback: keep the one line
+            raise UsageError(str(exc).strip().splitlines()[-1].split("UsageError: ", 1)[-1]) from None

@@ -24,7 +24,7 @@ from core.errors import fail
 from core.io import torch_save, write_csv
 from core.inference import inference_copy
 from core.loop import NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
-from core.recorder import TraceRecorder
+from core.recorder import TraceRecorder, raw_file_problem
 from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
 from core.seed import epoch_generator
 
@@ -79,9 +79,9 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     state_path = run_dir / "resume.pth"
     start, best, rows = 0, {"error": float("inf"), "epoch": -1}, []
-    if state_path.is_file() and not restart:
-        state = torch.load(state_path, map_location=device, weights_only=True)
-        check_resumable(run_dir, config, saved=state["config"])
+    state = resume_point(run_dir, config, restart=restart, record=record, mmap=False,
+                         raw_shape=(data.train.num_samples, recipe.epochs, data.num_classes))
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, best, rows = state["epoch"], state["best"], state["rows"]
@@ -96,9 +96,6 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
     gather = dist.gather_rows if dist.active else None
     recorder = None
     if record != "none":
-        if start > 0 and not (run_dir / "td_raw.npy").is_file():
-            fail(f"{run_dir / 'td_raw.npy'} is missing: the traces of the {start} committed epochs are lost; "
-                 "add --restart to start over")
         if dist.is_main:
             recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs,
                                      data.num_classes, resume=start > 0)
@@ -115,7 +112,8 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
                                 amp=amp, desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress,
                                 on_probs=on_probs, all_sum=dist.all_sum if dist.active else None, step=step)
         except NonFiniteLoss as exc:
-            fail(f"epoch {epoch + 1}: {exc}; stopped, the last good checkpoint is {state_path} (lower --lr?)")
+            kept = f"the last good checkpoint is {state_path}" if epoch > 0 else "no epoch was committed"
+            fail(f"epoch {epoch + 1}: {exc}; stopped, {kept} (lower --lr?)")
         dist.broadcast_buffers(model)
         if shares:
             probs = assemble_rows(shares, data.train.num_samples, gather)
@@ -151,6 +149,27 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
     return {"best_valid_error": best["error"], "best_epoch": best["epoch"],
             "last_valid_error": rows[-1]["valid_error"] if rows else None, "epochs": recipe.epochs,
             "seconds": timing, "recorder": recorder}
+
+
+def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
+                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
+    """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
+    fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
+    (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
+    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
+    state = None if restart else read_resume_state(run_dir, mmap=mmap)
+    if state is None:
+        return None
+    check_resumable(run_dir, config, saved=state["config"])
+    if record != "none":
+        raw = run_dir / "td_raw.npy"
+        lost = f"the traces of the {state['epoch']} committed epochs are lost; add --restart to start over"
+        if not raw.is_file():
+            fail(f"{raw} is missing: {lost}")
+        problem = raw_file_problem(raw, raw_shape)
+        if problem:
+            fail(f"{problem}: {lost}")
+    return state
 
 
 def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

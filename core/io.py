@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
+import re
 import tempfile
 import zipfile
 import zlib
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
 import numpy as np
+
+from core.errors import DISK_FULL, UsageError, fail, os_error_in_chain
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -31,10 +35,38 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        full = os_error_in_chain(exc, DISK_FULL)
+        if full is not None:  # torch.save hides it in a RuntimeError, and no writer names the file
+            raise OSError(full.errno, full.strerror, str(path)) from None
         raise
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
+    """Delete the temporary files :func:`atomic_open` leaves when killed mid-write (``.<name>.<random>.tmp``);
+    call it only while no other process writes into ``folder`` (the run folder's lock). Returns their names."""
+    stale = sorted(Path(folder).glob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return [p.name for p in stale]
+
+
+def check_writable(path: str | os.PathLike, *, flag: str, folder: bool) -> None:
+    """Fail with one line, before anything is written, unless ``path`` (a folder when ``folder``, else a file)
+    can be written: not a folder where a file goes (or the reverse), and its nearest existing folder writable."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        fail(f"{flag}: {path} is a file, not a folder")
+    if not folder and path.is_dir():
+        fail(f"{flag}: {path} is a folder: give a file name")
+    start = path if folder else path.parent
+    existing = next(p for p in (start, *start.parents) if p.exists())
+    if not existing.is_dir():
+        fail(f"{flag}: cannot create {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{flag}: cannot write into {existing} (read-only or not yours)")
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -94,11 +126,50 @@ def save_npz_chunked(path: str | os.PathLike, arrays: Mapping[str, Any], chunk_r
                         raise ValueError(f"{name}: wrote {written} rows, expected {shape[0]}")
 
 
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # a zip archive (torch >= 1.6), or a pickle (the legacy format)
+
+
+def _reason(exc: BaseException) -> str:
+    """The line of an exception worth printing; torch's advice to retry with ``weights_only=False`` (which
+    would run the file's code) is never passed on."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line for line in lines if "weights_only" not in line] or ["truncated?"]
+    return f"{type(exc).__name__}: {lines[0]}"
+
+
+def check_torch_file(path: str | os.PathLike, *, what: str) -> None:
+    """Fail with one line naming ``path`` unless it exists and starts as a file ``torch.save`` writes: random
+    bytes are then called what they are, not a pickle that "carries code"."""
+    path = Path(path)
+    if not path.is_file():
+        fail(f"{path}: no such {what}")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if not head.startswith(TORCH_MAGIC):
+        fail(f"{path}: not a {what}: {'an empty file' if not head else 'not a file torch.save writes'}")
+
+
+def load_torch(path: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
+    """``torch.load(path, weights_only=True)`` to the CPU; a missing file, one that is not a torch file, one
+    that carries code and one that is truncated are each a :class:`~core.errors.UsageError` naming the file
+    and ``what`` it should have been."""
+    import torch
+
+    check_torch_file(path, what=what)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
+    except pickle.UnpicklingError as exc:
+        code = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if code:
+            fail(f"{path}: refused to load: the {what} carries code or objects beyond tensors ({code.group(1)})")
+        raise UsageError(f"{path}: unreadable {what} (truncated or corrupt?): {_reason(exc)}") from None
+    except Exception as exc:  # zip, pickle and torch errors all mean the file is damaged
+        raise UsageError(f"{path}: unreadable {what} (truncated or corrupt?): {_reason(exc)}") from None
+
+
 def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (no pickles), read whole; a missing, truncated or corrupt file, or one without
     ``keys``, is a :class:`~core.errors.UsageError` naming the file."""
-    from core.errors import UsageError
-
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")

@@ -60,6 +60,24 @@ def _stored_shape(path: Path) -> tuple[tuple[int, ...], int]:
         return tuple(shape), handle.tell()
 
 
+def raw_file_problem(path: Path, shape: tuple[int, int, int]) -> str | None:
+    """Why the raw traces file of a run of ``shape`` (N, T, C) cannot be resumed from, or None if it can.
+
+    The file is made at its full size, so one that is shorter lost epochs (a copy cut short, a disk that
+    filled up): read on, the lost part would silently become zeros in ``training_dynamics.npz``."""
+    n, t, c = shape
+    try:
+        stored, offset = _stored_shape(path)
+    except (OSError, ValueError, EOFError) as exc:
+        return f"{path}: unreadable raw traces ({exc})"
+    if stored != (t, n, c):
+        return f"{path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)"
+    size, expected = path.stat().st_size, offset + t * n * c * DTYPE.itemsize
+    if size != expected:
+        return f"{path}: truncated ({size} of {expected} bytes)"
+    return None
+
+
 class TraceRecorder:
     """Raw probabilities of shape (N, T, C) in class-id order, kept on disk epoch-major.
 
@@ -72,9 +90,9 @@ class TraceRecorder:
         self.shape = (num_samples, epochs, num_classes)
         n, t, c = self.shape
         if resume and self.path.is_file():
-            stored, _ = _stored_shape(self.path)
-            if stored != (t, n, c):
-                raise ValueError(f"{self.path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)")
+            problem = raw_file_problem(self.path, self.shape)
+            if problem:
+                raise ValueError(problem)
         else:
             header = _header((t, n, c))
             with open(self.path, "wb") as handle:

@@ -6,6 +6,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from core.errors import fail
+
 
 @dataclass
 class Augment:
@@ -78,3 +80,14 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and std in [0, 1] units of uint8 images of shape (N, C, H, W)."""
     x = images.astype(np.float64) / 255.0
     return x.mean(axis=(0, 2, 3)).tolist(), (x.std(axis=(0, 2, 3)) + 1e-8).tolist()
+
+
+def check_labels(targets: np.ndarray, num_classes: int, source: object) -> np.ndarray:
+    """``targets`` as int64, or a one-line error naming ``source`` when one lies outside 0..num_classes-1
+    (noise would otherwise be drawn around a class that does not exist)."""
+    targets = np.asarray(targets, dtype=np.int64)
+    bad = (targets < 0) | (targets >= num_classes)
+    if bad.any():
+        fail(f"{source}: label {int(targets[bad][0])} at position {int(np.flatnonzero(bad)[0])} is outside the "
+             f"{num_classes} classes 0..{num_classes - 1}")
+    return targets

@@ -17,6 +17,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def scan_split(folder: Path, classes: list[str] | None = None) -> tuple[FolderSplit, list[str]]:
     """List ``folder/<class>/<image>`` in sorted order; the classes of ``train`` fix the label ids."""
     found = sorted(d.name for d in folder.iterdir() if d.is_dir())
+    training = classes is None  # the training split defines the classes
     classes = classes or found
     unknown = set(found) - set(classes)
     if unknown:
@@ -24,10 +25,12 @@ def scan_split(folder: Path, classes: list[str] | None = None) -> tuple[FolderSp
     index = {c: i for i, c in enumerate(classes)}
     paths, targets = [], []
     for name in found:
-        for path in sorted((folder / name).rglob("*")):
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                paths.append(str(path))
-                targets.append(index[name])
+        images = [str(p) for p in sorted((folder / name).rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        if not images and training:  # a class without samples would still be a target of noisy labels
+            fail(f"{folder / name}: a class folder without images ({', '.join(IMAGE_EXTENSIONS[:3])}, ...): "
+                 "add images or remove the folder")
+        paths += images
+        targets += [index[name]] * len(images)
     if not paths:
         fail(f"{folder}: no images found in <class>/<image> sub-folders")
     return FolderSplit(paths, np.asarray(targets, dtype=np.int64)), classes
@@ -75,5 +78,10 @@ class FolderImages(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         from PIL import Image
 
-        with Image.open(self.split.paths[i]) as img:
-            return self.transform(img.convert("RGB")), i
+        path = self.split.paths[i]
+        try:
+            with Image.open(path) as img:
+                return self.transform(img.convert("RGB")), i
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL's ways of saying the file is not an image
+            fail(f"{path}: unreadable image ({type(exc).__name__}: {exc}): replace it with a readable one and "
+                 "re-run the same command to resume")

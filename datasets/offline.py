@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import fail
-from datasets.base import ArraySplit, Augment, DatasetBundle, channel_stats
+from datasets.base import ArraySplit, Augment, DatasetBundle, channel_stats, check_labels
 
 DIGITS_TEST = 300  # the last 300 of scikit-learn's 1,797 digits are the test set; 1,497 train
 FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian's dataset-fashion-mnist
@@ -71,7 +71,7 @@ def load_fashion_mnist(root: Path | None) -> DatasetBundle:
         images, labels = read_idx(img_path), read_idx(lbl_path)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             fail(f"fashion_mnist: {img_path} and {lbl_path} do not match ({images.shape} vs {labels.shape})")
-        splits[split] = ArraySplit(images[:, None].copy(), labels.astype(np.int64))
+        splits[split] = ArraySplit(images[:, None].copy(), check_labels(labels, len(FASHION_CLASSES), lbl_path))
     return DatasetBundle(name="fashion_mnist", train=splits["train"], test=splits["test"], num_classes=10,
                          in_channels=1, image_size=28, mean=(0.2860,), std=(0.3530,),
                          augment=Augment(pad=2, flip=True), classes=FASHION_CLASSES, info={"path": str(folder)})

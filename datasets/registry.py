@@ -38,6 +38,8 @@ def load_dataset(name: str, datadir: str | None, *, image_size: int | None = Non
     if name not in ("digits", "fashion_mnist"):
         if root is None:
             fail(f"--data: {name} needs a data directory")
+        if root.exists() and not root.is_dir():
+            fail(f"--data: {root} is a file, not a data directory")
         if not root.is_dir():
             fail(f"--data: data directory {root} does not exist")
     return DATASETS[name](root, image_size)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UsageError, run_cli
-from core.io import atomic_open
+from core.io import atomic_open, check_writable
 from detector_models.baselines import to_class_order
 from detector_models.traces import load_run
 
@@ -90,11 +90,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="cartography model_dir to write into (default: <run_dir>/data_maps)")
     parser.add_argument("--suffix", default=".jsonl", choices=[".jsonl", ".json"])
     args = parser.parse_args(argv)
+    out = args.out or args.run_dir / "data_maps"
+    check_writable(out / "training_dynamics", flag="--out", folder=True)
     run = load_run(args.run_dir)
-    paths = export_data_maps(run.td, run.labels, args.out or args.run_dir / "data_maps", guids=run.train_indices,
-                             suffix=args.suffix)
+    paths = export_data_maps(run.td, run.labels, out, guids=run.train_indices, suffix=args.suffix)
     print(f"wrote {len(paths)} epoch files to {paths[0].parent if paths else args.out}")
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, resumable=False)

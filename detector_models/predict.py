@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import UsageError
+from core.io import check_torch_file
 from detector_models.features import PAPER_FEATURES, check_features, feature_stack
 from detector_models.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, num_kept, \
@@ -77,13 +78,12 @@ def _numpy_scalar_globals() -> list:
 def read_checkpoint(path: str | Path) -> dict:
     """``torch.load(path, weights_only=True)`` (plus numpy scalars) with one-line errors naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such detector checkpoint")
+    check_torch_file(path, what="detector checkpoint")  # random bytes are named as such, not as code
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
+        first = [line for line in str(exc).strip().splitlines() if "weights_only" not in line]
         hint = next((line for line in first if "GLOBAL" in line or "Unsupported" in line), first[0] if first else "")
         raise UsageError(f"{path}: refused to load: the file carries code or objects beyond weights "
                          f"(weights_only=True): {hint.strip()}") from None

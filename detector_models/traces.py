@@ -11,10 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from core.errors import UsageError
-from core.io import load_npz
+from core.io import load_npz, load_torch
 
 TRACES_FILE = "training_dynamics.npz"
 METADATA_FILE = "metadata.pth"
@@ -73,20 +72,36 @@ def _load_td(npz_path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != (td.shape[0], td.shape[2]) or not np.issubdtype(labels.dtype, np.integer):
         raise UsageError(f"{npz_path}: 'labels' must be integers of shape {(td.shape[0], td.shape[2])} "
                          f"to match td {td.shape}, found {labels.dtype} {labels.shape}")
+    bad = _count_non_finite(td)
+    if bad:  # every reader (detector, baselines, plots, export) would turn them into NaN scores or NaN tokens
+        raise UsageError(f"{npz_path}: 'td' holds {bad} NaN or infinite probabilities: the run that wrote it "
+                         "diverged or the file is damaged")
     return td, labels
+
+
+def _count_non_finite(td: np.ndarray, chunk: int = 1 << 16) -> int:
+    """Non-finite values of ``td``, counted by chunks of rows (no float32 copy of the whole array)."""
+    return sum(int(np.count_nonzero(~np.isfinite(td[i:i + chunk]))) for i in range(0, len(td), chunk))
+
+
+def read_metadata(meta_path: Path, *, required: tuple[str, ...] = ()) -> dict:
+    """``metadata.pth`` loaded safely (``weights_only``): a dict holding ``required``, else a one-line
+    :class:`UsageError` naming the file."""
+    meta = load_torch(meta_path, what="metadata file (metadata.pth)")
+    if not isinstance(meta, dict):
+        raise UsageError(f"{meta_path}: metadata must be a dict of tensors, found {type(meta).__name__}")
+    missing = [key for key in required if meta.get(key) is None]
+    if missing:
+        raise UsageError(f"{meta_path}: missing {', '.join(missing)} (found {', '.join(map(str, meta))}): "
+                         "not the metadata.pth of a STEP 1 run")
+    return meta
 
 
 def _load_metadata(meta_path: Path, n_rows: int) -> dict[str, np.ndarray]:
     """Per-row ground truth, mapped through ``train_indices``; ``{}`` when there is no metadata file."""
     if not meta_path.is_file():
         return {}
-    try:
-        meta = torch.load(meta_path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean the same thing to the user
-        raise UsageError(f"{meta_path}: unreadable metadata (corrupt, or carries code): "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    if not isinstance(meta, dict):
-        raise UsageError(f"{meta_path}: metadata must be a dict of tensors, found {type(meta).__name__}")
+    meta = read_metadata(meta_path)
     rows = None
     if "train_indices" in meta:
         rows = np.asarray(meta["train_indices"], dtype=np.int64).reshape(-1)

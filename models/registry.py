@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from core.errors import fail
+from core.io import load_torch
 from models.cifar_resnet import CifarResNet
 from models.small import SmallCNN
 
@@ -53,27 +54,39 @@ MODELS: dict[str, Callable[[int, int, int, int], nn.Module]] = {
 
 
 def build_model(net_type: str, depth: int, *, num_classes: int, in_channels: int, image_size: int,
-                pretrained: str | None = None) -> nn.Module:
-    """A freshly initialised classifier; ``pretrained`` is a local state_dict file (the head is skipped
-    when its shape differs, as when fine-tuning ImageNet weights on 200 classes)."""
+                pretrained: str | None = None, log: Callable[[str], None] = print) -> nn.Module:
+    """A freshly initialised classifier; ``pretrained`` is a local state_dict file (the head is skipped, and
+    ``log`` says so, when its shape differs, as when fine-tuning ImageNet weights on 200 classes)."""
     if net_type not in MODELS:
         fail(f"--net_type: unknown network {net_type!r}; valid: {', '.join(sorted(MODELS))}")
     model = MODELS[net_type](depth, num_classes, in_channels, image_size)
     if pretrained:
-        load_pretrained(model, Path(pretrained))
+        load_pretrained(model, Path(pretrained), log=log)
     return model
 
 
-def load_pretrained(model: nn.Module, path: Path) -> None:
-    if not path.is_file():
-        fail(f"--pretrained: no such file {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle with code, or not a torch file at all
-        fail(f"--pretrained: {path} is not a plain state_dict file ({type(exc).__name__})")
+def head_keys(model: nn.Module) -> set[str]:
+    """The state_dict keys of the classifier head: the last ``nn.Linear`` of the network."""
+    last = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1:]
+    return {f"{name}.{p}" for name in last for p in ("weight", "bias")}
+
+
+def load_pretrained(model: nn.Module, path: Path, *, log: Callable[[str], None] = print) -> None:
+    """Load every tensor of ``path`` into ``model``; only the classifier head may be missing or of another
+    shape (another number of classes). Anything else that does not fit is an error: a network trained from a
+    few loaded tensors would pass for a pretrained one."""
+    state = load_torch(path, what="state_dict file (--pretrained)")
     state = state.get("state_dict", state) if isinstance(state, dict) else state
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not usable:
-        fail(f"--pretrained: {path} has no weights that fit this network")
-    model.load_state_dict(usable, strict=False)
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        fail(f"--pretrained: {path} is not a state_dict (a dict of tensors)")
+    own, head = model.state_dict(), head_keys(model)
+    fits = {k for k, v in state.items() if k in own and own[k].shape == v.shape}
+    misfits = sorted(set(own) - fits - head)
+    if misfits:
+        fail(f"--pretrained: {path} fits {len(fits)} of the {len(own)} tensors of this network; "
+             f"{len(misfits)} others are missing or of another shape ({', '.join(misfits[:3])}, ...)")
+    model.load_state_dict({k: state[k] for k in fits}, strict=False)
+    skipped = sorted(head - fits)
+    if skipped:
+        log(f"--pretrained: loaded {len(fits)} of {len(own)} tensors from {path}; the classifier head "
+            f"({', '.join(skipped)}) does not fit and starts afresh")

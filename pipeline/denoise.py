@@ -31,6 +31,7 @@ from pipeline.scoring import Scores, Step1Run, score_run, step3_inputs
 
 REMOVALS = ("detector", "random", "oracle", "none")
 TABLE_ORDER = ("none", "detector", "random", "oracle")  # "all" runs and tabulates them in this order
+FEW_KEPT_PER_CLASS = 10  # a retraining on fewer samples per class than this measures little
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -136,6 +137,20 @@ def denoise_one(removal: str, args: argparse.Namespace, *, bundle, step1: Step1R
     return finish(run_dir, summary)
 
 
+def check_kept(args: argparse.Namespace, removals: list[str], *, n: int, num_classes: int) -> None:
+    """Refuse a ``--remove_ratio`` that keeps fewer samples than classes (0.999 of digits keeps one), and say
+    so when it keeps fewer than :data:`FEW_KEPT_PER_CLASS` per class."""
+    kept = num_kept(n, args.remove_ratio)
+    if not {"detector", "random"} & set(removals):
+        return
+    if kept < num_classes:
+        fail(f"--remove_ratio {args.remove_ratio}: keeps {kept} of {n} samples, fewer than the {num_classes} "
+             "classes: nothing to retrain on")
+    if kept < FEW_KEPT_PER_CLASS * num_classes:
+        print(f"warning: --remove_ratio {args.remove_ratio} keeps {kept} of {n} samples, fewer than "
+              f"{FEW_KEPT_PER_CLASS} per class: the test accuracy after retraining will say little")
+
+
 def comparison_table(summaries: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: what was removed, how much of it was noise, and the test accuracy after retraining."""
     rows = []
@@ -172,6 +187,8 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     removals = [r for r in TABLE_ORDER if "all" in asked or r in asked]
     if "all" in asked:
         removals = [r for r in removals if (r != "detector" or args.detector) and (r != "oracle" or step1.has_truth)]
+    check_kept(args, removals, n=len(step1.rows), num_classes=bundle.num_classes)
+    resolve_recipe(args, large=args.dataset in LARGE, kept_fraction=1.0)  # bad training flags fail before scoring
     scores = score_run(args.detector, step1.traces) if "detector" in removals or args.detector else None
     root = prune_root(args, net_type, depth, noise_type)
     summaries = [denoise_one(r, args, bundle=bundle, step1=step1, scores=scores, root=root, net_type=net_type,

@@ -17,9 +17,10 @@ import torch
 
 from core import distributed
 from core.errors import fail
-from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, write_valid_results
+from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, resume_point, \
+    write_valid_results
 from core.io import torch_save, write_json
-from core.runfolder import check_resumable, prepare_run_dir
+from core.runfolder import locked_run_dir, prepare_run_dir
 from core.seed import noise_rng, seed_everything
 from datasets.noise import canonical_noise_type, corrupt_labels
 from datasets.registry import DATASETS, LARGE, load_dataset
@@ -49,12 +50,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pretrained", default=None, help="local state_dict file to initialise the network from")
 
 
-def add_train_args(p: argparse.ArgumentParser, *, epochs: int, milestones: str, batch_size: int) -> None:
+def add_train_args(p: argparse.ArgumentParser, *, epochs: int, milestones: str, batch_size: int | None) -> None:
+    """``batch_size=None``: the command resolves it (STEP 3: 256 x the kept fraction)."""
     p.add_argument("--num_epochs", type=int, default=epochs)
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--wd", type=float, default=1e-4, help="weight decay")
-    p.add_argument("--batch_size", type=int, default=batch_size)
+    p.add_argument("--batch_size", type=int, default=batch_size,
+                   help="training batch" + (" (default: 256 x the fraction of samples kept)" if batch_size is None else ""))
     p.add_argument("--milestones", default=milestones, help="comma-separated fractions of training where LR x0.1")
     p.add_argument("--loader", choices=LOADERS, default="fast",
                    help="fast: in-memory tensors, batch augmentation on the device; standard: DataLoader")
@@ -74,9 +77,29 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+SEED_LIMIT = 2**32  # numpy's legacy seeding takes 0..2**32-1; torch's epoch seeds seed * 1_000_003 + e then fit too
+
+
+def check_data_args(args: argparse.Namespace) -> None:
+    """The data and network flags STEP 1 and STEP 3 share, checked before anything is loaded or written."""
+    for flag in ("seed", "split_seed"):
+        value = getattr(args, flag, None)
+        if value is not None and not 0 <= value < SEED_LIMIT:
+            fail(f"--{flag}: expected a value in 0..{SEED_LIMIT - 1}, got {value}")
+    for flag in ("depth", "max_train", "max_test", "image_size"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            fail(f"--{flag}: expected a positive number, got {value} (leave the flag out for the default)")
+    if args.pretrained and not Path(args.pretrained).is_file():
+        fail(f"--pretrained: no such file {args.pretrained}")
+
+
 def resolve_net(args: argparse.Namespace) -> tuple[str, int]:
     net, depth = DEFAULT_NET.get(args.dataset, ("resnet", 32))
-    return args.net_type or net, args.depth or (depth if (args.net_type or net) == net else 32)
+    net_type = args.net_type or net
+    if args.depth is not None:
+        return net_type, args.depth
+    return net_type, depth if net_type == net else 32
 
 
 def parse_recipe(args: argparse.Namespace) -> Recipe:
@@ -88,6 +111,12 @@ def parse_recipe(args: argparse.Namespace) -> Recipe:
         fail(f"--num_epochs: expected a positive number, got {args.num_epochs}")
     if args.batch_size < 1:
         fail(f"--batch_size: expected a positive number, got {args.batch_size}")
+    if not 0 < args.lr < float("inf"):
+        fail(f"--lr: expected a positive learning rate, got {args.lr}")
+    if not 0 < args.momentum < 1:  # SGD's Nesterov momentum needs a momentum above 0
+        fail(f"--momentum: expected a value in (0, 1), got {args.momentum}")
+    if not 0 <= args.wd < float("inf"):
+        fail(f"--wd: expected a weight decay of 0 or more, got {args.wd}")
     return Recipe(epochs=args.num_epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
                   milestones=milestones)
 
@@ -120,6 +149,36 @@ def _say(dist: distributed.Dist):
 
 def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device: torch.device) -> Path:
     say = _say(dist)
+    plan = _plan(args, threads, dist, device)
+    run_dir, config, bundle = plan["run_dir"], plan["config"], plan["bundle"]
+    seed_everything(args.seed)
+    # Built before the run folder is touched: a bad --depth or --pretrained then writes nothing.
+    model = build_model(plan["net_type"], plan["depth"], num_classes=bundle.num_classes,
+                        in_channels=bundle.in_channels, image_size=bundle.image_size, pretrained=args.pretrained,
+                        log=say)
+    with locked_run_dir(run_dir, lock=dist.is_main):
+        if completed_summary(run_dir, config, args.restart) is not None:
+            say(f"{run_dir}: already complete (add --restart to run it again)")
+            return run_dir
+        # Every rank, before _prepare rewrites config.json and metadata.pth: a run that cannot resume (other
+        # settings, lost raw traces) is refused with the folder untouched.
+        resume_point(run_dir, config, restart=args.restart, record=args.record,
+                     raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes))
+        if dist.is_main:
+            _prepare(run_dir, config, plan["train_idx"], plan["valid_idx"], plan["true"], plan["assigned"],
+                     plan["flipped"])
+        dist.barrier()
+        say(f"{args.dataset}: {config['num_train']} train, {config['num_valid_samples']} valid, "
+            f"{bundle.num_classes} classes; {config['noise_type']} noise {args.noise_ratio} -> realised "
+            f"{config['realised_noise_rate']:.4f}; {plan['net_type']}{plan['depth']} on {device}, {threads} threads"
+            + (f" x {dist.world} processes" if dist.active else "") + f" -> {run_dir}")
+        return _train(args, plan, model, dist, device)
+
+
+def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device: torch.device) -> dict[str, Any]:
+    """Every flag checked, the dataset loaded and its labels corrupted, the run folder and configuration named;
+    nothing written."""
+    check_data_args(args)
     noise_type = canonical_noise_type(args.noise_type)
     if not 0.0 <= args.noise_ratio < 1.0:
         fail(f"--noise_ratio: expected a value in [0, 1), got {args.noise_ratio}")
@@ -146,22 +205,15 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
         int(len(valid_idx)) or len(bundle.test), "realised_noise_rate": float(flipped[train_idx].mean()),
         "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads, "world_size": dist.world,
         "dataset_path": bundle.info.get("path"), "stage": "computation4td"}
-    if completed_summary(run_dir, config, args.restart) is not None:
-        say(f"{run_dir}: already complete (add --restart to run it again)")
-        return run_dir
-    if not args.restart:
-        check_resumable(run_dir, config)  # every rank, before _prepare rewrites config.json and metadata.pth
-    if dist.is_main:
-        _prepare(run_dir, config, train_idx, valid_idx, true, assigned, flipped)
-    dist.barrier()
-    say(f"{args.dataset}: {len(train_idx)} train, {config['num_valid_samples']} valid, {bundle.num_classes} classes;"
-          f" {noise_type} noise {args.noise_ratio} -> realised {config['realised_noise_rate']:.4f}; "
-          f"{net_type}{depth} on {device}, {threads} threads" + (f" x {dist.world} processes" if dist.active else "")
-        + f" -> {run_dir}")
+    return dict(run_dir=run_dir, config=config, bundle=bundle, recipe=recipe, net_type=net_type, depth=depth,
+                train_idx=train_idx, valid_idx=valid_idx, true=true, assigned=assigned, flipped=flipped)
 
-    seed_everything(args.seed)
-    model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                        image_size=bundle.image_size, pretrained=args.pretrained)
+
+def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Module, dist: distributed.Dist,
+           device: torch.device) -> Path:
+    """Train in the prepared run folder, then write results_valid.csv, the traces and summary.json."""
+    say, run_dir, bundle = _say(dist), plan["run_dir"], plan["bundle"]
+    train_idx, valid_idx, assigned = plan["train_idx"], plan["valid_idx"], plan["assigned"]
     model = place_model(model, loader=args.loader, device=device)
     train_split = select(bundle.train, train_idx)
     if len(valid_idx):
@@ -178,10 +230,9 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                          **{**feed, "batch_size": eval_batch_size(device)}))
     amp = args.amp and device.type == "cuda"
     start = time.perf_counter()
-    summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record=args.record,
-                  amp=amp, restart=args.restart, progress=not args.no_progress and dist.is_main, log=say, dist=dist,
-                  compile_backend=args.compile,
-                  cuda_graphs=not args.no_cuda_graphs)
+    summary = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
+                  record=args.record, amp=amp, restart=args.restart, progress=not args.no_progress and dist.is_main,
+                  log=say, dist=dist, compile_backend=args.compile, cuda_graphs=not args.no_cuda_graphs)
     best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, amp=amp, dist=dist)
     recorder = summary.pop("recorder")
     if not dist.is_main:

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.fit import FitData, Recipe, fit, recipe_dict, write_valid_results
+from core.fit import FitData, Recipe, fit, recipe_dict, resume_point, write_valid_results
 from core.io import write_json
-from core.runfolder import check_resumable, prepare_run_dir
+from core.runfolder import locked_run_dir, prepare_run_dir
 from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
@@ -32,16 +32,17 @@ CONFIG_KEYS = ("data", "dataset", "seed", "split_seed", "noise_ratio", "noise_ty
 def add_args(p: argparse.ArgumentParser) -> None:
     """Data flags as STEP 1's, training flags with STEP 3's defaults (``auto`` = the paper's)."""
     add_data_args(p)
-    add_train_args(p, epochs=EPOCHS, milestones="auto", batch_size=0)
+    add_train_args(p, epochs=EPOCHS, milestones="auto", batch_size=None)
     p.add_argument("--td_run", default=None, help="the STEP 1 run folder (default: found from the settings)")
 
 
 def resolve_recipe(args: argparse.Namespace, *, large: bool, kept_fraction: float) -> tuple[Recipe, int]:
-    """The recipe and batch size of one retraining; ``--milestones auto`` and ``--batch_size 0`` resolved."""
+    """The recipe and batch size of one retraining; ``--milestones auto`` and a ``--batch_size`` left out
+    resolved (an explicit 0 is an error, not the default)."""
     resolved = argparse.Namespace(**vars(args))
     if resolved.milestones == "auto":
         resolved.milestones = MILESTONES["large" if large else "small"]
-    if resolved.batch_size == 0:
+    if resolved.batch_size is None:
         resolved.batch_size = max(1, int(BATCH * kept_fraction))
     return parse_recipe(resolved), resolved.batch_size
 
@@ -63,12 +64,21 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
     (resumable like STEP 1; ``config`` from :func:`run_config`) and returns best/last test accuracy, best
     epoch and timings.
     """
-    if not args.restart:
-        check_resumable(run_dir, config)  # a refused re-run overwrites nothing
-    prepare_run_dir(run_dir, config)
     seed_everything(args.seed)
+    # Built, and a resume checked, before the run folder is touched: a refused re-run writes nothing.
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size, pretrained=args.pretrained)
+    with locked_run_dir(run_dir):
+        resume_point(run_dir, config, restart=args.restart, record="none", raw_shape=(len(rows), recipe.epochs,
+                                                                                     bundle.num_classes))
+        prepare_run_dir(run_dir, config)
+        return _retrain(bundle, rows, labels, model, run_dir=run_dir, config=config, recipe=recipe,
+                        batch_size=batch_size, args=args, device=device)
+
+
+def _retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, model: torch.nn.Module, *,
+             run_dir: Path, config: dict[str, Any], recipe: Recipe, batch_size: int, args: argparse.Namespace,
+             device: torch.device) -> dict[str, Any]:
     model = place_model(model, loader=args.loader, device=device)
     feed = dict(loader=args.loader, device=device, num_workers=args.num_workers)
     test_labels = np.asarray(bundle.test.targets)

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from core.errors import fail
+from core.io import check_torch_file
 from datasets.base import DatasetBundle
 from datasets.registry import LARGE
 from detector_models.baselines import get_baseline
 from detector_models.predict import load_detector, score
-from detector_models.traces import METADATA_FILE, TRACES_FILE, RunTraces, load_run
+from detector_models.traces import METADATA_FILE, TRACES_FILE, RunTraces, load_run, read_metadata
 from pipeline.paths import td_run_dir
 
 BASELINE_PREFIX = "baseline:"
@@ -57,7 +58,8 @@ def find_step1_run(args, *, net_type: str, depth: int, noise_type: str, bundle: 
              f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
              f"--net_type --depth --save, or point --td_run at it)")
     traces = load_run(run_dir)
-    meta = torch.load(run_dir / METADATA_FILE, map_location="cpu", weights_only=True)
+    meta = read_metadata(run_dir / METADATA_FILE, required=("train_indices", "true_targets", "assigned_targets",
+                                                            "label_flipped"))
     rows = np.asarray(meta["train_indices"], dtype=np.int64)
     true = np.asarray(meta["true_targets"], dtype=np.int64)
     assigned = np.asarray(meta["assigned_targets"], dtype=np.int64)
@@ -104,6 +106,7 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
     path = Path(spec)
     if not path.is_file():
         fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
+    check_torch_file(path, what="detector checkpoint")
     model, info = load_detector(path)
     p_noisy, note = score(model, info, traces.td)
     return Scores(p_noisy.astype(np.float64), detector_name(spec),
@@ -125,11 +128,12 @@ def step3_inputs(args, *, ratio_flag: str, ratio: float) -> Step3Inputs:
     STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
     from datasets.noise import canonical_noise_type
     from datasets.registry import load_dataset
-    from pipeline.generate import resolve_net
+    from pipeline.generate import check_data_args, resolve_net
     from pipeline.runtime import pick_device, set_threads
 
     set_threads(args.threads)
     device = pick_device(args.device)
+    check_data_args(args)
     if not 0.0 <= ratio < 1.0:
         fail(f"{ratio_flag}: expected a value in [0, 1), got {ratio}")
     noise_type = canonical_noise_type(args.noise_type)
