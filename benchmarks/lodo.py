@@ -41,6 +41,10 @@ CANDIDATES = {  # name -> train_detector options; the paper's input first
     "all 5 features, anchored": dict(features=("prob", "margin", "loss", "entropy", "rank"), anchor=True),
     "margin, anchored": dict(features=("margin",), anchor=True),
     "prob+margin, anchored, time warp": dict(features=("prob", "margin"), anchor=True, time_warp=0.5),
+    "prob+margin + run context, anchored": dict(features=("prob", "margin", "run_learned", "run_spread"),
+                                                anchor=True),
+    "all 5 + run context, anchored": dict(features=("prob", "margin", "loss", "entropy", "rank", "run_learned",
+                                                    "run_spread"), anchor=True),
 }
 BASELINES = ["aum", "confidence", "mean_loss", "variability", "forgetting", "last_self_confidence",
              "cl_label_quality"]

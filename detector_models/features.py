@@ -11,6 +11,14 @@ read several, each a function of one epoch's softmax, so that it can be applied 
 - ``entropy``: entropy of the softmax divided by ``log(C)``, in [0, 1];
 - ``rank``: how many classes beat the assigned one at that epoch, divided by ``C - 1``, in [0, 1].
 
+Run-context features are the same for every sample of a run: a statistic of the whole run at each epoch,
+which tells the detector what regime the run is in (whether, and when, it memorizes its noisy labels):
+
+- ``run_learned``: the fraction of the run's samples whose assigned label is the argmax at that epoch (the
+  training accuracy on the assigned labels; 1 once a run has memorized its noise);
+- ``run_spread``: the standard deviation of ``margin`` across the run's samples at that epoch, in [0, 1]
+  (near 0 once every sample is fitted: those epochs carry no signal).
+
 Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
 names it reads (``features``); scoring computes the same ones, in the same order.
 """
@@ -46,9 +54,29 @@ def _rank(td: np.ndarray) -> np.ndarray:
     return (td[:, :, 1:] > td[:, :, :1]).sum(axis=2) / (td.shape[2] - 1)
 
 
-FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+SAMPLE_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "prob": _prob, "margin": _margin, "loss": _loss, "entropy": _entropy, "rank": _rank,
 }
+RUN_FEATURES = ("run_learned", "run_spread")
+FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES)
+
+
+def run_context(td: np.ndarray) -> dict[str, np.ndarray]:
+    """The run-context features of a whole run: ``{name: array of shape (T,)}`` (chunked over rows)."""
+    if td.ndim != 3 or td.shape[2] < 2 or len(td) == 0:
+        raise ValueError(f"td must have shape (N, T, C) with N >= 1 and C >= 2, got {td.shape}")
+    learned = np.zeros(td.shape[1])
+    total = np.zeros(td.shape[1])
+    squares = np.zeros(td.shape[1])
+    for start in range(0, td.shape[0], _CHUNK_ROWS):
+        chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)
+        margin = _margin(chunk).astype(np.float64)
+        learned += (margin > 0).sum(axis=0)
+        total += margin.sum(axis=0)
+        squares += (margin ** 2).sum(axis=0)
+    n = td.shape[0]
+    spread = np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0))
+    return {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32)}
 
 
 def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
@@ -62,29 +90,34 @@ def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
     return names
 
 
-def feature_stack(td: np.ndarray, names: Sequence[str]) -> np.ndarray:
+def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The detector's input: features per epoch, float32 array of shape (N, T, F), F = ``len(names)``.
 
     Parameters
     ----------
     td : array of shape (N, T, C), C >= 2 (float16 as stored is fine: converted a chunk of rows at a time)
     names : feature names from :data:`FEATURES`
+    context : :func:`run_context` of the *whole* run, needed when ``td`` is only some of its rows and a
+        run-context feature is asked for (else computed from ``td``)
     """
     names = check_features(names)
     if td.ndim != 3 or td.shape[2] < 2:
         raise ValueError(f"td must have shape (N, T, C) with C >= 2, got {td.shape}")
+    if context is None and any(name in RUN_FEATURES for name in names):
+        context = run_context(td)
     out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
     for start in range(0, td.shape[0], _CHUNK_ROWS):
         chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)
         for j, name in enumerate(names):
-            out[start:start + len(chunk), :, j] = FEATURES[name](chunk)
+            out[start:start + len(chunk), :, j] = context[name] if name in RUN_FEATURES else SAMPLE_FEATURES[name](chunk)
     return out
 
 
-def detector_inputs(td: np.ndarray, names: Sequence[str], length: int | None = None) -> np.ndarray:
+def detector_inputs(td: np.ndarray, names: Sequence[str], length: int | None = None,
+                    context: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """:func:`feature_stack` of ``td`` (N, T, C), resampled in time to ``length`` steps when given:
     float32 array of shape (N, length or T, F)."""
     from detector_models.traces import resample_time  # traces does not import features: no cycle
 
-    x = feature_stack(td, names)
+    x = feature_stack(td, names, context)
     return x if length is None or length == x.shape[1] else resample_time(x, length)

@@ -19,7 +19,7 @@ from torch import nn
 
 from core.errors import UsageError
 from core.seed import epoch_generator
-from detector_models.features import PAPER_FEATURES, detector_inputs
+from detector_models.features import PAPER_FEATURES, RUN_FEATURES, detector_inputs, run_context
 from detector_models.lstm import DEFAULT_VARIANT, LSTMDetector
 from detector_models.metrics import detection_metrics
 from detector_models.predict import predict_p_noisy
@@ -223,7 +223,8 @@ def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run
             rows, _ = train_test_split(rows, train_size=max_per_run, random_state=seed + i,
                                        stratify=run.label_flipped)
             rows = np.sort(rows)
-        inputs.append(detector_inputs(run.td[rows], features, length))
+        context = run_context(run.td) if any(f in RUN_FEATURES for f in features) else None  # whole run
+        inputs.append(detector_inputs(run.td[rows], features, length, context))
         flipped.append(run.label_flipped[rows])
         strata.append(np.full(len(rows), i))
     return np.concatenate(inputs), np.concatenate(flipped), np.concatenate(strata)

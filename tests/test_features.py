@@ -47,8 +47,9 @@ def test_float16_traces_are_read_in_chunks_like_float32(monkeypatch):
     td = rng.dirichlet(np.ones(5), size=(37, 6)).astype(np.float16)
     whole = feature_stack(td, list(FEATURES))
     monkeypatch.setattr(features, "_CHUNK_ROWS", 8)
-    np.testing.assert_array_equal(feature_stack(td, list(FEATURES)), whole)
-    assert whole.dtype == np.float32 and whole.shape == (37, 6, 5)
+    # Per-sample features are the same bits; the run statistics differ only by float64 summation order.
+    np.testing.assert_allclose(feature_stack(td, list(FEATURES)), whole, rtol=0, atol=1e-6)
+    assert whole.dtype == np.float32 and whole.shape == (37, 6, len(FEATURES))
 
 
 def test_detector_inputs_resample_each_feature_in_time():
@@ -99,3 +100,17 @@ def test_untrained_anchor_is_the_linear_score_of_feature_means():
     x = feature_stack(TD, ["margin"])  # mean margin (0.20 + 0.05 - 0.50) / 3 = -0.083333 (AUM from probabilities)
     p = predict_p_noisy(model, x)[0]
     assert p == pytest.approx(1 / (1 + math.exp(-3.0 * 0.083333)), abs=1e-5)  # softmax([0, 0.25])[1] = 0.562177
+
+
+def test_run_context_is_a_statistic_of_the_whole_run_at_each_epoch():
+    # Two samples, two epochs. Margins: sample A 0.20, -0.50; sample B 0.6 - 0.3 = 0.30, 0.8 - 0.1 = 0.70.
+    td = np.array([[[0.50, 0.30, 0.20], [0.10, 0.60, 0.30]],
+                   [[0.60, 0.30, 0.10], [0.80, 0.10, 0.10]]], dtype=np.float32)
+    x = feature_stack(td, ["run_learned", "run_spread"])
+    # learned: epoch 0 both (margin > 0) -> 1.0; epoch 1 only B -> 0.5
+    np.testing.assert_allclose(x[:, :, 0], [[1.0, 0.5], [1.0, 0.5]])
+    # spread = population std of the margins: |0.20 - 0.30| / 2 = 0.05; |-0.50 - 0.70| / 2 = 0.60
+    np.testing.assert_allclose(x[:, :, 1], [[0.05, 0.60], [0.05, 0.60]], atol=1e-6)
+    # Rows scored alone still get the whole run's context when it is passed in.
+    from detector_models.features import run_context
+    np.testing.assert_allclose(feature_stack(td[:1], ["run_learned"], run_context(td))[0, :, 0], [1.0, 0.5])
