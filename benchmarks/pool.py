@@ -74,6 +74,12 @@ POOL: list[Run] = [
         ("instance", 0.3, 4, ["--dataset", "digits", "--num_epochs", "40", "--record", "eval"]),
         ("flip", 0.1, 5, ["--dataset", "digits", "--num_epochs", "30", "--net_type", "cnn", "--depth", "1"]),
         ("instance", 0.1, 5, ["--dataset", "digits", "--num_epochs", "80", "--net_type", "resnet", "--depth", "8"]),
+        # Runs that stop before memorizing their noise, as the Fashion-MNIST grid does (small net, few epochs).
+        ("uniform", 0.3, 6, ["--dataset", "digits", "--num_epochs", "20", "--net_type", "cnn", "--depth", "1"]),
+        ("instance", 0.2, 6, ["--dataset", "digits", "--num_epochs", "25", "--net_type", "cnn", "--depth", "1"]),
+        ("flip", 0.3, 6, ["--dataset", "digits", "--num_epochs", "15", "--net_type", "cnn", "--depth", "2"]),
+        ("uniform", 0.5, 6, ["--dataset", "digits", "--num_epochs", "30", "--net_type", "cnn", "--depth", "1",
+                             "--record", "eval"]),
     ]),
     *_extra("fashion_extra", "fashion_mnist", [
         ("uniform", 0.3, 4, ["--dataset", "fashion_mnist", "--max_train", "10000", "--max_test", "1000",
@@ -88,6 +94,15 @@ POOL: list[Run] = [
                           "--net_type", "cnn", "--depth", "3", "--num_epochs", "40", "--record", "eval"]),
         ("instance", 0.1, 5, ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000",
                               "--net_type", "cnn", "--depth", "2", "--num_epochs", "20"]),
+        # Runs that memorize their noise, as digits does (few samples, many epochs).
+        ("uniform", 0.3, 6, ["--dataset", "fashion_mnist", "--max_train", "1000", "--max_test", "1000",
+                             "--net_type", "cnn", "--depth", "3", "--num_epochs", "100"]),
+        ("flip", 0.2, 6, ["--dataset", "fashion_mnist", "--max_train", "1000", "--max_test", "1000",
+                          "--net_type", "cnn", "--depth", "3", "--num_epochs", "100"]),
+        ("instance", 0.2, 6, ["--dataset", "fashion_mnist", "--max_train", "1500", "--max_test", "1000",
+                              "--net_type", "resnet", "--depth", "8", "--num_epochs", "80"]),
+        ("uniform", 0.4, 6, ["--dataset", "fashion_mnist", "--max_train", "1000", "--max_test", "1000",
+                             "--net_type", "cnn", "--depth", "3", "--num_epochs", "60", "--record", "eval"]),
     ]),
 ]
 GROUPS = sorted({run.group for run in POOL})
