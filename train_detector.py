@@ -13,7 +13,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from core.errors import UsageError, run_cli

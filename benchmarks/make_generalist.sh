@@ -10,5 +10,5 @@ OUT=${1:-checkpoints/generalist_lstm_detector.pth.tar}
 $PY benchmarks/pool.py --jobs 2 --threads 1
 args=()
 while read -r run; do args+=(--files_path "$run"); done < <($PY benchmarks/pool.py --list)
-$PY train_detector.py --dataset generalist --r 0.3 "${args[@]}" --length 32 --max_per_run 2000 \
+$PY train_detector.py --dataset generalist --r 0.3 "${args[@]}" --features prob,margin --anchor --length 32 --max_per_run 2000 \
     --epochs 15 --batch_size 256 --threads 2 --out "$OUT"

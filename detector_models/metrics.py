@@ -25,6 +25,17 @@ def order_by_noisiness(p_noisy: np.ndarray) -> np.ndarray:
     return np.argsort(np.asarray(p_noisy), kind="stable")
 
 
+def removal_cut(p_noisy: np.ndarray, remove_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's removal cut, the one every stage uses: order by ascending ``p_noisy`` (shape (N,), stable),
+    keep the first ``int(N * (1 - remove_ratio))``.
+
+    Returns ``(kept, removed)``: index arrays, ``kept`` cleanest first, ``removed`` most suspicious first.
+    """
+    order = order_by_noisiness(np.asarray(p_noisy).reshape(-1))
+    k = num_kept(len(order), remove_ratio)
+    return order[:k], order[k:][::-1].copy()
+
+
 @dataclass(frozen=True)
 class DetectionMetrics:
     """Metrics of one score against ground truth; ``nan`` where undefined (e.g. no flipped sample)."""
@@ -58,7 +69,7 @@ def detection_metrics(p_noisy: np.ndarray, label_flipped: np.ndarray | None, *,
     both_classes = 0 < n_flipped < n
     auc = float(roc_auc_score(truth, p_noisy)) if both_classes else float("nan")
     ap = float(average_precision_score(truth, p_noisy)) if both_classes else float("nan")
-    removed = order_by_noisiness(p_noisy)[num_kept(n, remove_ratio):]
+    _, removed = removal_cut(p_noisy, remove_ratio)
     hits = int(truth[removed].sum())
     precision = hits / len(removed) if len(removed) else float("nan")
     recall = hits / n_flipped if n_flipped else float("nan")

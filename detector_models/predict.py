@@ -19,8 +19,7 @@ from core.errors import UsageError
 from core.io import check_torch_file
 from detector_models.features import PAPER_FEATURES, RUN_FEATURES, check_features, feature_stack, run_context
 from detector_models.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
-from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, num_kept, \
-    order_by_noisiness
+from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from detector_models.traces import resample_time
 
 ORIGINAL_TRAIN_LENGTH = 200  # the paper's 200 epochs: the length of a checkpoint without 'train_length'
@@ -198,8 +197,8 @@ def get_order(p_noisy: np.ndarray, remove_ratio: float) -> tuple[np.ndarray, np.
 
     Returns ``(order, keep)``, index arrays of shapes (N,) and (int(N*(1-remove_ratio)),).
     """
-    order = order_by_noisiness(p_noisy)
-    return order, order[:num_kept(len(order), remove_ratio)]
+    kept, removed = removal_cut(p_noisy, remove_ratio)
+    return np.concatenate([kept, removed[::-1]]), kept
 
 
 def detection_report(p_noisy: np.ndarray, label_flipped: np.ndarray | None, *, remove_ratio: float,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector_models.metrics import num_kept, order_by_noisiness
+from detector_models.metrics import removal_cut
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,7 @@ def suspicious_rows(p_noisy: np.ndarray, ratio: float) -> np.ndarray:
 
     K matches the removal cut of the original code: ``N - int(N * (1 - ratio))``.
     """
-    p_noisy = np.asarray(p_noisy).reshape(-1)
-    order = order_by_noisiness(p_noisy)
-    return order[num_kept(len(order), ratio):][::-1].copy()
+    return removal_cut(p_noisy, ratio)[1]
 
 
 def relabel(p_noisy: np.ndarray, assigned: np.ndarray, replacement: np.ndarray, *, ratio: float) -> Relabelled:

@@ -23,8 +23,7 @@ from core.errors import fail
 from core.fit import completed_summary
 from core.io import write_csv, write_text
 from datasets.registry import LARGE
-from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, \
-    order_by_noisiness
+from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
 from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from pipeline.scoring import Scores, Step1Run, score_run, step3_inputs
@@ -67,9 +66,9 @@ def run_folder(root: Path, removal: str, remove_ratio: float, detector: str | No
 def removed_rows(removal: str, *, n: int, remove_ratio: float, p_noisy: np.ndarray | None,
                  flipped: np.ndarray | None, seed: int) -> np.ndarray:
     """Positions (into the traces' N rows) to remove, shape (K,); the detector's most suspicious first."""
-    k = n - num_kept(n, remove_ratio)
     if removal == "detector":
-        return order_by_noisiness(p_noisy)[n - k:][::-1].copy()
+        return removal_cut(p_noisy, remove_ratio)[1]
+    k = n - num_kept(n, remove_ratio)
     if removal == "random":
         return np.sort(np.random.default_rng([seed, 7]).permutation(n)[:k])
     if removal == "oracle":

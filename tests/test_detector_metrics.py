@@ -46,3 +46,20 @@ def test_single_class_ground_truth_is_nan_not_a_crash():
     m = detection_metrics(P_NOISY, np.zeros(6, bool), remove_ratio=0.5)
     assert math.isnan(m.roc_auc) and math.isnan(m.recall) and m.precision == 0
     assert "ROC-AUC nan" in format_metrics(m, remove_ratio=0.5)
+
+
+def test_one_removal_cut_serves_metrics_relabelling_and_denoise():
+    from detector_models.metrics import removal_cut
+    from detector_models.relabel import suspicious_rows
+    from pipeline.denoise import removed_rows
+
+    # int(6 * (1 - 0.34)) = int(3.96) = 3 kept: 0.1 (row 1), 0.2 (row 5), 0.3 (row 3); removed, most suspicious
+    # first: 0.9 (row 0), 0.8 (row 2), 0.6 (row 4).
+    kept, removed = removal_cut(P_NOISY, 0.34)
+    np.testing.assert_array_equal(kept, [1, 5, 3])
+    np.testing.assert_array_equal(removed, [0, 2, 4])
+    np.testing.assert_array_equal(suspicious_rows(P_NOISY, 0.34), removed)
+    np.testing.assert_array_equal(removed_rows("detector", n=6, remove_ratio=0.34, p_noisy=P_NOISY, flipped=None,
+                                               seed=0), removed)
+    assert detection_metrics(P_NOISY, FLIPPED, remove_ratio=0.34).num_removed == 3
+    np.testing.assert_array_equal(get_order(P_NOISY, 0.34)[1], kept)
