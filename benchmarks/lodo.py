@@ -103,6 +103,17 @@ def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
             results.setdefault(key, {}).setdefault(name, []).append((m.roc_auc, m.average_precision))
 
 
+def _every_score(results: dict, keys: list[str], idx: int, dataset: str, metric: str) -> list[str]:
+    """Every hand-crafted score on the same traces, setting by setting (mean over seeds)."""
+    scores = [n for n in results[keys[0]] if not n.startswith("detector")]
+    lines = [f"\nEvery hand-crafted score, held out {dataset}, {metric} (mean over seeds):\n",
+             "| score | " + " | ".join(k.split("|")[1] for k in keys) + " | mean |", "|---|" + "---|" * (len(keys) + 1)]
+    for n in scores:
+        cells = [np.mean([v[idx] for v in results[k][n]]) for k in keys]
+        lines.append(f"| {n} | " + " | ".join(f"{c:.3f}" for c in cells) + f" | {np.mean(cells):.3f} |")
+    return lines
+
+
 def render(results: dict, out: Path, command: str) -> None:
     lines = ["# Leave-one-dataset-out: detectors vs hand-crafted scores\n", f"Command: `{command}`  ",
              "Cells: mean ± std over the 3 seeds of the held-out grid (`benchmarks/pool.py`). "
@@ -132,6 +143,7 @@ def render(results: dict, out: Path, command: str) -> None:
                          + f" | **{np.mean(sums['best']):.3f}** | **{np.mean(sums['aum']):.3f}** |")
             worst = {n: min(np.array(sums[n]) - np.array(sums["best"])) for n in names}
             lines.append("| worst gap to best | " + " | ".join(f"{worst[n]:+.3f}" for n in names) + " | | |")
+            lines += _every_score(results, keys, idx, dataset, metric)
     write_text(out, "\n".join(lines) + "\n")
     write_json(out.with_suffix(".json"), {"command": command, "results": results})
     print(f"wrote {out}")

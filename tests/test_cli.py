@@ -1,10 +1,12 @@
 """The shell entry point end to end, and one-line errors with a non-zero exit for bad input."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,9 +22,25 @@ def test_generate_td_sh_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "digits_cnn2_percmislabeled0.4_flip" / "computation4td_seed3"
     with np.load(out / "training_dynamics.npz") as z:
-        assert z["td"].shape == (1497, 3, 10)
-    assert "realised 0.3" in r.stdout or "realised 0.4" in r.stdout
-    assert r.stdout.count("epoch ") >= 3
+        td, labels = z["td"].astype(np.float32), z["labels"]
+    assert td.shape == (1497, 3, 10)
+    meta = torch.load(out / "metadata.pth", weights_only=True)
+    true, assigned, flipped = (meta[k].numpy() for k in ("true_targets", "assigned_targets", "label_flipped"))
+    rows = meta["train_indices"].numpy()
+    # asym = flip: class c becomes (c + 1) mod 10, and nothing else changes (uniform noise, a shifted or
+    # unseeded draw, or a wrong "flipped" mask all miss this).
+    assert np.array_equal(assigned, np.where(flipped, (true + 1) % 10, true))
+    assert np.array_equal(flipped, assigned != true)
+    # Seeded PCG64 (seed 3), the same on every machine: 599 of the 1,497 flip, 599 / 1497 = 0.40013.
+    assert flipped[rows].sum() == 599 and "flip noise 0.4 -> realised 0.4001;" in r.stdout
+    assert json.loads((out / "config.json").read_text())["realised_noise_rate"] == 599 / 1497
+    # Row n of td is sample train_indices[n]: channel 0 is its assigned label, the other channels are the other
+    # nine classes by mean probability, highest first, and each epoch's probabilities sum to 1.
+    assert np.array_equal(labels[:, 0], assigned[rows])
+    assert np.array_equal(np.sort(labels, 1), np.broadcast_to(np.arange(10), labels.shape))
+    assert np.diff(td[:, :, 1:].mean(1), axis=1).max() <= 1e-3  # float16 rounding of the stored values
+    np.testing.assert_allclose(td.sum(2), 1.0, atol=2e-3)
+    assert [line.split()[1] for line in r.stdout.splitlines() if line.startswith("epoch ")] == ["1/3", "2/3", "3/3"]
     assert "runner.py --data none --dataset digits --seed 3" in (out / "cmd.txt").read_text()
 
 

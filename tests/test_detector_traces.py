@@ -5,7 +5,7 @@ import torch
 
 from core.errors import UsageError
 from detector_models.traces import load_run, resample_time
-from tests.detector_synth import write_run
+from tests.synthetic_run import write_run
 
 torch.set_num_threads(1)
 

@@ -28,6 +28,16 @@ def _check_pngs(folder, names=PLOT_NAMES):
         assert path.read_bytes()[:8] == PNG_MAGIC
 
 
+def _flipped(run_dir):
+    return torch.load(run_dir / "metadata.pth", weights_only=True)["label_flipped"].numpy()[10:]  # 10 valid first
+
+
+def _mann_whitney_auc(score, positive):
+    """P(score of a positive > score of a negative), ties counting half: the ROC-AUC without sklearn."""
+    pos, neg = score[positive][:, None], score[~positive][None, :]
+    return ((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size)
+
+
 def test_cli_writes_every_figure(run_dir, tmp_path, capsys):
     out = tmp_path / "figs"
     plots.main(plots.get_args_parser().parse_args([str(run_dir), "--out", str(out)]))
@@ -35,7 +45,20 @@ def test_cli_writes_every_figure(run_dir, tmp_path, capsys):
     report = json.loads((out / "detection_metrics.json").read_text())
     assert set(report["scores"]) >= {"aum", "forgetting", "cl_label_issues"}
     assert report["cleanlab_pred_probs"].startswith("in-sample")
-    assert 0.0 <= report["scores"]["aum"]["roc_auc"] <= 1.0
+    scores, flipped = report["scores"], _flipped(run_dir)
+    td = np.load(run_dir / "training_dynamics.npz")["td"].astype(np.float32)
+    margin = (td[:, :, 0] - td[:, :, 1:].max(2)).mean(1)
+    # Every flipped sample's mean margin (largest 0.300) is below every clean one's (smallest 0.442): -AUM
+    # ranks all 21 flipped first, so ROC-AUC = mAP = 1 and removing 21/80 = 0.2625 removes exactly the flipped
+    # (a sign error gives 0.0, rows out of step with label_flipped ~0.5).
+    assert margin[flipped].max() < margin[~flipped].min() and report["remove_ratio"] == 21 / 80
+    assert scores["aum"]["roc_auc"] == scores["aum"]["average_precision"] == scores["aum"]["precision"] == 1.0
+    # Flipped samples are memorized hardest (+8 logits at the end vs +4): the lowest 1 - p_assigned[T-1].
+    assert td[flipped, -1, 0].min() > td[~flipped, -1, 0].max() and scores["last_self_confidence"]["roc_auc"] == 0.0
+    # Forgetting events counted here by hand (learned at t-1, not at t); 0.730024 with ties counted half.
+    learned = td[:, :, 0] > td[:, :, 1:].max(2)
+    events = (learned[:, :-1] & ~learned[:, 1:]).sum(1)
+    assert scores["forgetting"]["roc_auc"] == round(_mann_whitney_auc(events, flipped), 6) == 0.730024
     assert "wrote 5 figures" in capsys.readouterr().out
 
 
@@ -45,8 +68,7 @@ def test_default_out_is_inside_the_run(run_dir):
 
 
 def test_extra_scores_join_the_curves(run_dir, tmp_path):
-    flipped = torch.load(run_dir / "metadata.pth", weights_only=True)["label_flipped"].numpy()[10:]
-    perfect = flipped.astype(float)
+    perfect = _flipped(run_dir).astype(float)
     make_plots(run_dir, tmp_path, extra_scores={"oracle": perfect}, log=lambda _: None)
     report = json.loads((tmp_path / "detection_metrics.json").read_text())
     assert report["scores"]["oracle"]["roc_auc"] == 1.0
