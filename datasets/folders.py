@@ -36,7 +36,41 @@ def scan_split(folder: Path, classes: list[str] | None = None) -> tuple[FolderSp
     return FolderSplit(paths, np.asarray(targets, dtype=np.int64)), classes
 
 
-def load_image_folder(root: Path, name: str, image_size: int) -> DatasetBundle:
+NATIVE_MAX = 64  # images at most this size train at their own size (CIFAR-style), larger ones at the default
+_SIZE_SAMPLE = 256  # images whose headers are read to find the common size
+
+
+def native_size(paths: list[str]) -> int | None:
+    """The most common longer side among the first images of ``paths`` (PIL reads only their headers), or None
+    when none can be read."""
+    from PIL import Image
+
+    sides = []
+    for path in paths[:_SIZE_SAMPLE]:
+        try:
+            with Image.open(path) as image:
+                sides.append(max(image.size))
+        except OSError:
+            continue  # a damaged file is reported when it is decoded for training
+    if not sides:
+        return None
+    values, counts = np.unique(sides, return_counts=True)
+    return int(values[np.argmax(counts)])
+
+
+def choose_size(paths: list[str], image_size: int | None, default: int) -> tuple[int, str]:
+    """The training resolution and why: ``--image_size`` when given, the images' own size when it is at most
+    64 px (upscaling 28 px images to 224 px costs ~60x the memory and time for nothing), else ``default``."""
+    if image_size is not None:
+        return image_size, f"--image_size {image_size}"
+    native = native_size(paths)
+    if native is not None and native <= NATIVE_MAX:
+        return native, f"the images' own size ({native} px, the most common; at most {NATIVE_MAX} px trains as is)"
+    return default, (f"the default {default} px (the images are {native} px, above {NATIVE_MAX}; "
+                     "--image_size sets another)" if native else f"the default {default} px")
+
+
+def load_image_folder(root: Path, name: str, image_size: int | None, default_size: int = 224) -> DatasetBundle:
     """``root`` holds ``train/`` and ``val/`` (or ``test/``), each with one sub-folder per class."""
     train_dir = root / "train"
     test_dir = next((root / s for s in ("val", "test") if (root / s).is_dir()), None)
@@ -44,11 +78,12 @@ def load_image_folder(root: Path, name: str, image_size: int) -> DatasetBundle:
         fail(f"{name}: expected {train_dir}/<class>/<image> and {root / 'val'}/<class>/<image>")
     train, classes = scan_split(train_dir)
     test, _ = scan_split(test_dir, classes)
+    image_size, why = choose_size(train.paths, image_size, default_size)
     small = image_size <= 64
     return DatasetBundle(name=name, train=train, test=test, num_classes=len(classes), in_channels=3,
                          image_size=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                          augment=Augment(pad=image_size // 8 if small else 0, flip=True), classes=classes,
-                         info={"path": str(root)})
+                         info={"path": str(root), "image_size_choice": f"{image_size} px: {why}"})
 
 
 class FolderImages(Dataset):

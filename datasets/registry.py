@@ -17,7 +17,7 @@ LARGE = ("webvision50", "clothing100k")  # real noise: no synthesized labels, th
 
 
 def _folder(name: str) -> Callable[[Path, int | None], DatasetBundle]:
-    return lambda root, size: load_image_folder(root / name, name, size or FOLDER_SIZES[name])
+    return lambda root, size: load_image_folder(root / name, name, size, FOLDER_SIZES[name])
 
 
 DATASETS: dict[str, Callable[[Path, int | None], DatasetBundle]] = {
@@ -27,7 +27,7 @@ DATASETS: dict[str, Callable[[Path, int | None], DatasetBundle]] = {
     "cifar100": lambda root, size: load_cifar(root, "cifar100"),
     **{name: _folder(name) for name in FOLDER_SIZES},
     # Any tree with train/<class>/ and val/<class>/: --data is the tree itself.
-    "imagefolder": lambda root, size: load_image_folder(root, "imagefolder", size or 224),
+    "imagefolder": lambda root, size: load_image_folder(root, "imagefolder", size, 224),
 }
 
 

@@ -168,6 +168,8 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
             _prepare(run_dir, config, plan["train_idx"], plan["valid_idx"], plan["true"], plan["assigned"],
                      plan["flipped"])
         dist.barrier()
+        if bundle.info.get("image_size_choice"):
+            say(f"image size: {bundle.info['image_size_choice']}")
         say(f"{args.dataset}: {config['num_train']} train, {config['num_valid_samples']} valid, "
             f"{bundle.num_classes} classes; {config['noise_type']} noise {args.noise_ratio} -> realised "
             f"{config['realised_noise_rate']:.4f}; {plan['net_type']}{plan['depth']} on {device}, {threads} threads"

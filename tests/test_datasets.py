@@ -47,7 +47,7 @@ def test_corrupt_cifar_batch(tmp_path):
 
 def test_image_folder_tree(tmp_path):
     write_image_folder(tmp_path / "tiny_imagenet", per_class=4)
-    b = load_dataset("tiny_imagenet", str(tmp_path))
+    b = load_dataset("tiny_imagenet", str(tmp_path), image_size=64)  # the recipe size (the files are 12 px)
     assert len(b.train) == 12 and len(b.test) == 6 and b.num_classes == 3
     assert b.classes == ["ant", "bee", "cat"] and b.train.targets.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     from datasets.folders import FolderImages
@@ -103,3 +103,14 @@ def test_unknown_dataset_lists_valid():
 def test_missing_data_dir(tmp_path):
     with pytest.raises(UsageError, match=f"data directory {tmp_path / 'nope'} does not exist"):
         load_dataset("cifar10", str(tmp_path / "nope"))
+
+
+def test_folder_images_train_at_their_own_size_when_small(tmp_path, capsys):
+    """28 px PNGs train at 28 px, not upscaled to 224 (~60x the memory); large ones keep the default."""
+    small = load_dataset("imagefolder", str(write_image_folder(tmp_path / "small", size=28)))
+    assert small.image_size == 28 and small.info["image_size_choice"].startswith("28 px: the images' own size")
+    assert small.augment.pad == 3  # CIFAR-style pad-and-crop at 28 // 8
+    large = load_dataset("imagefolder", str(write_image_folder(tmp_path / "large", size=96)))
+    assert large.image_size == 224 and "the images are 96 px, above 64" in large.info["image_size_choice"]
+    forced = load_dataset("imagefolder", str(tmp_path / "small"), image_size=16)
+    assert forced.image_size == 16 and forced.info["image_size_choice"] == "16 px: --image_size 16"
