@@ -143,6 +143,12 @@ def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int |
     (and resampled to ``length`` steps if given) on its own, so a million traces never exist as one float32
     copy. ``bfloat16`` runs the LSTM in bfloat16 (~2.5x faster on CPUs with AVX512-BF16, scores differ by ~1e-3).
     """
+    reads = len(getattr(model, "features", ())) or None  # an LSTMDetector says how many features it reads
+    given = 1 if curves.ndim == 2 else curves.shape[2]
+    if reads is not None and given != reads:
+        raise ValueError(f"the detector reads {reads} features per epoch ({', '.join(model.features)}), got inputs "
+                         f"of shape {curves.shape}: compute them with detector_models.features.feature_stack, "
+                         "or score the traces with predict.score")
     model.eval()
     out = np.empty(len(curves), dtype=np.float32)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):

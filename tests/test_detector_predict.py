@@ -152,7 +152,8 @@ def test_bfloat16_scores_rank_like_float32():
     assert exact.max() - exact.min() > 0.9
     # Measured over curve seeds 0-4: max |difference| 0.0007-0.057 (0.0024 here), Spearman 0.9996-0.9997, and
     # 50-52 of the 52 samples the 20% cut removes (256 - int(256 * 0.8) = 52) are the same. A constant output is
-    # off by > 0.6; rows in another order have Spearman ~0 (-0.005 reversed) and 52 * 52 / 256 = 10.6 removed samples in common.
+    # off by > 0.6; rows in another order have Spearman ~0 (-0.005 reversed) and about 52 * 52 / 256 = 10.6
+    # removed samples in common.
     assert np.abs(exact - fast).max() < 6e-2
     assert spearmanr(exact, fast)[0] > 0.999
     removed_exact, removed_fast = removal_cut(exact, 0.2)[1], removal_cut(fast, 0.2)[1]

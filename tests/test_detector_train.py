@@ -8,7 +8,7 @@ from core.errors import UsageError
 from detector_models.predict import load_detector, predict_p_noisy
 from detector_models.metrics import detection_metrics
 from detector_models.train import stratified_split, train_detector as fit
-from tests.detector_synth import synth_curves, write_run
+from tests.synthetic_run import synth_curves, write_run
 
 torch.set_num_threads(1)
 QUIET = dict(log=lambda line: None)
@@ -71,12 +71,12 @@ def test_resume_fine_tunes_and_keeps_or_improves_target_auc(tmp_path):
     ckpt = torch.load(tuned, weights_only=True)
     assert ckpt["train_length"] == 20 and ckpt["variant"] == "pooled"
     # Both detectors on the same held-out target rows (the fine-tune's validation split).
-    from detector_models.traces import load_run, resample_time
+    from detector_models.predict import score
+    from detector_models.traces import load_run
     run = load_run(target)
     flipped = run.label_flipped
     _, val = stratified_split(flipped.astype(int), val_fraction=0.1, seed=3)
-    curves = resample_time(run.curves[val], 20)
-    aucs = [detection_metrics(predict_p_noisy(load_detector(p)[0], curves), flipped[val], remove_ratio=0.3).roc_auc
+    aucs = [detection_metrics(score(*load_detector(p), run.td[val])[0], flipped[val], remove_ratio=0.3).roc_auc
             for p in (base, tuned)]
     assert aucs[1] >= aucs[0] - 1e-9
     assert summary["val_auc"] == pytest.approx(aucs[1])

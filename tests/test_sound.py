@@ -16,7 +16,7 @@ import torch
 
 from core.errors import UsageError, run_cli
 from tests.conftest import write_cifar, write_image_folder
-from tests.detector_synth import write_run
+from tests.synthetic_run import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "digits_cnn2_percmislabeled0.2_uniform/computation4td_seed7"
