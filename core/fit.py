@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,7 +23,7 @@ from core.distributed import Dist
 from core.errors import fail
 from core.io import torch_save, write_csv
 from core.inference import inference_copy
-from core.loop import NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
+from core.loop import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
 from core.recorder import TraceRecorder, raw_file_problem
 from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
 from core.seed import epoch_generator
@@ -61,94 +61,185 @@ class FitData:
     record: Feed | None = None  # the feed of the eval-mode recording pass
 
 
-def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
-        record: str = "train", amp: bool = False, restart: bool = False, progress: bool = True,
-        log: Callable[[str], None] = print, dist: Dist | None = None,
-        compile_backend: str | None = None, cuda_graphs: bool = False) -> dict[str, Any]:
-    """Train ``model`` in ``run_dir``; returns a summary (best/last validation error, timings).
+@dataclass(frozen=True)
+class Runtime:
+    """How a fit runs, not what it computes: the files written are the same for every choice.
 
-    ``dist``: the data-parallel group of a ``torchrun`` launch (each feed then yields this rank's share; rank 0
-    alone writes files). ``compile_backend``: run the forward passes through ``torch.compile`` with this
-    backend (``inductor`` is the default one); the files written are the same. ``cuda_graphs``: on a single
-    CUDA device without ``torch.compile``, replay the training step as a CUDA graph (``core/cuda_graph.py``).
+    ``amp``: bf16 autocast (CUDA only). ``progress``: progress bars. ``dist``: the data-parallel group of a
+    ``torchrun`` launch (each feed then yields this rank's share; rank 0 alone writes files).
+    ``compile_backend``: run the forward passes through ``torch.compile`` with this backend (``inductor`` is
+    the default one). ``cuda_graphs``: on a single CUDA device without ``torch.compile``, replay the training
+    step as a CUDA graph (``core/cuda_graph.py``).
     """
-    dist = dist or Dist()
-    device = next(model.parameters()).device
-    train_labels = torch.as_tensor(data.train_labels, dtype=torch.long, device=device)
+
+    amp: bool = False
+    progress: bool = True
+    dist: Dist = field(default_factory=Dist)
+    compile_backend: str | None = None
+    cuda_graphs: bool = False
+
+    @property
+    def gather(self) -> Callable | None:
+        """How the probabilities of every rank's share become one array (None: this process has them all)."""
+        return self.dist.gather_rows if self.dist.active else None
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` leaves besides the run folder.
+
+    ``seconds``: time in the train, valid and record passes of the epochs this call ran. ``recorder``: rank 0's
+    trace recorder, still open (the caller writes the traces file from it and closes it), or None when the
+    fit records nothing or runs on another rank.
+    """
+
+    best_valid_error: float
+    best_epoch: int
+    last_valid_error: float | None
+    epochs: int
+    seconds: dict[str, float]
+    recorder: TraceRecorder | None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-ready fields (everything but the recorder; ``asdict`` would deep-copy its open file)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "recorder"}
+
+
+@dataclass
+class _Progress:
+    """What ``resume.pth`` carries from epoch to epoch (the next epoch, the best so far, the log rows), plus
+    the pass timings of this call."""
+
+    epoch: int = 0
+    best: dict[str, Any] = field(default_factory=lambda: {"error": float("inf"), "epoch": -1})
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: {"train": 0.0, "valid": 0.0, "record": 0.0})
+
+    def add(self, epoch: int, stats: EpochStats, valid: dict[str, Any], seconds: tuple[float, float, float]) -> None:
+        for key, dt in zip(self.seconds, seconds):
+            self.seconds[key] += dt
+        self.rows.append({"epoch": epoch + 1, "train_error": stats.error, "train_loss": stats.loss,
+                          "valid_error": valid["error"], "valid_top5_error": valid["top5_error"],
+                          "valid_loss": valid["loss"]})
+        if valid["error"] < self.best["error"]:
+            self.best = {"error": valid["error"], "epoch": epoch + 1}
+
+    def result(self, epochs: int, recorder: TraceRecorder | None) -> FitResult:
+        return FitResult(best_valid_error=self.best["error"], best_epoch=self.best["epoch"],
+                         last_valid_error=self.rows[-1]["valid_error"] if self.rows else None, epochs=epochs,
+                         seconds=self.seconds, recorder=recorder)
+
+
+def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
+        record: str = "train", restart: bool = False, runtime: Runtime | None = None,
+        log: Callable[[str], None] = print) -> FitResult:
+    """Train ``model`` in ``run_dir`` for ``recipe.epochs`` epochs, continuing from its ``resume.pth`` unless
+    ``restart``; every epoch is committed to the run folder (rank 0) before the next starts.
+
+    ``record``: which softmax traces go to the recorder (:data:`RECORD_MODES`). ``config``: the run's settings,
+    kept in ``resume.pth`` so that a resumption with other settings is refused.
+    """
+    runtime = runtime or Runtime()
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
-    state_path = run_dir / "resume.pth"
-    start, best, rows = 0, {"error": float("inf"), "epoch": -1}, []
-    state = resume_point(run_dir, config, restart=restart, record=record, mmap=False,
-                         raw_shape=(data.train.num_samples, recipe.epochs, data.num_classes))
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start, best, rows = state["epoch"], state["best"], state["rows"]
-        log(f"resuming {run_dir} after epoch {start}/{recipe.epochs}")
-    train_net, eval_net = dist.wrap(model), model
-    if compile_backend:
-        train_net = torch.compile(train_net, backend=compile_backend)
-        eval_net = torch.compile(model, backend=compile_backend)
-    step = None
-    if cuda_graphs and device.type == "cuda" and not dist.active and not compile_backend:
-        step = CudaGraphStep(train_net, optimizer, amp=amp)
-    gather = dist.gather_rows if dist.active else None
+    progress = _restore(model, optimizer, run_dir, config, restart=restart, record=record, log=log,
+                        raw_shape=(data.train.num_samples, recipe.epochs, data.num_classes))
     recorder = None
-    if record != "none":
-        if dist.is_main:
-            recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs,
-                                     data.num_classes, resume=start > 0)
-    timing = {"train": 0.0, "valid": 0.0, "record": 0.0}
-    for epoch in range(start, recipe.epochs):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(recipe, epoch)
-        torch.manual_seed(seed * 1_000_003 + epoch)  # per-sample transforms of DataLoader feeds
-        shares: list[tuple[np.ndarray, torch.Tensor]] = []  # kept on the device until the epoch ends
-        on_probs = (lambda idx, p: shares.append((idx, p))) if record == "train" else None  # noqa: E731
+    if record != "none" and runtime.dist.is_main:
+        recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs, data.num_classes,
+                                 resume=progress.epoch > 0)
+    loop = _EpochLoop(model, optimizer, data, recipe=recipe, seed=seed, record=record, runtime=runtime,
+                      recorder=recorder, log=log, checkpoint=run_dir / "resume.pth")
+    for epoch in range(progress.epoch, recipe.epochs):
+        loop.run(epoch, progress)
+        if runtime.dist.is_main:
+            _commit(run_dir, epoch, model, optimizer, recorder, progress.best, progress.rows, config)
+    runtime.dist.barrier()  # every rank may now read what rank 0 wrote
+    return progress.result(recipe.epochs, recorder)
+
+
+def _restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path, config: dict[str, Any], *,
+             restart: bool, record: str, raw_shape: tuple[int, int, int], log: Callable[[str], None]) -> _Progress:
+    """Load the committed state of ``run_dir`` into ``model`` and ``optimizer`` and return where the run
+    stands; a fresh :class:`_Progress` when it starts afresh."""
+    state = resume_point(run_dir, config, restart=restart, record=record, raw_shape=raw_shape, mmap=False)
+    if state is None:
+        return _Progress()
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    log(f"resuming {run_dir} after epoch {state['epoch']}/{raw_shape[1]}")
+    return _Progress(epoch=state["epoch"], best=state["best"], rows=state["rows"])
+
+
+class _EpochLoop:
+    """The parts of a fit that stay fixed from epoch to epoch, and one epoch's passes in the paper's order."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: FitData, *,
+                 recipe: Recipe, seed: int, record: str, runtime: Runtime, recorder: TraceRecorder | None,
+                 log: Callable[[str], None], checkpoint: Path) -> None:
+        self.model, self.optimizer, self.data, self.recipe, self.seed = model, optimizer, data, recipe, seed
+        self.record, self.runtime, self.recorder, self.log, self.checkpoint = record, runtime, recorder, log, checkpoint
+        device = next(model.parameters()).device
+        self.labels = torch.as_tensor(data.train_labels, dtype=torch.long, device=device)
+        self.train_net, self.eval_net = runtime.dist.wrap(model), model
+        if runtime.compile_backend:
+            self.train_net = torch.compile(self.train_net, backend=runtime.compile_backend)
+            self.eval_net = torch.compile(model, backend=runtime.compile_backend)
+        self.step = None
+        if runtime.cuda_graphs and device.type == "cuda" and not runtime.dist.active and not runtime.compile_backend:
+            self.step = CudaGraphStep(self.train_net, optimizer, amp=runtime.amp)
+
+    def run(self, epoch: int, progress: _Progress) -> None:
+        """Epoch ``epoch`` (0-based): the training pass (``record='train'`` records its softmax), the validation
+        pass, the recording pass (``record='eval'``); its log row goes to ``progress``."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.recipe, epoch)
         t0 = time.perf_counter()
-        try:
-            stats = train_epoch(train_net, data.train, train_labels, optimizer, gen=epoch_generator(seed, epoch),
-                                amp=amp, desc=f"epoch {epoch + 1}/{recipe.epochs}", progress=progress,
-                                on_probs=on_probs, all_sum=dist.all_sum if dist.active else None, step=step)
-        except NonFiniteLoss as exc:
-            kept = f"the last good checkpoint is {state_path}" if epoch > 0 else "no epoch was committed"
-            fail(f"epoch {epoch + 1}: {exc}; stopped, {kept} (lower --lr?)")
-        dist.broadcast_buffers(model)
-        if shares:
-            probs = assemble_rows(shares, data.train.num_samples, gather)
-            if recorder is not None:
-                recorder.record(epoch, np.arange(len(probs)), probs)
+        stats = self._train(epoch)
         t1 = time.perf_counter()
         # Eval passes run on a copy with BatchNorm folded into the convolutions, in channels-last memory:
         # the recording pass then costs about half as much on the CPU (core/inference.py).
-        fast_net = eval_net if compile_backend else inference_copy(model)
-        valid = classification_stats(predict_probs(fast_net, data.valid, gen=epoch_generator(seed, epoch), amp=amp,
-                                                   desc="valid", progress=progress, gather=gather),
-                                     data.valid_labels)
+        net = self.eval_net if self.runtime.compile_backend else inference_copy(self.model)
+        valid = classification_stats(self._predict(net, self.data.valid, epoch_generator(self.seed, epoch), "valid"),
+                                     self.data.valid_labels)
         t2 = time.perf_counter()
-        if record == "eval":
-            probs = predict_probs(fast_net, data.record, gen=epoch_generator(seed, -1 - epoch), amp=amp,
-                                  desc="record", progress=progress, gather=gather)
-            if recorder is not None:
-                recorder.record(epoch, np.arange(len(probs)), probs)
+        if self.record == "eval":
+            self._keep(epoch, self._predict(net, self.data.record, epoch_generator(self.seed, -1 - epoch), "record"))
         t3 = time.perf_counter()
-        for key, dt in zip(timing, (t1 - t0, t2 - t1, t3 - t2)):
-            timing[key] += dt
-        rows.append({"epoch": epoch + 1, "train_error": stats.error, "train_loss": stats.loss,
-                     "valid_error": valid["error"], "valid_top5_error": valid["top5_error"],
-                     "valid_loss": valid["loss"]})
-        log(f"epoch {epoch + 1:3d}/{recipe.epochs} lr {lr_at(recipe, epoch):.4g} | train loss {stats.loss:.4f} "
-            f"err {stats.error:6.2%} | valid loss {valid['loss']:.4f} err {valid['error']:6.2%} | "
-            f"{t1 - t0:.2f}s train {t2 - t1:.2f}s valid {t3 - t2:.2f}s record")
-        if valid["error"] < best["error"]:
-            best = {"error": valid["error"], "epoch": epoch + 1}
-        if dist.is_main:
-            _commit(run_dir, epoch, model, optimizer, recorder, best, rows, config)
-    dist.barrier()  # every rank may now read what rank 0 wrote
-    return {"best_valid_error": best["error"], "best_epoch": best["epoch"],
-            "last_valid_error": rows[-1]["valid_error"] if rows else None, "epochs": recipe.epochs,
-            "seconds": timing, "recorder": recorder}
+        progress.add(epoch, stats, valid, (t1 - t0, t2 - t1, t3 - t2))
+        self.log(f"epoch {epoch + 1:3d}/{self.recipe.epochs} lr {lr_at(self.recipe, epoch):.4g} | train loss "
+                 f"{stats.loss:.4f} err {stats.error:6.2%} | valid loss {valid['loss']:.4f} err {valid['error']:6.2%}"
+                 f" | {t1 - t0:.2f}s train {t2 - t1:.2f}s valid {t3 - t2:.2f}s record")
+
+    def _train(self, epoch: int) -> EpochStats:
+        """The training pass; with ``record='train'`` its softmax goes to the recorder."""
+        runtime = self.runtime
+        torch.manual_seed(self.seed * 1_000_003 + epoch)  # per-sample transforms of DataLoader feeds
+        shares: list[tuple[np.ndarray, torch.Tensor]] = []  # kept on the device until the epoch ends
+        on_probs = (lambda idx, p: shares.append((idx, p))) if self.record == "train" else None  # noqa: E731
+        try:
+            stats = train_epoch(self.train_net, self.data.train, self.labels, self.optimizer,
+                                gen=epoch_generator(self.seed, epoch), amp=runtime.amp,
+                                desc=f"epoch {epoch + 1}/{self.recipe.epochs}", progress=runtime.progress,
+                                on_probs=on_probs, all_sum=runtime.dist.all_sum if runtime.dist.active else None,
+                                step=self.step)
+        except NonFiniteLoss as exc:
+            kept = f"the last good checkpoint is {self.checkpoint}" if epoch > 0 else "no epoch was committed"
+            fail(f"epoch {epoch + 1}: {exc}; stopped, {kept} (lower --lr?)")
+        runtime.dist.broadcast_buffers(self.model)
+        if shares:
+            self._keep(epoch, assemble_rows(shares, self.data.train.num_samples, runtime.gather))
+        return stats
+
+    def _predict(self, net: torch.nn.Module, feed: Feed, gen: torch.Generator, desc: str) -> np.ndarray:
+        """Softmax of every sample of ``feed`` (every rank's share gathered), shape (N, C)."""
+        return predict_probs(net, feed, gen=gen, amp=self.runtime.amp, desc=desc, progress=self.runtime.progress,
+                             gather=self.runtime.gather)
+
+    def _keep(self, epoch: int, probs: np.ndarray) -> None:
+        """Record one epoch's probabilities (N, C) of the whole training set (rank 0; the others hold none)."""
+        if self.recorder is not None:
+            self.recorder.record(epoch, np.arange(len(probs)), probs)
 
 
 def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
@@ -199,19 +290,20 @@ def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> d
 
 
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,
-                        indices: np.ndarray, *, amp: bool = False, dist: Dist | None = None) -> float:
+                        indices: np.ndarray, *, runtime: Runtime | None = None) -> float:
     """``results_valid.csv`` of the best model: index, Loss, Prediction, Confidence, Label. Returns its error.
 
-    Under data parallelism every rank predicts its share and rank 0 writes the file."""
-    dist = dist or Dist()
+    ``labels``, ``indices``: shape (M,), the validation samples' labels and the ids written for them. Under data
+    parallelism every rank predicts its share and rank 0 writes the file."""
+    runtime = runtime or Runtime()
     state = torch.load(run_dir / "model.pth", map_location=next(model.parameters()).device, weights_only=True)
     model.load_state_dict(state)
-    probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=amp, desc="best model", progress=False,
-                          gather=dist.gather_rows if dist.active else None)
+    probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=runtime.amp, desc="best model",
+                          progress=False, gather=runtime.gather)
     stats = classification_stats(probs, labels)
     frame = pd.DataFrame({"index": indices, "Loss": stats["per_sample_loss"], "Prediction": probs.argmax(1),
                           "Confidence": probs.max(1), "Label": labels})
-    if dist.is_main:
+    if runtime.dist.is_main:
         write_csv(run_dir / "results_valid.csv", frame)
     return float(stats["error"])
 

@@ -27,7 +27,7 @@ from datasets.registry import DATASETS, LARGE, load_dataset
 from models.registry import MODELS, build_model
 from pipeline.feeds import LOADERS, eval_batch_size, make_feed, place_model, select
 from pipeline.paths import td_run_dir
-from pipeline.runtime import add_runtime_args, pick_device, set_threads
+from pipeline.runtime import add_runtime_args, fit_runtime, pick_device, set_threads
 
 DEFAULT_NET = {"digits": ("cnn", 3), "fashion_mnist": ("cnn", 3), "tiny_imagenet": ("resnet", 32),
                "cub_200_2011": ("resnet", 34), "caltech256": ("resnet", 34), "webvision50": ("resnet", 50),
@@ -230,19 +230,17 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
         valid_labels=valid_labels, num_classes=bundle.num_classes,
         record=make_feed(train_split, bundle, train=not args.no_record_augment, shuffle=False,
                          **{**feed, "batch_size": eval_batch_size(device)}))
-    amp = args.amp and device.type == "cuda"
+    runtime = fit_runtime(args, device, dist)
     start = time.perf_counter()
-    summary = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
-                  record=args.record, amp=amp, restart=args.restart, progress=not args.no_progress and dist.is_main,
-                  log=say, dist=dist, compile_backend=args.compile, cuda_graphs=not args.no_cuda_graphs)
-    best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, amp=amp, dist=dist)
-    recorder = summary.pop("recorder")
+    result = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
+                 record=args.record, restart=args.restart, runtime=runtime, log=say)
+    best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, runtime=runtime)
     if not dist.is_main:
         return run_dir
-    if recorder is not None:
-        recorder.write_traces(run_dir / "training_dynamics.npz", assigned[train_idx])
-        recorder.close()
-    summary.update(best_valid_error=best_error, wall_seconds=time.perf_counter() - start)
+    if result.recorder is not None:
+        result.recorder.write_traces(run_dir / "training_dynamics.npz", assigned[train_idx])
+        result.recorder.close()
+    summary = {**result.summary(), "best_valid_error": best_error, "wall_seconds": time.perf_counter() - start}
     # summary.json marks the run complete; only then may the raw traces go (a kill before keeps them).
     write_json(run_dir / "summary.json", summary)
     (run_dir / "td_raw.npy").unlink(missing_ok=True)

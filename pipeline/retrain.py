@@ -20,6 +20,7 @@ from datasets.base import DatasetBundle
 from models.registry import build_model
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
 from pipeline.generate import add_data_args, add_train_args, parse_recipe
+from pipeline.runtime import fit_runtime
 
 EPOCHS = 300
 BATCH = 256  # before scaling by the kept fraction
@@ -87,15 +88,14 @@ def _retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, model:
                    train_labels=np.asarray(labels, dtype=np.int64),
                    valid=make_feed(bundle.test, bundle, train=False, shuffle=False, batch_size=eval_batch_size(device), **feed),
                    valid_labels=test_labels, num_classes=bundle.num_classes)
-    amp = args.amp and device.type == "cuda"
-    summary = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record="none",
-                  amp=amp, restart=args.restart, progress=not args.no_progress, compile_backend=args.compile,
-                  cuda_graphs=not args.no_cuda_graphs)
-    summary.pop("recorder", None)
-    best_error = write_valid_results(model, run_dir, data.valid, test_labels, np.arange(len(test_labels)), amp=amp)
-    return {"best_test_accuracy": 1.0 - best_error, "last_test_accuracy": 1.0 - summary["last_valid_error"],
-            "best_epoch": summary["best_epoch"], "epochs": recipe.epochs, "batch_size": batch_size,
-            "num_train": int(len(rows)), "seconds": summary["seconds"]}
+    runtime = fit_runtime(args, device)
+    result = fit(model, data, recipe=recipe, run_dir=run_dir, seed=args.seed, config=config, record="none",
+                 restart=args.restart, runtime=runtime)
+    best_error = write_valid_results(model, run_dir, data.valid, test_labels, np.arange(len(test_labels)),
+                                     runtime=runtime)
+    return {"best_test_accuracy": 1.0 - best_error, "last_test_accuracy": 1.0 - result.last_valid_error,
+            "best_epoch": result.best_epoch, "epochs": recipe.epochs, "batch_size": batch_size,
+            "num_train": int(len(rows)), "seconds": result.seconds}
 
 
 def finish(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:

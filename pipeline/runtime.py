@@ -5,7 +5,9 @@ import argparse
 
 import torch
 
+from core.distributed import Dist
 from core.errors import fail
+from core.fit import Runtime
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -41,3 +43,11 @@ def set_threads(threads: int) -> int:
     if threads:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+def fit_runtime(args: argparse.Namespace, device: torch.device, dist: Dist | None = None) -> Runtime:
+    """The runtime options of :func:`core.fit.fit` from the flags of :func:`add_runtime_args`: autocast on CUDA
+    only, progress bars on rank 0 only."""
+    dist = dist or Dist()
+    return Runtime(amp=args.amp and device.type == "cuda", progress=not args.no_progress and dist.is_main, dist=dist,
+                   compile_backend=args.compile, cuda_graphs=not args.no_cuda_graphs)
