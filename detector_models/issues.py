@@ -1,0 +1,51 @@
+"""The label-issue table: every sample ranked by suspicion, with the label the dynamics suggest instead.
+
+Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C): channel 0 = the given label).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from detector_models.baselines import score_baselines
+from detector_models.metrics import order_by_noisiness
+
+TABLE_BASELINES = ("aum", "confidence", "last_self_confidence", "forgetting")  # beside the detector, cheap
+
+
+def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The class the network itself points to, int array of shape (N,): the last epoch's argmax when it is not
+    the given label, else (a run that fitted the given label in the end) the other class with the highest mean
+    probability over the epochs, which is channel 1 by the traces' channel order."""
+    last = np.asarray(td[:, -1, :], dtype=np.float32).argmax(axis=1)
+    rows = np.arange(len(labels))
+    return np.where(last != 0, labels[rows, last], labels[:, 1]).astype(np.int64)
+
+
+def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *,
+                      indices: np.ndarray | None = None, class_names: Sequence[str] | None = None,
+                      paths: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every sample, most suspicious first: ``rank, index, [path,] given_label, [given_name,] suggested_label,
+    [suggested_name,] p_noisy`` and the hand-crafted scores of :data:`TABLE_BASELINES` (higher = more suspect).
+
+    ``indices`` (N,): the training-set position of each row (default ``arange(N)``); ``paths`` are indexed by it.
+    """
+    n = len(p_noisy)
+    indices = np.arange(n) if indices is None else np.asarray(indices)
+    given, suggested = labels[:, 0].astype(np.int64), suggested_labels(td, labels)
+    order = order_by_noisiness(p_noisy)[::-1]
+    table = {"rank": np.arange(1, n + 1), "index": indices[order]}
+    if paths is not None:
+        table["path"] = [paths[i] for i in indices[order]]
+    table["given_label"] = given[order]
+    if class_names is not None:
+        table["given_name"] = [class_names[c] for c in given[order]]
+    table["suggested_label"] = suggested[order]
+    if class_names is not None:
+        table["suggested_name"] = [class_names[c] for c in suggested[order]]
+    table["p_noisy"] = np.round(np.asarray(p_noisy, dtype=np.float64)[order], 6)
+    for name, values in score_baselines(td, labels, names=list(TABLE_BASELINES)).items():
+        table[name] = np.round(values[order], 6)
+    return pd.DataFrame(table)

@@ -1,0 +1,11 @@
+"""Label issues of a run, listed and shown (label_issues.csv, label_issues.png).
+
+    python find_issues.py RUN_DIR [--detector checkpoints/generalist_lstm_detector.pth.tar | baseline:aum] [--top 48]
+"""
+from __future__ import annotations
+
+from core.errors import run_cli
+from pipeline import issues
+
+if __name__ == "__main__":
+    run_cli(lambda: issues.main(issues.get_args_parser().parse_args()))
