@@ -136,6 +136,39 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
     -------
     TrainResult
     """
+    curves, flipped = _check_inputs(curves, flipped, features)
+    groups = flipped.astype(np.int64) + (2 * np.asarray(strata, dtype=np.int64) if strata is not None else 0)
+    train_idx, val_idx = stratified_split(groups, val_fraction=val_fraction, seed=seed)
+    weights = _stratum_weights(strata, len(flipped))[train_idx]
+    torch.manual_seed(seed)
+    model = LSTMDetector(variant, features=features, anchor=anchor)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    elif anchor:
+        _init_anchor(model, curves[train_idx], flipped[train_idx], weights)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    best = _BestEpoch(model, optimizer, curves[val_idx], flipped[val_idx], epochs=epochs, log=log)
+    if init_state is not None or anchor:  # the starting point competes: fine-tuning or the anchor never loses
+        best.consider(0, float("nan"), 0.0)
+    if init_state is None and anchor:
+        # A zero classifier over a near-constant LSTM summary is a saddle point (no gradient reaches the LSTM):
+        # the residual starts small instead, the anchor-only model having been scored above.
+        with torch.no_grad():
+            model.classifier.weight.normal_(0.0, RESIDUAL_INIT_STD, generator=epoch_generator(seed, 0))
+    batches = _Batches(torch.from_numpy(curves[train_idx]), torch.from_numpy(flipped[train_idx].astype(np.int64)),
+                       torch.from_numpy(weights), batch_size=batch_size, seed=seed, time_warp=time_warp)
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        loss = _train_epoch(model, optimizer, batches, epoch)
+        best.consider(epoch, loss, time.perf_counter() - start)
+    return TrainResult(state_dict=best.state, optimizer_state=best.optimizer_state, variant=variant,
+                       train_length=int(curves.shape[1]), features=tuple(features), anchor=anchor,
+                       best_epoch=best.epoch, val_auc=best.auc, val_map=best.ap, val_accuracy=best.accuracy,
+                       val_indices=val_idx, history=best.history)
+
+
+def _check_inputs(curves: np.ndarray, flipped: np.ndarray, features: tuple[str, ...]):
+    """``curves`` as float32 (N, T, F) and ``flipped`` as bool (N,), or ``ValueError`` / ``UsageError``."""
     curves = np.ascontiguousarray(curves, dtype=np.float32)
     if curves.ndim == 2:
         curves = curves[:, :, None]
@@ -146,64 +179,73 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
     if not flipped.any() or flipped.all():
         raise UsageError(f"the training traces have {int(flipped.sum())} mislabeled samples of {len(flipped)}: "
                          "a detector needs both clean and mislabeled samples")
-    groups = flipped.astype(np.int64) + (2 * np.asarray(strata, dtype=np.int64) if strata is not None else 0)
-    train_idx, val_idx = stratified_split(groups, val_fraction=val_fraction, seed=seed)
-    torch.manual_seed(seed)
-    model = LSTMDetector(variant, features=features, anchor=anchor)
-    weights = _stratum_weights(strata, len(flipped))[train_idx]
-    if init_state is not None:
-        model.load_state_dict(init_state)
-    elif anchor:
-        _init_anchor(model, curves[train_idx], flipped[train_idx], weights)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    x_train, y_train = torch.from_numpy(curves[train_idx]), torch.from_numpy(flipped[train_idx].astype(np.int64))
-    w_train = torch.from_numpy(weights)
-    x_val, y_val = curves[val_idx], flipped[val_idx]
+    return curves, flipped
 
-    best = dict(epoch=-1, auc=-math.inf)
-    history: list[dict] = []
 
-    def consider(epoch: int, train_loss: float, seconds: float) -> None:
-        auc, ap, acc = _evaluate(model, x_val, y_val)
-        history.append(dict(epoch=epoch, train_loss=train_loss, val_auc=auc, val_map=ap, val_accuracy=acc,
-                            seconds=round(seconds, 2)))
-        log(f"epoch {epoch:3d}/{epochs}  train loss {train_loss:.4f}  val ROC-AUC {auc:.4f}  mAP {ap:.4f}  "
-            f"acc {acc:.4f}  ({seconds:.1f}s)")
-        if auc > best["auc"]:
-            best.update(epoch=epoch, auc=auc, ap=ap, acc=acc, state=copy.deepcopy(model.state_dict()),
-                        optimizer=copy.deepcopy(optimizer.state_dict()))
+class _BestEpoch:
+    """Scores the model on the validation rows after each epoch, logs it, and keeps the best state by ROC-AUC."""
 
-    if init_state is not None or anchor:  # the starting point competes: fine-tuning or the anchor never loses
-        consider(0, float("nan"), 0.0)
-    if init_state is None and anchor:
-        # A zero classifier over a near-constant LSTM summary is a saddle point (no gradient reaches the LSTM):
-        # the residual starts small instead, the anchor-only model having been scored above.
-        with torch.no_grad():
-            model.classifier.weight.normal_(0.0, RESIDUAL_INIT_STD, generator=epoch_generator(seed, 0))
+    def __init__(self, model: nn.Module, optimizer, x_val: np.ndarray, y_val: np.ndarray, *, epochs: int,
+                 log: Callable[[str], None]) -> None:
+        self.model, self.optimizer, self.x_val, self.y_val = model, optimizer, x_val, y_val
+        self.epochs, self.log = epochs, log
+        self.epoch, self.auc, self.ap, self.accuracy = -1, -math.inf, float("nan"), float("nan")
+        self.state: dict = {}
+        self.optimizer_state: dict = {}
+        self.history: list[dict] = []
+
+    def consider(self, epoch: int, train_loss: float, seconds: float) -> None:
+        auc, ap, acc = _evaluate(self.model, self.x_val, self.y_val)
+        self.history.append(dict(epoch=epoch, train_loss=train_loss, val_auc=auc, val_map=ap, val_accuracy=acc,
+                                 seconds=round(seconds, 2)))
+        self.log(f"epoch {epoch:3d}/{self.epochs}  train loss {train_loss:.4f}  val ROC-AUC {auc:.4f}  "
+                 f"mAP {ap:.4f}  acc {acc:.4f}  ({seconds:.1f}s)")
+        if auc > self.auc:
+            self.epoch, self.auc, self.ap, self.accuracy = epoch, auc, ap, acc
+            self.state = copy.deepcopy(self.model.state_dict())
+            self.optimizer_state = copy.deepcopy(self.optimizer.state_dict())
+
+
+@dataclass
+class _Batches:
+    """The training rows (inputs (N, T, F), labels (N,), loss weights (N,)) and how an epoch draws them."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    weights: torch.Tensor
+    batch_size: int
+    seed: int
+    time_warp: float
+
+    def __post_init__(self) -> None:
+        self.warp_rng = epoch_generator(self.seed, -1)  # one stream over all epochs, as the batches come
+
+    def epoch(self, epoch: int):
+        """Yield (x, y, weights) batches of one epoch in its seeded order, time-warped if asked."""
+        order = torch.randperm(len(self.x), generator=epoch_generator(self.seed, epoch))
+        for i in range(0, len(order), self.batch_size):
+            batch = order[i:i + self.batch_size]
+            x = self.x[batch]
+            if self.time_warp > 0 and x.shape[1] > 2:
+                u = torch.rand(1, generator=self.warp_rng).item() * 2 - 1
+                x = warp_time(x, math.exp(u * self.time_warp))
+            yield x, self.y[batch], self.weights[batch]
+
+
+def _train_epoch(model: nn.Module, optimizer, batches: _Batches, epoch: int) -> float:
+    """One pass of weighted cross-entropy steps; returns the mean training loss."""
+    model.train()
     loss_fn = nn.CrossEntropyLoss(reduction="none")
-    warp_rng = epoch_generator(seed, -1)
-    for epoch in range(1, epochs + 1):
-        start = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(x_train), generator=epoch_generator(seed, epoch))
-        total, count = 0.0, 0
-        for i in range(0, len(order), batch_size):
-            batch = order[i:i + batch_size]
-            x = x_train[batch]
-            if time_warp > 0 and x.shape[1] > 2:
-                u = torch.rand(1, generator=warp_rng).item() * 2 - 1
-                x = warp_time(x, math.exp(u * time_warp))
-            loss = (loss_fn(model(x), y_train[batch]) * w_train[batch]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
-            optimizer.step()
-            total += loss.item() * len(batch)
-            count += len(batch)
-        consider(epoch, total / count, time.perf_counter() - start)
-    return TrainResult(state_dict=best["state"], optimizer_state=best["optimizer"], variant=variant,
-                       train_length=int(curves.shape[1]), features=tuple(features), anchor=anchor, best_epoch=best["epoch"], val_auc=best["auc"],
-                       val_map=best["ap"], val_accuracy=best["acc"], val_indices=val_idx, history=history)
+    total, count = 0.0, 0
+    for x, y, w in batches.epoch(epoch):
+        loss = (loss_fn(model(x), y) * w).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+        optimizer.step()
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / count
 
 
 def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run: int | None = None,
