@@ -31,12 +31,13 @@ def measure_here(n: int, epochs: int, classes: int, folder: Path, batch: int = 1
     import numpy as np
 
     from core.recorder import TraceRecorder
+    from core.runfiles import RAW_TRACES_FILE, TRACES_FILE
 
     rng = np.random.default_rng(0)
     assigned = rng.integers(0, classes, n)
     base = peak_mib()
     t0 = time.perf_counter()
-    recorder = TraceRecorder(folder / "td_raw.npy", n, epochs, classes, resume=False)
+    recorder = TraceRecorder(folder / RAW_TRACES_FILE, n, epochs, classes, resume=False)
     logits = rng.standard_normal((batch, classes)).astype(np.float32)
     for epoch in range(epochs):
         order = rng.permutation(n)
@@ -47,10 +48,10 @@ def measure_here(n: int, epochs: int, classes: int, folder: Path, batch: int = 1
         recorder.flush()
     t1 = time.perf_counter()
     after_record = peak_mib()
-    recorder.write_traces(folder / "training_dynamics.npz", assigned)
+    recorder.write_traces(folder / TRACES_FILE, assigned)
     t2 = time.perf_counter()
     return {"n": n, "epochs": epochs, "classes": classes, "raw_mib": n * epochs * classes * 2 / 2**20,
-            "npz_mib": (folder / "training_dynamics.npz").stat().st_size / 2**20,
+            "npz_mib": (folder / TRACES_FILE).stat().st_size / 2**20,
             "baseline_peak_rss_mib": base, "record_peak_rss_mib": after_record, "write_peak_rss_mib": peak_mib(),
             "growth_mib": peak_mib() - base, "record_seconds": t1 - t0, "write_seconds": t2 - t1}
 

@@ -25,6 +25,8 @@ from core.io import torch_save, write_csv
 from core.inference import inference_copy
 from core.loop import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
 from core.recorder import TraceRecorder, raw_file_problem
+from core.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
+    TRAIN_LOG_FILE, VALID_RESULTS_FILE
 from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
 from core.seed import epoch_generator
 
@@ -146,10 +148,10 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
                         raw_shape=(data.train.num_samples, recipe.epochs, data.num_classes))
     recorder = None
     if record != "none" and runtime.dist.is_main:
-        recorder = TraceRecorder(run_dir / "td_raw.npy", data.train.num_samples, recipe.epochs, data.num_classes,
+        recorder = TraceRecorder(run_dir / RAW_TRACES_FILE, data.train.num_samples, recipe.epochs, data.num_classes,
                                  resume=progress.epoch > 0)
     loop = _EpochLoop(model, optimizer, data, recipe=recipe, seed=seed, record=record, runtime=runtime,
-                      recorder=recorder, log=log, checkpoint=run_dir / "resume.pth")
+                      recorder=recorder, log=log, checkpoint=run_dir / RESUME_FILE)
     for epoch in range(progress.epoch, recipe.epochs):
         loop.run(epoch, progress)
         if runtime.dist.is_main:
@@ -253,7 +255,7 @@ def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record
         return None
     check_resumable(run_dir, config, saved=state["config"])
     if record != "none":
-        raw = run_dir / "td_raw.npy"
+        raw = run_dir / RAW_TRACES_FILE
         lost = f"the traces of the {state['epoch']} committed epochs are lost; add --restart to start over"
         if not raw.is_file():
             fail(f"{raw} is missing: {lost}")
@@ -270,17 +272,17 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
         recorder.flush()
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if best["epoch"] == epoch + 1:
-        torch_save(weights, run_dir / "model.pth")
-    torch_save(weights, run_dir / "model.pth.last")
-    write_csv(run_dir / "train_log.csv", pd.DataFrame(rows, columns=LOG_COLUMNS))
+        torch_save(weights, run_dir / BEST_MODEL_FILE)
+    torch_save(weights, run_dir / LAST_MODEL_FILE)
+    write_csv(run_dir / TRAIN_LOG_FILE, pd.DataFrame(rows, columns=LOG_COLUMNS))
     torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
-                "rows": rows, "config": config}, run_dir / "resume.pth")
+                "rows": rows, "config": config}, run_dir / RESUME_FILE)
 
 
 def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
     """The ``summary.json`` of a finished run with the same settings in ``run_dir`` (re-running it is a no-op),
     else None."""
-    summary = run_dir / "summary.json"
+    summary = run_dir / SUMMARY_FILE
     saved = None if restart or not summary.is_file() else read_resume_state(run_dir)
     if saved is None:
         return None
@@ -296,7 +298,7 @@ def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labe
     ``labels``, ``indices``: shape (M,), the validation samples' labels and the ids written for them. Under data
     parallelism every rank predicts its share and rank 0 writes the file."""
     runtime = runtime or Runtime()
-    state = torch.load(run_dir / "model.pth", map_location=next(model.parameters()).device, weights_only=True)
+    state = torch.load(run_dir / BEST_MODEL_FILE, map_location=next(model.parameters()).device, weights_only=True)
     model.load_state_dict(state)
     probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=runtime.amp, desc="best model",
                           progress=False, gather=runtime.gather)
@@ -304,7 +306,7 @@ def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labe
     frame = pd.DataFrame({"index": indices, "Loss": stats["per_sample_loss"], "Prediction": probs.argmax(1),
                           "Confidence": probs.max(1), "Label": labels})
     if runtime.dist.is_main:
-        write_csv(run_dir / "results_valid.csv", frame)
+        write_csv(run_dir / VALID_RESULTS_FILE, frame)
     return float(stats["error"])
 
 

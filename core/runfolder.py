@@ -11,6 +11,7 @@ from typing import Any, Iterator
 
 from core.errors import UsageError, fail
 from core.io import load_torch, remove_stale_temps, write_json, write_text
+from core.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE
 
 # Settings that may change between a run and its resumption (compute placement and where the run folder is
 # reached from, not the experiment). Resuming with another world size or --compile continues correctly but is
@@ -19,7 +20,6 @@ from core.io import load_torch, remove_stale_temps, write_json, write_text
 RESUME_IGNORES = ("threads", "device", "progress", "no_progress", "restart", "num_workers", "device_used",
                   "threads_used", "world_size", "compile", "no_cuda_graphs", "save", "td_run")
 RESUME_KEYS = ("epoch", "model", "optimizer", "best", "rows", "config")
-LOCK_FILE = ".lock"
 
 
 def make_run_dir(run_dir: Path, *, flag: str = "--save") -> None:
@@ -66,8 +66,8 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], *, flag: str = "--sav
             launcher.append("--standalone")
         launcher += ["--nproc_per_node", os.environ.get("LOCAL_WORLD_SIZE", "1")]
     command = " ".join(shlex.quote(a) for a in [*launcher, *sys.argv])
-    write_text(run_dir / "cmd.txt", command + "\n")
-    write_json(run_dir / "config.json", config)
+    write_text(run_dir / COMMAND_FILE, command + "\n")
+    write_json(run_dir / CONFIG_FILE, config)
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any], ignore: tuple[str, ...]) -> list[str]:
@@ -94,7 +94,7 @@ def read_resume_state(run_dir: Path, *, mmap: bool = True) -> dict[str, Any] | N
     """``run_dir/resume.pth``, memory-mapped by default (its tensors are read only if used: checking the
     configuration or the epoch of a large model's checkpoint costs next to nothing), or None when there is
     none. One that is empty, damaged, carries code or lacks a key is a one-line error naming it."""
-    path = run_dir / "resume.pth"
+    path = run_dir / RESUME_FILE
     if not path.is_file():
         return None
     try:

@@ -13,10 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import UsageError
-from core.io import load_npz, load_torch
-
-TRACES_FILE = "training_dynamics.npz"
-METADATA_FILE = "metadata.pth"
+from core.runfiles import METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata, read_traces
 
 
 @dataclass(frozen=True)
@@ -32,6 +29,7 @@ class RunTraces:
     label_flipped : ndarray of shape (N,), bool, or None when the run has no ground truth.
     assigned_targets, true_targets : ndarray of shape (N,), or None without metadata.
     train_indices : ndarray of shape (N,), int64: the training-set position of each row, or None.
+    metadata : the run's ``metadata.pth`` over the full training set, or None without one.
     """
 
     source: str
@@ -41,6 +39,7 @@ class RunTraces:
     assigned_targets: np.ndarray | None = None
     true_targets: np.ndarray | None = None
     train_indices: np.ndarray | None = None
+    metadata: RunMetadata | None = None
 
     @property
     def curves(self) -> np.ndarray:
@@ -60,75 +59,6 @@ def _resolve(path: str | Path) -> tuple[Path, Path]:
     return path / TRACES_FILE, path / METADATA_FILE
 
 
-def _load_td(npz_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if not npz_path.is_file():
-        raise UsageError(f"{npz_path}: no traces file (expected a STEP 1 run folder holding {TRACES_FILE})")
-    arrays = load_npz(npz_path, keys=("td", "labels"))  # truncated/corrupt -> UsageError naming the file
-    td, labels = arrays["td"], arrays["labels"]
-    if td.ndim != 3 or td.shape[1] < 1 or td.shape[2] < 1:
-        raise UsageError(f"{npz_path}: 'td' must have shape [N, T, C], found {td.shape}")
-    if not np.issubdtype(td.dtype, np.floating):
-        raise UsageError(f"{npz_path}: 'td' must hold probabilities (float16), found dtype {td.dtype}")
-    if labels.shape != (td.shape[0], td.shape[2]) or not np.issubdtype(labels.dtype, np.integer):
-        raise UsageError(f"{npz_path}: 'labels' must be integers of shape {(td.shape[0], td.shape[2])} "
-                         f"to match td {td.shape}, found {labels.dtype} {labels.shape}")
-    bad = _count_non_finite(td)
-    if bad:  # every reader (detector, baselines, plots, export) would turn them into NaN scores or NaN tokens
-        raise UsageError(f"{npz_path}: 'td' holds {bad} NaN or infinite probabilities: the run that wrote it "
-                         "diverged or the file is damaged")
-    return td, labels
-
-
-def _count_non_finite(td: np.ndarray, chunk: int = 1 << 16) -> int:
-    """Non-finite values of ``td``, counted by chunks of rows (no float32 copy of the whole array)."""
-    return sum(int(np.count_nonzero(~np.isfinite(td[i:i + chunk]))) for i in range(0, len(td), chunk))
-
-
-def read_metadata(meta_path: Path, *, required: tuple[str, ...] = ()) -> dict:
-    """``metadata.pth`` loaded safely (``weights_only``): a dict holding ``required``, else a one-line
-    :class:`UsageError` naming the file."""
-    meta = load_torch(meta_path, what="metadata file (metadata.pth)")
-    if not isinstance(meta, dict):
-        raise UsageError(f"{meta_path}: metadata must be a dict of tensors, found {type(meta).__name__}")
-    missing = [key for key in required if meta.get(key) is None]
-    if missing:
-        raise UsageError(f"{meta_path}: missing {', '.join(missing)} (found {', '.join(map(str, meta))}): "
-                         "not the metadata.pth of a STEP 1 run")
-    return meta
-
-
-def _load_metadata(meta_path: Path, n_rows: int) -> dict[str, np.ndarray]:
-    """Per-row ground truth, mapped through ``train_indices``; ``{}`` when there is no metadata file."""
-    if not meta_path.is_file():
-        return {}
-    meta = read_metadata(meta_path)
-    rows = None
-    if "train_indices" in meta:
-        rows = np.asarray(meta["train_indices"], dtype=np.int64).reshape(-1)
-        if len(rows) != n_rows:
-            raise UsageError(f"{meta_path}: train_indices has {len(rows)} entries but the traces have "
-                             f"{n_rows} rows")
-    out = {}
-    for key in ("label_flipped", "assigned_targets", "true_targets"):
-        if key not in meta or meta[key] is None:
-            continue
-        values = np.asarray(meta[key]).reshape(-1)
-        if rows is not None:
-            if len(rows) and rows.max() >= len(values):
-                raise UsageError(f"{meta_path}: train_indices reach {rows.max()} but {key} has "
-                                 f"{len(values)} entries")
-            values = values[rows]
-        elif len(values) != n_rows:
-            raise UsageError(f"{meta_path}: {key} has {len(values)} entries, traces have {n_rows} rows "
-                             f"(and there are no train_indices to map them)")
-        out[key] = values
-    if "label_flipped" in out:
-        out["label_flipped"] = out["label_flipped"].astype(bool)
-    if rows is not None:
-        out["train_indices"] = rows
-    return out
-
-
 def load_run(run_dir: str | Path) -> RunTraces:
     """Load and validate one run's traces and (if present) its ground truth.
 
@@ -144,16 +74,17 @@ def load_run(run_dir: str | Path) -> RunTraces:
         traces' assigned labels; the message names the file.
     """
     npz_path, meta_path = _resolve(run_dir)
-    td, labels = _load_td(npz_path)
-    meta = _load_metadata(meta_path, td.shape[0])
-    assigned = meta.get("assigned_targets")
-    if assigned is not None and not np.array_equal(assigned.astype(np.int64), labels[:, 0].astype(np.int64)):
-        bad = int(np.sum(assigned.astype(np.int64) != labels[:, 0]))
+    td, labels = read_traces(npz_path)
+    metadata = read_metadata(meta_path) if meta_path.is_file() else None
+    rows = metadata.per_row(len(td)) if metadata is not None else {}
+    assigned = rows.get("assigned_targets")
+    if assigned is not None and not np.array_equal(assigned, labels[:, 0].astype(np.int64)):
+        bad = int(np.sum(assigned != labels[:, 0]))
         raise UsageError(f"{meta_path}: assigned_targets disagree with labels[:, 0] of {npz_path} on {bad} "
                          f"rows: the metadata belongs to another run")
-    return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=meta.get("label_flipped"),
-                     assigned_targets=assigned, true_targets=meta.get("true_targets"),
-                     train_indices=meta.get("train_indices"))
+    return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=rows.get("label_flipped"),
+                     assigned_targets=assigned, true_targets=rows.get("true_targets"),
+                     train_indices=rows.get("train_indices"), metadata=metadata)
 
 
 def resample_time(x: np.ndarray, length: int) -> np.ndarray:

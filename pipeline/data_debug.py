@@ -31,6 +31,8 @@ import torch
 from core.errors import fail
 from core.fit import completed_summary
 from core.io import write_csv, write_json, write_text
+from core.runfiles import BEST_MODEL_FILE, CORRECTED_LABELS_BY_PATH_FILE, CORRECTED_LABELS_CSV_FILE, \
+    CORRECTED_LABELS_FILE
 from core.runfolder import prepare_run_dir
 from core.inference import inference_copy
 from core.loop import predict_probs
@@ -77,7 +79,8 @@ def clean_part_predictions(args, *, bundle, step1, scores, net_type, depth, devi
                                   net_type=net_type, depth=depth, device=device)
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size)
-    model.load_state_dict(torch.load(Path(summary["run_dir"]) / "model.pth", map_location=device, weights_only=True))
+    best = Path(summary["run_dir"]) / BEST_MODEL_FILE
+    model.load_state_dict(torch.load(best, map_location=device, weights_only=True))
     model = inference_copy(place_model(model, loader=args.loader, device=device))
     feed = make_feed(select(bundle.train, step1.rows), bundle, train=False, shuffle=False,
                      batch_size=eval_batch_size(device), loader=args.loader, device=device,
@@ -117,7 +120,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "detector": scores.info, "detector_note": scores.note, "num_samples": int(len(step1.rows)),
         "num_relabelled": int(len(result.suspicious)), "num_changed": int(result.changed.sum()),
         "detection": metrics.as_dict() if metrics else None, "detection_note": None if metrics else NO_GROUND_TRUTH,
-        "labels_json": str(run_dir / "corrected_labels.json"), "labels_csv": str(run_dir / "corrected_labels.csv")}
+        "labels_json": str(run_dir / CORRECTED_LABELS_FILE), "labels_csv": str(run_dir / CORRECTED_LABELS_CSV_FILE)}
     if truth is not None:
         true_rows = step1.true[step1.rows]
         summary.update(noise_rate_before=noise_rate(assigned, true_rows),
@@ -133,7 +136,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.retrain:
         summary.update(retrain_corrected(args, bundle, step1, result.labels, run_dir, source, scores.name,
                                          net_type, depth, device))
-    print(f"corrected labels: {run_dir / 'corrected_labels.json'} (+ .csv)")
+    print(f"corrected labels: {run_dir / CORRECTED_LABELS_FILE} (+ .csv)")
     return finish(run_dir, summary)
 
 
@@ -164,7 +167,7 @@ def write_labels(run_dir: Path, bundle, step1, corrected: np.ndarray, result, p_
     frame = pd.DataFrame({"index": np.arange(n_full)})
     if isinstance(bundle.train, FolderSplit):
         frame["path"] = bundle.train.paths
-        write_json(run_dir / "corrected_labels_by_path.json",
+        write_json(run_dir / CORRECTED_LABELS_BY_PATH_FILE,
                    {p: int(c) for p, c in zip(bundle.train.paths, corrected)})
     frame["assigned_label"] = step1.assigned
     frame["corrected_label"] = corrected
@@ -173,5 +176,5 @@ def write_labels(run_dir: Path, bundle, step1, corrected: np.ndarray, result, p_
     frame["p_noisy"] = scores
     if step1.has_truth:
         frame["true_label"] = step1.true
-    write_text(run_dir / "corrected_labels.json", json.dumps([int(c) for c in corrected]) + "\n")
-    write_csv(run_dir / "corrected_labels.csv", frame)
+    write_text(run_dir / CORRECTED_LABELS_FILE, json.dumps([int(c) for c in corrected]) + "\n")
+    write_csv(run_dir / CORRECTED_LABELS_CSV_FILE, frame)

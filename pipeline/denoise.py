@@ -22,6 +22,7 @@ import pandas as pd
 from core.errors import fail
 from core.fit import completed_summary
 from core.io import write_csv, write_text
+from core.runfiles import REMOVED_FILE
 from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
 from pipeline.paths import experiment_dir
@@ -129,7 +130,7 @@ def denoise_one(removal: str, args: argparse.Namespace, *, bundle, step1: Step1R
         frame["p_noisy"] = p_noisy[removed]
     if truth is not None:
         frame["label_flipped"] = truth[removed].astype(int)
-    write_csv(run_dir / "removed.csv", frame)
+    write_csv(run_dir / REMOVED_FILE, frame)
     summary.update(result, wall_seconds=time.perf_counter() - start)
     print(f"{removal}: best test accuracy {summary['best_test_accuracy']:.4f} (epoch {summary['best_epoch']}), "
           f"last {summary['last_test_accuracy']:.4f}")

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import argparse
-import collections
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from core import distributed
 from core.errors import fail
 from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, resume_point, \
     write_valid_results
-from core.io import torch_save, write_json
+from core.io import write_json
+from core.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
 from core.seed import noise_rng, seed_everything
 from datasets.noise import canonical_noise_type, corrupt_labels
@@ -238,21 +238,19 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
     if not dist.is_main:
         return run_dir
     if result.recorder is not None:
-        result.recorder.write_traces(run_dir / "training_dynamics.npz", assigned[train_idx])
+        result.recorder.write_traces(run_dir / TRACES_FILE, assigned[train_idx])
         result.recorder.close()
     summary = {**result.summary(), "best_valid_error": best_error, "wall_seconds": time.perf_counter() - start}
     # summary.json marks the run complete; only then may the raw traces go (a kill before keeps them).
-    write_json(run_dir / "summary.json", summary)
-    (run_dir / "td_raw.npy").unlink(missing_ok=True)
+    write_json(run_dir / SUMMARY_FILE, summary)
+    (run_dir / RAW_TRACES_FILE).unlink(missing_ok=True)
     print(f"done: best valid error {best_error:.2%} (epoch {summary['best_epoch']}); traces in "
-          f"{run_dir / 'training_dynamics.npz'}")
+          f"{run_dir / TRACES_FILE}")
     return run_dir
 
 
 def _prepare(run_dir: Path, config: dict[str, Any], train_idx: np.ndarray, valid_idx: np.ndarray, true: np.ndarray,
              assigned: np.ndarray, flipped: np.ndarray) -> None:
     prepare_run_dir(run_dir, config)
-    torch_save(collections.OrderedDict(
-        train_indices=torch.as_tensor(train_idx), valid_indices=torch.as_tensor(valid_idx),
-        true_targets=torch.as_tensor(true), assigned_targets=torch.as_tensor(assigned),
-        label_flipped=torch.as_tensor(flipped)), run_dir / "metadata.pth")
+    write_metadata(run_dir, train_indices=train_idx, valid_indices=valid_idx, true_targets=true,
+                   assigned_targets=assigned, label_flipped=flipped)

@@ -14,6 +14,7 @@ import torch
 
 from core.fit import FitData, Recipe, fit, recipe_dict, resume_point, write_valid_results
 from core.io import write_json
+from core.runfiles import SUMMARY_FILE
 from core.runfolder import locked_run_dir, prepare_run_dir
 from core.seed import seed_everything
 from datasets.base import DatasetBundle
@@ -99,5 +100,5 @@ def _retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, model:
 
 
 def finish(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
-    write_json(run_dir / "summary.json", summary)
+    write_json(run_dir / SUMMARY_FILE, summary)
     return summary

@@ -16,11 +16,12 @@ import torch
 
 from core.errors import fail
 from core.io import check_torch_file
+from core.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
 from datasets.base import DatasetBundle
 from datasets.registry import LARGE
 from detector_models.baselines import get_baseline
 from detector_models.predict import load_detector, score
-from detector_models.traces import METADATA_FILE, TRACES_FILE, RunTraces, load_run, read_metadata
+from detector_models.traces import RunTraces, load_run
 from pipeline.paths import td_run_dir
 
 BASELINE_PREFIX = "baseline:"
@@ -58,17 +59,13 @@ def find_step1_run(args, *, net_type: str, depth: int, noise_type: str, bundle: 
              f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
              f"--net_type --depth --save, or point --td_run at it)")
     traces = load_run(run_dir)
-    meta = read_metadata(run_dir / METADATA_FILE, required=("train_indices", "true_targets", "assigned_targets",
-                                                            "label_flipped"))
-    rows = np.asarray(meta["train_indices"], dtype=np.int64)
-    true = np.asarray(meta["true_targets"], dtype=np.int64)
-    assigned = np.asarray(meta["assigned_targets"], dtype=np.int64)
-    flipped = np.asarray(meta["label_flipped"], dtype=bool)
+    meta = traces.metadata.require("train_indices", "true_targets", "assigned_targets", "label_flipped")
+    rows, true, assigned, flipped = meta.train_indices, meta.true_targets, meta.assigned_targets, meta.label_flipped
     n_now = len(bundle.train)
     if len(true) != n_now or not np.array_equal(true, np.asarray(bundle.train.targets, dtype=np.int64)):
         fail(f"{run_dir} was made on a training set of {len(true)} samples whose labels differ from the "
              f"{n_now} loaded now: pass the STEP 1 run's --data/--max_train/--image_size")
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG_FILE
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
                     has_truth=args.dataset not in LARGE, config=config)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from core.errors import UsageError
 from core.io import write_json
+from core.runfiles import TRAIN_LOG_FILE
 from detector_models.baselines import assigned_prob, confidence, score_baselines, variability
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
 from detector_models.traces import load_run
@@ -65,7 +66,7 @@ def make_plots(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
                           title=f"Data map: {title}"), "data_map.png")
     save(figures.assigned_prob_curve(assigned_prob(run.td), flipped, title=f"Assigned-label probability: {title}"),
          "assigned_prob_curve.png")
-    log_path = run_dir / "train_log.csv"
+    log_path = run_dir / TRAIN_LOG_FILE
     if log_path.is_file():
         save(figures.training_curves(pd.read_csv(log_path), title=f"Training: {title}"), "training_curves.png")
     else:

@@ -1,0 +1,173 @@
+"""The run-folder contract: the name of every file a STEP 1 or STEP 3 run folder holds, and the one reader of
+the traces file and the one reader and writer of ``metadata.pth`` (formats: docs/formats.md).
+
+Writers and readers both name files through these constants, so a file cannot be renamed on one side only.
+"""
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import UsageError
+from core.io import load_npz, load_torch, torch_save
+
+TRACES_FILE = "training_dynamics.npz"  # td [N, T, C] float16, labels [N, C] int16
+METADATA_FILE = "metadata.pth"  # the noisy labels and ground truth over the full training set
+RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (core/recorder.py)
+RESUME_FILE = "resume.pth"  # the last committed epoch's state, while a run is unfinished
+BEST_MODEL_FILE = "model.pth"
+LAST_MODEL_FILE = "model.pth.last"
+TRAIN_LOG_FILE = "train_log.csv"
+VALID_RESULTS_FILE = "results_valid.csv"
+COMMAND_FILE = "cmd.txt"
+CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"  # written last: marks the run complete
+LOCK_FILE = ".lock"
+# STEP 3 and data debugging
+REMOVED_FILE = "removed.csv"
+CORRECTED_LABELS_FILE = "corrected_labels.json"
+CORRECTED_LABELS_CSV_FILE = "corrected_labels.csv"
+CORRECTED_LABELS_BY_PATH_FILE = "corrected_labels_by_path.json"
+
+PER_SAMPLE_KEYS = ("true_targets", "assigned_targets", "label_flipped")  # one entry per training-set position
+METADATA_KEYS = ("train_indices", "valid_indices", *PER_SAMPLE_KEYS)
+
+
+def write_metadata(run_dir: Path, *, train_indices: np.ndarray, valid_indices: np.ndarray,
+                   true_targets: np.ndarray, assigned_targets: np.ndarray, label_flipped: np.ndarray) -> None:
+    """Write ``run_dir/metadata.pth``: an OrderedDict of tensors, in the original code's key order.
+
+    Parameters
+    ----------
+    train_indices : int array of shape (N,), the training-set position of each row of the traces.
+    valid_indices : int array of shape (V,), the positions held out for validation (empty: the test set).
+    true_targets, assigned_targets : int arrays of shape (N_full,), the clean and the (noisy) training labels.
+    label_flipped : bool array of shape (N_full,).
+    """
+    import torch
+
+    torch_save(collections.OrderedDict(
+        train_indices=torch.as_tensor(train_indices), valid_indices=torch.as_tensor(valid_indices),
+        true_targets=torch.as_tensor(true_targets), assigned_targets=torch.as_tensor(assigned_targets),
+        label_flipped=torch.as_tensor(label_flipped)), Path(run_dir) / METADATA_FILE)
+
+
+@dataclass(frozen=True)
+class RunMetadata:
+    """``metadata.pth`` as read and validated by :func:`read_metadata`; an absent key is None.
+
+    Attributes
+    ----------
+    path : Path of the file, for messages.
+    train_indices : int64 array of shape (N,), each in 0..N_full-1: row ``n`` of the traces is position
+        ``train_indices[n]``.
+    valid_indices : int64 array of shape (V,).
+    true_targets, assigned_targets : int64 arrays of shape (N_full,).
+    label_flipped : bool array of shape (N_full,).
+    """
+
+    path: Path
+    train_indices: np.ndarray | None = None
+    valid_indices: np.ndarray | None = None
+    true_targets: np.ndarray | None = None
+    assigned_targets: np.ndarray | None = None
+    label_flipped: np.ndarray | None = None
+
+    def require(self, *keys: str) -> RunMetadata:
+        """``self``, or a one-line :class:`UsageError` naming the file and the keys it lacks."""
+        missing = [key for key in keys if getattr(self, key) is None]
+        if missing:
+            found = [key for key in METADATA_KEYS if getattr(self, key) is not None]
+            raise UsageError(f"{self.path}: missing {', '.join(missing)} (found {', '.join(found)}): "
+                             f"not the {METADATA_FILE} of a STEP 1 run")
+        return self
+
+    def per_row(self, n_rows: int) -> dict[str, np.ndarray]:
+        """The per-sample keys present, for the traces' ``n_rows`` rows (mapped through ``train_indices``; each of
+        shape (n_rows,)), plus ``train_indices`` itself when present."""
+        rows = self.train_indices
+        if rows is not None and len(rows) != n_rows:
+            raise UsageError(f"{self.path}: train_indices has {len(rows)} entries but the traces have {n_rows} rows")
+        out = {}
+        for key in PER_SAMPLE_KEYS:
+            values = getattr(self, key)
+            if values is None:
+                continue
+            if rows is None and len(values) != n_rows:
+                raise UsageError(f"{self.path}: {key} has {len(values)} entries, traces have {n_rows} rows "
+                                 f"(and there are no train_indices to map them)")
+            out[key] = values if rows is None else values[rows]
+        if rows is not None:
+            out["train_indices"] = rows
+        return out
+
+
+def read_metadata(path: Path) -> RunMetadata:
+    """``metadata.pth`` loaded safely (``weights_only``) and validated: a dict of arrays whose per-sample
+    entries agree in length and whose ``train_indices``/``valid_indices`` are positions among them.
+
+    Raises
+    ------
+    UsageError
+        One line naming the file: missing, damaged, carrying code, not a dict, or inconsistent.
+    """
+    path = Path(path)
+    meta = load_torch(path, what=f"metadata file ({METADATA_FILE})")
+    if not isinstance(meta, dict):
+        raise UsageError(f"{path}: metadata must be a dict of tensors, found {type(meta).__name__}")
+    arrays = {key: np.asarray(meta[key]).reshape(-1) for key in METADATA_KEYS if meta.get(key) is not None}
+    lengths = {key: len(arrays[key]) for key in PER_SAMPLE_KEYS if key in arrays}
+    if len(set(lengths.values())) > 1:
+        raise UsageError(f"{path}: the per-sample entries disagree in length "
+                         f"({', '.join(f'{k} {n}' for k, n in lengths.items())})")
+    n_full = next(iter(lengths.values()), None)
+    for key in METADATA_KEYS:
+        if key in arrays:  # one dtype per key, whatever the writer stored
+            arrays[key] = arrays[key].astype(bool if key == "label_flipped" else np.int64)
+    for key in ("train_indices", "valid_indices"):
+        positions = arrays.get(key)
+        if n_full is not None and positions is not None and len(positions) \
+                and not 0 <= positions.min() <= positions.max() < n_full:
+            raise UsageError(f"{path}: {key} run from {positions.min()} to {positions.max()}, outside the "
+                             f"{n_full} training-set positions of {', '.join(lengths)}")
+    return RunMetadata(path=path, **arrays)
+
+
+def read_traces(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``training_dynamics.npz`` read whole and validated.
+
+    Returns
+    -------
+    td : float array of shape (N, T, C) as stored (float16), every value finite.
+    labels : int array of shape (N, C).
+
+    Raises
+    ------
+    UsageError
+        One line naming the file: missing, truncated or corrupt, wrong shapes or dtypes, non-finite values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no traces file (expected a STEP 1 run folder holding {TRACES_FILE})")
+    arrays = load_npz(path, keys=("td", "labels"))  # truncated/corrupt -> UsageError naming the file
+    td, labels = arrays["td"], arrays["labels"]
+    if td.ndim != 3 or td.shape[1] < 1 or td.shape[2] < 1:
+        raise UsageError(f"{path}: 'td' must have shape [N, T, C], found {td.shape}")
+    if not np.issubdtype(td.dtype, np.floating):
+        raise UsageError(f"{path}: 'td' must hold probabilities (float16), found dtype {td.dtype}")
+    if labels.shape != (td.shape[0], td.shape[2]) or not np.issubdtype(labels.dtype, np.integer):
+        raise UsageError(f"{path}: 'labels' must be integers of shape {(td.shape[0], td.shape[2])} "
+                         f"to match td {td.shape}, found {labels.dtype} {labels.shape}")
+    bad = _count_non_finite(td)
+    if bad:  # every reader (detector, baselines, plots, export) would turn them into NaN scores or NaN tokens
+        raise UsageError(f"{path}: 'td' holds {bad} NaN or infinite probabilities: the run that wrote it "
+                         "diverged or the file is damaged")
+    return td, labels
+
+
+def _count_non_finite(td: np.ndarray, chunk: int = 1 << 16) -> int:
+    """Non-finite values of ``td``, counted by chunks of rows (no float32 copy of the whole array)."""
+    return sum(int(np.count_nonzero(~np.isfinite(td[i:i + chunk]))) for i in range(0, len(td), chunk))
