@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.runfiles import SUMMARY_FILE  # noqa: E402
 from pipeline.paths import td_run_dir  # noqa: E402
 
 DIGITS = ["--dataset", "digits", "--num_epochs", "40"]
@@ -116,7 +117,7 @@ def select(groups: list[str] | None) -> list[Run]:
 
 
 def is_done(run: Run, save: Path) -> bool:
-    return (run.run_dir(save) / "summary.json").is_file()
+    return (run.run_dir(save) / SUMMARY_FILE).is_file()
 
 
 def build(runs: list[Run], save: Path, *, jobs: int, threads: int) -> int:

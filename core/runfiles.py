@@ -31,6 +31,8 @@ REMOVED_FILE = "removed.csv"
 CORRECTED_LABELS_FILE = "corrected_labels.json"
 CORRECTED_LABELS_CSV_FILE = "corrected_labels.csv"
 CORRECTED_LABELS_BY_PATH_FILE = "corrected_labels_by_path.json"
+ISSUES_CSV = "label_issues.csv"  # every sample, most suspicious first (pipeline/issues.py)
+ISSUES_PNG = "label_issues.png"  # the contact sheet of the top ones
 
 PER_SAMPLE_KEYS = ("true_targets", "assigned_targets", "label_flipped")  # one entry per training-set position
 METADATA_KEYS = ("train_indices", "valid_indices", *PER_SAMPLE_KEYS)

@@ -18,17 +18,17 @@ unless ``return_indices_ranked_by`` asks for indices, and quality scores are low
 """
 from __future__ import annotations
 
-import collections
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from core.io import save_npz, torch_save
+from core.io import save_npz
 from core.recorder import order_channels
+from core.runfiles import TRACES_FILE, write_metadata
 from detector_models.metrics import removal_cut
 from detector_models.predict import load_detector, score
-from detector_models.traces import METADATA_FILE, TRACES_FILE, load_run
+from detector_models.traces import load_run
 
 GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
 
@@ -95,11 +95,9 @@ class DynamicsRecorder:
         td, channel_labels = order_channels(raw, self.labels)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         save_npz(self.run_dir / TRACES_FILE, td=td, labels=channel_labels)
-        n = len(self.labels)
-        torch_save(collections.OrderedDict(
-            train_indices=torch.arange(n), valid_indices=torch.arange(0), true_targets=torch.as_tensor(self.true_labels),
-            assigned_targets=torch.as_tensor(self.labels),
-            label_flipped=torch.as_tensor(self.labels != self.true_labels)), self.run_dir / METADATA_FILE)
+        write_metadata(self.run_dir, train_indices=np.arange(len(self.labels)), valid_indices=np.arange(0),
+                       true_targets=self.true_labels, assigned_targets=self.labels,
+                       label_flipped=self.labels != self.true_labels)
         return self.run_dir
 
 

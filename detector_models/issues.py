@@ -26,15 +26,18 @@ def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *,
                       indices: np.ndarray | None = None, class_names: Sequence[str] | None = None,
-                      paths: Sequence[str] | None = None) -> pd.DataFrame:
+                      paths: Sequence[str] | None = None, suggested: np.ndarray | None = None) -> pd.DataFrame:
     """Every sample, most suspicious first: ``rank, index, [path,] given_label, [given_name,] suggested_label,
     [suggested_name,] p_noisy`` and the hand-crafted scores of :data:`TABLE_BASELINES` (higher = more suspect).
 
     ``indices`` (N,): the training-set position of each row (default ``arange(N)``); ``paths`` are indexed by it.
+    ``suggested`` (N,): labels to suggest instead of :func:`suggested_labels` (e.g. a model trained on the
+    clean part's predictions).
     """
     n = len(p_noisy)
     indices = np.arange(n) if indices is None else np.asarray(indices)
-    given, suggested = labels[:, 0].astype(np.int64), suggested_labels(td, labels)
+    given = labels[:, 0].astype(np.int64)
+    suggested = suggested_labels(td, labels) if suggested is None else np.asarray(suggested, dtype=np.int64)
     order = order_by_noisiness(p_noisy)[::-1]
     table = {"rank": np.arange(1, n + 1), "index": indices[order]}
     if paths is not None:

@@ -47,6 +47,7 @@ from pipeline import denoise
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
 from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
+from pipeline.issues import write_issue_files
 from pipeline.scoring import score_run, step3_inputs
 
 SOURCES = ("auto", "truth", "model")
@@ -112,6 +113,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     prepare_run_dir(run_dir, {**vars(args), "net_type": net_type, "depth": depth, "stage": "relabel",
                               "label_source": source, "td_run": str(step1.run_dir)})
     write_labels(run_dir, bundle, step1, corrected, result, scores.p_noisy)
+    # The suggestion shown is the model's (never the ground truth, which a user would not have).
+    write_issue_files(run_dir, step1.traces, scores, split=bundle.train, classes=bundle.classes,
+                      suggested=replacement if source == "model" else None, title=run_dir.parent.parent.name)
     metrics = detection_metrics(scores.p_noisy, truth, remove_ratio=args.relabel_ratio)
     print(format_metrics(metrics, remove_ratio=args.relabel_ratio, name=f"detector {scores.name}"))
     summary: dict[str, Any] = {

@@ -27,6 +27,7 @@ from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
 from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
+from pipeline.issues import write_issue_files
 from pipeline.scoring import Scores, Step1Run, score_run, step3_inputs
 
 REMOVALS = ("detector", "random", "oracle", "none")
@@ -191,6 +192,9 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     resolve_recipe(args, large=args.dataset in LARGE, kept_fraction=1.0)  # bad training flags fail before scoring
     scores = score_run(args.detector, step1.traces) if "detector" in removals or args.detector else None
     root = prune_root(args, net_type, depth, noise_type)
+    if scores is not None:  # what was found, listed and shown, beside the retrainings it drives
+        write_issue_files(root / f"detector_{scores.name}", step1.traces, scores, split=bundle.train,
+                          classes=bundle.classes, title=root.name)
     summaries = [denoise_one(r, args, bundle=bundle, step1=step1, scores=scores, root=root, net_type=net_type,
                              depth=depth, device=device) for r in removals]
     if len(summaries) > 1:

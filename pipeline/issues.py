@@ -13,6 +13,7 @@ import numpy as np
 
 from core.errors import fail, run_cli
 from core.io import check_writable, write_csv
+from core.runfiles import CONFIG_FILE, ISSUES_CSV, ISSUES_PNG
 from datasets.base import ArraySplit
 from datasets.registry import load_dataset
 from detector_models.issues import label_issue_table
@@ -56,37 +57,45 @@ def _pictures(split, rows: np.ndarray) -> list[np.ndarray]:
 
 def write_label_issues(run_dir: Path, detector: str, *, top: int = 48, data: str | None = None,
                        out: Path | None = None) -> Path:
-    """Score ``run_dir`` with ``detector``; write the CSV and the contact sheet into ``out`` (default the run
-    folder); return the CSV's path."""
+    """``find_issues.py``: score ``run_dir`` with ``detector`` and write the two files into ``out`` (default the
+    run folder); return the CSV's path."""
     run_dir, out = Path(run_dir), Path(out or run_dir)
     check_writable(out, flag="--out", folder=True)
     if top < 1:
         fail(f"--top: expected a positive number of images, got {top}")
     traces = load_run(run_dir)
     scores = score_run(detector, traces)
-    config_file = run_dir / "config.json"
+    config_file = run_dir / CONFIG_FILE
     split, classes = _dataset(json.loads(config_file.read_text()) if config_file.is_file() else {}, data)
+    return write_issue_files(out, traces, scores, split=split, classes=classes, top=top,
+                             title=f"{run_dir.parent.name}/{run_dir.name}")
+
+
+def write_issue_files(out: Path, traces, scores, *, split=None, classes=None, top: int = 48,
+                      suggested: np.ndarray | None = None, title: str = "") -> Path:
+    """Write ``label_issues.csv`` (every row of ``traces``, most suspicious by ``scores`` first) and, when the
+    training ``split`` is given, ``label_issues.png`` (its ``top`` images) into ``out``; return the CSV's path.
+    STEP 3 and data debugging call this with what they have already scored."""
     indices = traces.train_indices if traces.train_indices is not None else np.arange(len(traces.td))
     paths = None if split is None or isinstance(split, ArraySplit) else split.paths
     table = label_issue_table(traces.td, traces.labels, scores.p_noisy, indices=indices, class_names=classes,
-                              paths=paths)
+                              paths=paths, suggested=suggested)
     out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / "label_issues.csv", table)
-    print(f"{len(table)} samples ranked by {scores.name} -> {out / 'label_issues.csv'}")
+    write_csv(out / ISSUES_CSV, table)
+    print(f"{len(table)} samples ranked by {scores.name} -> {out / ISSUES_CSV}")
     if split is None:
         print("note: the run has no config.json naming its dataset: label_issues.png not drawn")
-        return out / "label_issues.csv"
+        return out / ISSUES_CSV
     from plotting.figures import contact_sheet, save_png
 
     shown = table.head(top)
     captions = [f"#{r} {table_name(classes, g)} -> {table_name(classes, s)}\np_noisy {p:.2f}" for r, g, s, p in
                 zip(shown["rank"], shown["given_label"], shown["suggested_label"], shown["p_noisy"])]
-    title = (f"{run_dir.parent.name}/{run_dir.name}: the {len(shown)} most suspicious labels "
-             f"(given -> suggested), {scores.name}")
-    save_png(contact_sheet(_pictures(split, shown["index"].to_numpy()), captions, title=title),
-             out / "label_issues.png")
-    print(f"top {len(shown)} drawn in {out / 'label_issues.png'}")
-    return out / "label_issues.csv"
+    save_png(contact_sheet(_pictures(split, shown["index"].to_numpy()), captions,
+                           title=f"{title}: the {len(shown)} most suspicious labels (given -> suggested), "
+                                 f"{scores.name}"), out / ISSUES_PNG)
+    print(f"top {len(shown)} drawn in {out / ISSUES_PNG}")
+    return out / ISSUES_CSV
 
 
 def table_name(classes, c: int) -> str:

@@ -252,6 +252,16 @@ def test_quickstart_demo_chain(tmp_path):
 
     main(get_args_parser().parse_args(["--save", str(tmp_path), "--num_epochs", "3", "--retrain_epochs", "1",
                                        "--detector", "baseline:confidence", "--threads", "1"]))
+    # STEP 3 and data debugging list and show what they found, ranked as the cut that removed/relabelled it.
+    exp = tmp_path / "digits_cnn3_percmislabeled0.2_uniform"
+    for folder in (exp / "prune4retrain_seed11" / "detector_baseline_confidence",
+                   exp / "relabel_seed11" / "detector_baseline_confidence" / "percrelabel0.2_truth"):
+        issues = pd.read_csv(folder / "label_issues.csv")
+        assert len(issues) == 1497 and (folder / "label_issues.png").stat().st_size > 20_000
+        assert issues["p_noisy"].is_monotonic_decreasing and issues["p_noisy"].equals(issues["confidence"])
+    removed = pd.read_csv(exp / "prune4retrain_seed11" / "detector_baseline_confidence" / "percremove0.2" /
+                          "removed.csv")
+    assert set(removed["index"]) == set(issues["index"][:300])  # the 300 removed are the 300 listed first
     table = pd.read_csv(tmp_path / "quickstart_table.csv")
     assert table["run"].tolist() == ["noisy (no removal)", "pruned (detector)",
                                      "relabelled (top 20%, ground truth)", "random removal",
