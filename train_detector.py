@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from core import cli
 from core.errors import UsageError, run_cli
 from core.io import check_torch_file, check_writable, torch_save
 from detector_models.features import FEATURES, check_features
@@ -25,20 +26,24 @@ from detector_models.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR
     pool_runs, train_detector
 
 MAX_VAL_FRACTION = 0.5
+val_fraction = cli.checked(float, lambda v: 0 < v <= MAX_VAL_FRACTION,
+                           f"a value in (0, {MAX_VAL_FRACTION}] (the rest trains the detector)")
+traces_per_run = cli.checked(int, lambda v: v >= 10, "at least 10 traces per run")
+epochs_length = cli.checked(int, lambda v: v >= 1, "a positive number of epochs")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Noise detector training (STEP 2)")
+    p = cli.ArgumentParser(description="Noise detector training (STEP 2)")
     p.add_argument("--r", type=float, default=0.2, help="noise ratio of the training runs (names the output)")
     p.add_argument("--dataset", default="cifar10", help="dataset name (names the output)")
     p.add_argument("--files_path", action="append", required=True,
                    help="STEP 1 run folder (training_dynamics.npz + metadata.pth); repeat to pool runs")
     p.add_argument("--resume", default=None, help="detector checkpoint to fine-tune (its variant and length)")
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="AdamW learning rate")
-    p.add_argument("--batch_size", type=int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--seed", type=int, default=0, help="weights init, batch order and validation split")
-    p.add_argument("--val_fraction", type=float, default=DEFAULT_VAL_FRACTION)
+    p.add_argument("--epochs", type=cli.positive_int, default=DEFAULT_EPOCHS)
+    p.add_argument("--lr", type=cli.learning_rate, default=DEFAULT_LR, help="AdamW learning rate")
+    p.add_argument("--batch_size", type=cli.positive_int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--seed", type=cli.seed, default=0, help="weights init, batch order and validation split")
+    p.add_argument("--val_fraction", type=val_fraction, default=DEFAULT_VAL_FRACTION)
     p.add_argument("--variant", choices=VARIANTS, default=None,
                    help=f"input variant (default {DEFAULT_VARIANT}; with --resume, the checkpoint's)")
     p.add_argument("--features", default=None,
@@ -47,11 +52,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--anchor", action=argparse.BooleanOptionalAction, default=None,
                    help=f"linear term on each feature's time-mean (default {'on' if DEFAULT_ANCHOR else 'off'}; "
                         "with --resume, the checkpoint's)")
-    p.add_argument("--length", type=int, default=None,
+    p.add_argument("--length", type=epochs_length, default=None,
                    help="resample every run to this many epochs (default: the first run's, or --resume's)")
-    p.add_argument("--max_per_run", type=int, default=None,
+    p.add_argument("--max_per_run", type=traces_per_run, default=None,
                    help="train on at most this many traces of each run (seeded, stratified draw)")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, help="checkpoint path (default <dataset>_<r>_lstm_detector.pth.tar)")
     return p
 
@@ -62,18 +67,7 @@ def default_name(dataset: str, r: float) -> str:
 
 
 def main(args: argparse.Namespace) -> dict:
-    torch.set_num_threads(args.threads)
-    if args.epochs < 1 or args.batch_size < 1 or not 0 < args.val_fraction < 1:
-        raise UsageError("--epochs and --batch_size must be >= 1 and --val_fraction in (0, 1)")
-    if args.max_per_run is not None and args.max_per_run < 10:
-        raise UsageError(f"--max_per_run: expected at least 10 traces per run, got {args.max_per_run}")
-    if args.length is not None and args.length < 1:
-        raise UsageError(f"--length: expected a positive number of epochs, got {args.length}")
-    if not 0 < args.val_fraction <= MAX_VAL_FRACTION:
-        raise UsageError(f"--val_fraction: expected a value in (0, {MAX_VAL_FRACTION}] (the rest trains the "
-                         f"detector), got {args.val_fraction}")
-    if not 0 < args.lr < float("inf"):
-        raise UsageError(f"--lr: expected a positive learning rate, got {args.lr}")
+    torch.set_num_threads(args.threads)  # the numeric flags were checked while parsing (core.cli)
     # Checked before minutes of training: the checkpoint must be writable, the one to fine-tune a torch file.
     check_writable(args.out or default_name(args.dataset, args.r), flag="--out", folder=False)
     if args.resume:

@@ -14,10 +14,8 @@ A finished run is not re-run (STEP 1's own resume), and a killed build resumes w
 from __future__ import annotations
 
 import argparse
-import subprocess
+import shlex
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.runfiles import SUMMARY_FILE  # noqa: E402
+from pipeline.multirun import run_all  # noqa: E402
 from pipeline.paths import td_run_dir  # noqa: E402
 
 DIGITS = ["--dataset", "digits", "--num_epochs", "40"]
@@ -45,10 +44,10 @@ class Run:
     seed: int
     flags: tuple[str, ...]
 
-    def command(self, save: Path, threads: int) -> list[str]:
-        return [sys.executable, str(ROOT / "runner.py"), *self.flags, "--noise_type", self.noise_type,
-                "--noise_ratio", str(self.noise_ratio), "--seed", str(self.seed), "--save", str(save / self.group),
-                "--threads", str(threads), "--no_progress"]
+    def settings_line(self, save: Path) -> str:
+        """runner.py's flags for this run, as one line of a ``multirun.py`` settings file."""
+        return shlex.join([*self.flags, "--noise_type", self.noise_type, "--noise_ratio", str(self.noise_ratio),
+                           "--seed", str(self.seed), "--save", str(save / self.group)])
 
     def run_dir(self, save: Path) -> Path:
         net = self.flags[self.flags.index("--net_type") + 1] if "--net_type" in self.flags else "cnn"
@@ -121,22 +120,13 @@ def is_done(run: Run, save: Path) -> bool:
 
 
 def build(runs: list[Run], save: Path, *, jobs: int, threads: int) -> int:
-    """Run every unfinished run, ``jobs`` at a time; returns how many failed (their logs say why)."""
+    """Run every unfinished run, ``jobs`` at a time (``pipeline/multirun.py``); returns how many failed."""
     todo = [run for run in runs if not is_done(run, save)]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run, {jobs} at a time")
-    start = time.time()
-
-    def one(run: Run) -> int:
-        log = save / "logs" / f"{run.run_dir(save).relative_to(save).as_posix().replace('/', '__')}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as handle:
-            code = subprocess.call(run.command(save, threads), stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
-        print(f"[{time.time() - start:6.0f}s] {'ok  ' if code == 0 else 'FAIL'} {run.run_dir(save)}", flush=True)
-        return code
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        codes = list(pool.map(one, todo))
-    return sum(code != 0 for code in codes)
+    names = [run.run_dir(save).relative_to(save).as_posix().replace("/", "__") for run in todo]
+    outcomes = run_all([run.settings_line(save) for run in todo], jobs=jobs, threads=threads,
+                       logs=save / "logs", names=names)
+    return sum(o.code != 0 for o in outcomes)
 
 
 def main() -> None:
@@ -154,7 +144,7 @@ def main() -> None:
         return
     if a.dry_run:
         for run in runs:
-            print(("done  " if is_done(run, save) else "to do ") + " ".join(run.command(save, a.threads)[2:]))
+            print(("done  " if is_done(run, save) else "to do ") + run.settings_line(save))
         return
     failed = build(runs, save, jobs=max(1, a.jobs), threads=a.threads)
     if failed:

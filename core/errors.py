@@ -9,8 +9,9 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
-class UsageError(Exception):
-    """Bad input from the user: a flag, a file or a folder. Printed as one line, exit status 2."""
+class UsageError(ValueError):
+    """Bad input from the user: a flag, a file or a folder. Libraries raise it (a ``ValueError`` to code that
+    calls them); :func:`run_cli` prints it as one line, exit status 2."""
 
 
 def fail(message: str) -> NoReturn:

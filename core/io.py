@@ -179,5 +179,7 @@ def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = ()) -> dict[str
             if missing:
                 raise UsageError(f"{path}: missing {missing}, found {sorted(data.files)}")
             return {name: data[name] for name in data.files}
+    except UsageError:  # a ValueError too, but already names the file and the problem
+        raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise UsageError(f"{path}: unreadable .npz file (truncated or corrupt?): {exc}") from None

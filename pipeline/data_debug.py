@@ -17,7 +17,6 @@ after removing the same samples, run first if it is missing. Run folder:
 from __future__ import annotations
 
 import argparse
-import copy
 import hashlib
 import json
 import time
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from core import cli
 from core.errors import fail
 from core.fit import completed_summary
 from core.io import write_csv, write_json, write_text
@@ -38,27 +38,25 @@ from core.inference import inference_copy
 from core.loop import predict_probs
 from core.seed import epoch_generator
 from datasets.base import FolderSplit
-from datasets.noise import canonical_noise_type
-from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
 from detector_models.relabel import noise_rate, relabel, relabel_counts
 from models.registry import build_model
 from pipeline import denoise
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
-from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from pipeline.issues import write_issue_files
-from pipeline.scoring import score_run, step3_inputs
+from pipeline.scoring import Step3Inputs, score_run, step3_inputs
 
 SOURCES = ("auto", "truth", "model")
+STAGE = "relabel"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("Data debugging: relabel the most suspicious samples")
+    p = cli.ArgumentParser("Data debugging: relabel the most suspicious samples")
     add_args(p)
     p.add_argument("--detector", required=True,
                    help="detector checkpoint (*.pth.tar) or baseline:<score> (e.g. baseline:confidence)")
-    p.add_argument("--relabel_ratio", type=float, default=0.2, help="fraction of samples to relabel, in [0, 1)")
+    p.add_argument("--relabel_ratio", type=cli.ratio, default=0.2, help="fraction of samples to relabel, in [0, 1)")
     p.add_argument("--label_source", choices=SOURCES, default="auto",
                    help="truth: the ground truth (synthesized noise); model: the prediction of the model "
                         "retrained without these samples; auto: truth when there is one")
@@ -66,20 +64,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def relabel_root(args: argparse.Namespace, net_type: str, depth: int, noise_type: str) -> Path:
-    exp = experiment_dir(args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type)
-    return exp / (f"{net_type}{depth}_relabel_seed{args.seed}" if args.dataset in LARGE else f"relabel_seed{args.seed}")
-
-
-def clean_part_predictions(args, *, bundle, step1, scores, net_type, depth, device) -> tuple[np.ndarray, str]:
-    """Predicted labels (N,) of the traces' rows by the model retrained after removing the suspicious part."""
-    prune_args = copy.copy(args)
-    prune_args.remove_ratio, prune_args.removal = args.relabel_ratio, "detector"
-    root = denoise.prune_root(prune_args, net_type, depth, canonical_noise_type(args.noise_type))
-    summary = denoise.denoise_one("detector", prune_args, bundle=bundle, step1=step1, scores=scores, root=root,
-                                  net_type=net_type, depth=depth, device=device)
-    model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
-                        image_size=bundle.image_size)
+def clean_part_predictions(args: argparse.Namespace, inputs: Step3Inputs, scores) -> tuple[np.ndarray, str]:
+    """Predicted labels (N,) of the traces' rows by the model retrained after removing the suspicious part:
+    STEP 3's detector removal of the same ``--relabel_ratio`` (the same folder, reused when finished)."""
+    device, settings, bundle, step1 = inputs
+    summary = denoise.denoise_one("detector", args, inputs, scores=scores, remove_ratio=args.relabel_ratio)
+    model = build_model(settings.net_type, settings.depth, num_classes=bundle.num_classes,
+                        in_channels=bundle.in_channels, image_size=bundle.image_size)
     best = Path(summary["run_dir"]) / BEST_MODEL_FILE
     model.load_state_dict(torch.load(best, map_location=device, weights_only=True))
     model = inference_copy(place_model(model, loader=args.loader, device=device))
@@ -91,8 +82,8 @@ def clean_part_predictions(args, *, bundle, step1, scores, net_type, depth, devi
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
-    device, noise_type, net_type, depth, bundle, step1 = step3_inputs(args, ratio_flag="--relabel_ratio",
-                                                                      ratio=args.relabel_ratio)
+    inputs = step3_inputs(args)
+    _, settings, bundle, step1 = inputs
     source = ("truth" if step1.has_truth else "model") if args.label_source == "auto" else args.label_source
     if source == "truth" and not step1.has_truth:
         fail(f"--label_source truth: {args.dataset} has real noise, there is no ground truth (use model)")
@@ -103,15 +94,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if source == "truth":
         replacement = step1.true[step1.rows]
     else:
-        replacement, model_dir = clean_part_predictions(args, bundle=bundle, step1=step1, scores=scores,
-                                                        net_type=net_type, depth=depth, device=device)
+        replacement, model_dir = clean_part_predictions(args, inputs, scores)
     result = relabel(scores.p_noisy, assigned, replacement, ratio=args.relabel_ratio)
     corrected = step1.assigned.copy()  # held-out (valid) samples, if any, keep their labels
     corrected[step1.rows] = result.labels
-    run_dir = relabel_root(args, net_type, depth, noise_type) / f"detector_{scores.name}" / \
-        f"percrelabel{args.relabel_ratio}_{source}"
-    prepare_run_dir(run_dir, {**vars(args), "net_type": net_type, "depth": depth, "stage": "relabel",
-                              "label_source": source, "td_run": str(step1.run_dir)})
+    run_dir = settings.stage_root(STAGE) / f"detector_{scores.name}" / f"percrelabel{args.relabel_ratio}_{source}"
+    prepare_run_dir(run_dir, {**vars(args), "net_type": settings.net_type, "depth": settings.depth,
+                              "stage": STAGE, "label_source": source, "td_run": str(step1.run_dir)})
     write_labels(run_dir, bundle, step1, corrected, result, scores.p_noisy)
     # The suggestion shown is the model's (never the ground truth, which a user would not have).
     write_issue_files(run_dir, step1.traces, scores, split=bundle.train, classes=bundle.classes,
@@ -138,15 +127,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"relabelled {len(result.suspicious)} samples ({source}), {summary['num_changed']} changed; "
               f"noise rate before/after unknown: {NO_GROUND_TRUTH}")
     if args.retrain:
-        summary.update(retrain_corrected(args, bundle, step1, result.labels, run_dir, source, scores.name,
-                                         net_type, depth, device))
+        summary.update(retrain_corrected(args, inputs, result.labels, run_dir, source, scores.name))
     print(f"corrected labels: {run_dir / CORRECTED_LABELS_FILE} (+ .csv)")
     return finish(run_dir, summary)
 
 
-def retrain_corrected(args, bundle, step1, labels, run_dir, source, name, net_type, depth, device) -> dict[str, Any]:
-    recipe, batch = resolve_recipe(args, large=args.dataset in LARGE, kept_fraction=1.0)
-    config = run_config(args, recipe, batch, net_type=net_type, depth=depth, stage="relabel",
+def retrain_corrected(args: argparse.Namespace, inputs: Step3Inputs, labels: np.ndarray, run_dir: Path, source: str,
+                      name: str) -> dict[str, Any]:
+    device, settings, bundle, step1 = inputs
+    recipe, batch = resolve_recipe(args, settings, kept_fraction=1.0)
+    config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth, stage=STAGE,
                         td_run=str(step1.run_dir), label_source=source,
                         detector_name=name, labels_sha1=hashlib.sha1(labels.tobytes()).hexdigest())
     done = completed_summary(run_dir, config, args.restart)
@@ -156,7 +146,7 @@ def retrain_corrected(args, bundle, step1, labels, run_dir, source, name, net_ty
                                      "batch_size", "num_train", "seconds")}
     start = time.perf_counter()
     out = retrain(bundle, step1.rows, labels, run_dir=run_dir, config=config, recipe=recipe, batch_size=batch,
-                  net_type=net_type, depth=depth, args=args, device=device)
+                  net_type=settings.net_type, depth=settings.depth, args=args, device=device)
     print(f"relabelled: best test accuracy {out['best_test_accuracy']:.4f}, last {out['last_test_accuracy']:.4f}")
     return {**out, "wall_seconds": time.perf_counter() - start}
 

@@ -19,40 +19,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import cli
 from core.errors import fail
 from core.fit import completed_summary
 from core.io import write_csv, write_text
 from core.runfiles import REMOVED_FILE
-from datasets.registry import LARGE
 from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
-from pipeline.paths import experiment_dir
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from pipeline.issues import write_issue_files
-from pipeline.scoring import Scores, Step1Run, score_run, step3_inputs
+from pipeline.scoring import Scores, Step3Inputs, score_run, step3_inputs
 
 REMOVALS = ("detector", "random", "oracle", "none")
 TABLE_ORDER = ("none", "detector", "random", "oracle")  # "all" runs and tabulates them in this order
+STAGE = "prune4retrain"
 FEW_KEPT_PER_CLASS = 10  # a retraining on fewer samples per class than this measures little
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("STEP 3: remove the samples a detector finds most suspicious, retrain")
+    p = cli.ArgumentParser("STEP 3: remove the samples a detector finds most suspicious, retrain")
     add_args(p)
     p.add_argument("--detector", default=None,
                    help="detector checkpoint (*.pth.tar) or baseline:<score> (e.g. baseline:confidence)")
-    p.add_argument("--remove_ratio", type=float, default=0.2, help="fraction of samples to remove, in [0, 1)")
+    p.add_argument("--remove_ratio", type=cli.ratio, default=0.2, help="fraction of samples to remove, in [0, 1)")
     p.add_argument("--removal", default="detector",
                    help="detector: the top remove_ratio by the detector; random: a random remove_ratio "
                         "(control); oracle: exactly the flipped samples; none: no removal; all: each of them; "
                         "or a comma-separated list (e.g. none,detector,oracle); more than one ends with a table")
     return p
-
-
-def prune_root(args: argparse.Namespace, net_type: str, depth: int, noise_type: str) -> Path:
-    exp = experiment_dir(args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type)
-    if args.dataset in LARGE:
-        return exp / f"{net_type}{depth}_prune4retrain_seed{args.seed}"
-    return exp / f"prune4retrain_seed{args.seed}"
 
 
 def run_folder(root: Path, removal: str, remove_ratio: float, detector: str | None) -> Path:
@@ -78,35 +71,37 @@ def removed_rows(removal: str, *, n: int, remove_ratio: float, p_noisy: np.ndarr
     return np.arange(0, dtype=np.int64)
 
 
-def denoise_one(removal: str, args: argparse.Namespace, *, bundle, step1: Step1Run, scores: Scores | None,
-                root: Path, net_type: str, depth: int, device) -> dict[str, Any]:
-    """One removal + retraining + summary.json; a finished run with the same settings is not re-run."""
+def denoise_one(removal: str, args: argparse.Namespace, inputs: Step3Inputs, *, scores: Scores | None,
+                remove_ratio: float) -> dict[str, Any]:
+    """One removal of ``remove_ratio`` (data debugging passes its ``--relabel_ratio``) + retraining +
+    summary.json; a finished run with the same settings is not re-run."""
+    device, settings, bundle, step1 = inputs
     n = len(step1.rows)
     truth = step1.flipped_rows if step1.has_truth else None
     if removal == "oracle" and truth is None:
         fail(f"--removal oracle: {args.dataset} has real noise, there is no ground truth to remove")
     p_noisy = scores.p_noisy if scores is not None else None
-    removed = removed_rows(removal, n=n, remove_ratio=args.remove_ratio, p_noisy=p_noisy, flipped=truth,
+    removed = removed_rows(removal, n=n, remove_ratio=remove_ratio, p_noisy=p_noisy, flipped=truth,
                            seed=args.seed)
     keep = np.ones(n, bool)
     keep[removed] = False
-    kept_fraction = {"oracle": 1 - len(removed) / max(n, 1), "none": 1.0}.get(removal, 1 - args.remove_ratio)
-    recipe, batch = resolve_recipe(args, large=args.dataset in LARGE, kept_fraction=kept_fraction)
-    run_dir = run_folder(root, removal, args.remove_ratio, scores.name if scores else None)
+    kept_fraction = {"oracle": 1 - len(removed) / max(n, 1), "none": 1.0}.get(removal, 1 - remove_ratio)
+    recipe, batch = resolve_recipe(args, settings, kept_fraction=kept_fraction)
+    run_dir = run_folder(settings.stage_root(STAGE), removal, remove_ratio, scores.name if scores else None)
     digest = hashlib.sha1(np.sort(step1.rows[removed]).tobytes()).hexdigest()
-    config = run_config(args, recipe, batch, net_type=net_type, depth=depth, removal=removal,
-                        stage="prune4retrain", td_run=str(step1.run_dir),
+    config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth, removal=removal,
+                        stage=STAGE, td_run=str(step1.run_dir),
                         removed_sha1=digest, detector_name=scores.name if removal == "detector" else None)
     summary = completed_summary(run_dir, config, args.restart)
     if summary is not None:
         print(f"{run_dir}: already complete (add --restart to run it again)")
         return summary
-    summary = {"stage": "prune4retrain", "removal": removal, "run_dir": str(run_dir), "td_run": str(step1.run_dir),
-               "dataset": args.dataset, "seed": args.seed, "remove_ratio": args.remove_ratio,
+    summary = {"stage": STAGE, "removal": removal, "run_dir": str(run_dir), "td_run": str(step1.run_dir),
+               "dataset": args.dataset, "seed": args.seed, "remove_ratio": remove_ratio,
                "num_samples": n, "num_removed": int(len(removed)), "num_kept": int(keep.sum())}
     if removal == "detector":
-        metrics = detection_metrics(p_noisy, truth, remove_ratio=args.remove_ratio)
-        print(format_metrics(metrics, remove_ratio=args.remove_ratio, name=f"detector {scores.name}"))
+        metrics = detection_metrics(p_noisy, truth, remove_ratio=remove_ratio)
+        print(format_metrics(metrics, remove_ratio=remove_ratio, name=f"detector {scores.name}"))
         if scores.note:
             print(scores.note)
         summary.update(detector=scores.info, detector_note=scores.note,
@@ -125,7 +120,8 @@ def denoise_one(removal: str, args: argparse.Namespace, *, bundle, step1: Step1R
     start = time.perf_counter()
     kept_rows = step1.rows[keep]
     result = retrain(bundle, kept_rows, step1.assigned[kept_rows], run_dir=run_dir, config=config, recipe=recipe,
-                     batch_size=batch, net_type=net_type, depth=depth, args=args, device=device)
+                     batch_size=batch, net_type=settings.net_type, depth=settings.depth, args=args,
+                     device=device)
     frame = pd.DataFrame({"index": step1.rows[removed]})
     if p_noisy is not None:
         frame["p_noisy"] = p_noisy[removed]
@@ -178,8 +174,8 @@ def format_table(frame: pd.DataFrame) -> str:
 
 
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
-    device, noise_type, net_type, depth, bundle, step1 = step3_inputs(args, ratio_flag="--remove_ratio",
-                                                                      ratio=args.remove_ratio)
+    inputs = step3_inputs(args)
+    _, settings, bundle, step1 = inputs
     asked = [r.strip() for r in str(args.removal).split(",") if r.strip()]
     unknown = [r for r in asked if r not in (*REMOVALS, "all")]
     if unknown or not asked:
@@ -189,14 +185,12 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     if "all" in asked:
         removals = [r for r in removals if (r != "detector" or args.detector) and (r != "oracle" or step1.has_truth)]
     check_kept(args, removals, n=len(step1.rows), num_classes=bundle.num_classes)
-    resolve_recipe(args, large=args.dataset in LARGE, kept_fraction=1.0)  # bad training flags fail before scoring
     scores = score_run(args.detector, step1.traces) if "detector" in removals or args.detector else None
-    root = prune_root(args, net_type, depth, noise_type)
+    root = settings.stage_root(STAGE)
     if scores is not None:  # what was found, listed and shown, beside the retrainings it drives
         write_issue_files(root / f"detector_{scores.name}", step1.traces, scores, split=bundle.train,
                           classes=bundle.classes, title=root.name)
-    summaries = [denoise_one(r, args, bundle=bundle, step1=step1, scores=scores, root=root, net_type=net_type,
-                             depth=depth, device=device) for r in removals]
+    summaries = [denoise_one(r, args, inputs, scores=scores, remove_ratio=args.remove_ratio) for r in removals]
     if len(summaries) > 1:
         table = comparison_table(summaries)
         stem = f"comparison_{'detector_' + scores.name if scores else 'references'}_percremove{args.remove_ratio}"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core import distributed
+from core import cli, distributed
 from core.errors import fail
 from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, resume_point, \
     write_valid_results
@@ -22,50 +22,52 @@ from core.io import write_json
 from core.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
 from core.seed import noise_rng, seed_everything
-from datasets.noise import canonical_noise_type, corrupt_labels
-from datasets.registry import DATASETS, LARGE, load_dataset
+from datasets.noise import corrupt_labels
+from datasets.registry import DATASETS, load_dataset
 from models.registry import MODELS, build_model
 from pipeline.feeds import LOADERS, eval_batch_size, make_feed, place_model, select
-from pipeline.paths import td_run_dir
 from pipeline.runtime import add_runtime_args, fit_runtime, pick_device, set_threads
-
-DEFAULT_NET = {"digits": ("cnn", 3), "fashion_mnist": ("cnn", 3), "tiny_imagenet": ("resnet", 32),
-               "cub_200_2011": ("resnet", 34), "caltech256": ("resnet", 34), "webvision50": ("resnet", 50),
-               "clothing100k": ("resnet", 50)}
+from pipeline.settings import resolve_settings
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="data directory holding <dataset>/ (imagefolder: the tree itself)")
     p.add_argument("--dataset", default="digits", help=f"one of {', '.join(sorted(DATASETS))}")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, batch order and augmentation")
-    p.add_argument("--split_seed", type=int, default=None, help="seed of the noise and split (default: --seed)")
-    p.add_argument("--noise_ratio", type=float, default=0.2, help="fraction of labels to corrupt, in [0, 1)")
+    p.add_argument("--seed", type=cli.seed, default=0, help="seed of weights, batch order and augmentation")
+    p.add_argument("--split_seed", type=cli.seed, default=None, help="seed of the noise and split (default: --seed)")
+    p.add_argument("--noise_ratio", type=cli.ratio, default=0.2, help="fraction of labels to corrupt, in [0, 1)")
     p.add_argument("--noise_type", default="uniform", help="uniform (=sym), flip (=asym) or instance (image-dependent)")
     p.add_argument("--net_type", default=None, help=f"one of {', '.join(sorted(MODELS))} (default: per dataset)")
-    p.add_argument("--depth", type=int, default=None, help="network depth (default: per dataset)")
+    p.add_argument("--depth", type=cli.positive_int_or_default, default=None,
+                   help="network depth (default: per dataset)")
     p.add_argument("--save", default="runs", help="folder under which run folders are made")
-    p.add_argument("--max_train", type=int, default=None, help="use the first N training samples only")
-    p.add_argument("--max_test", type=int, default=None, help="use the first N test samples only")
-    p.add_argument("--image_size", type=int, default=None, help="folder datasets: training resolution")
+    p.add_argument("--max_train", type=cli.positive_int_or_default, default=None,
+                   help="use the first N training samples only")
+    p.add_argument("--max_test", type=cli.positive_int_or_default, default=None,
+                   help="use the first N test samples only")
+    p.add_argument("--image_size", type=cli.positive_int_or_default, default=None,
+                   help="folder datasets: training resolution")
     p.add_argument("--pretrained", default=None, help="local state_dict file to initialise the network from")
 
 
 def add_train_args(p: argparse.ArgumentParser, *, epochs: int, milestones: str, batch_size: int | None) -> None:
-    """``batch_size=None``: the command resolves it (STEP 3: 256 x the kept fraction)."""
-    p.add_argument("--num_epochs", type=int, default=epochs)
-    p.add_argument("--lr", type=float, default=0.1)
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--wd", type=float, default=1e-4, help="weight decay")
-    p.add_argument("--batch_size", type=int, default=batch_size,
+    """``batch_size=None``: the command resolves it (STEP 3: 256 x the kept fraction); ``milestones="auto"``
+    likewise (STEP 3: the paper's per dataset), and only then is ``auto`` a valid value."""
+    p.add_argument("--num_epochs", type=cli.positive_int, default=epochs)
+    p.add_argument("--lr", type=cli.learning_rate, default=0.1)
+    p.add_argument("--momentum", type=cli.momentum, default=0.9)
+    p.add_argument("--wd", type=cli.weight_decay, default=1e-4, help="weight decay")
+    p.add_argument("--batch_size", type=cli.positive_int, default=batch_size,
                    help="training batch" + (" (default: 256 x the fraction of samples kept)" if batch_size is None else ""))
-    p.add_argument("--milestones", default=milestones, help="comma-separated fractions of training where LR x0.1")
+    p.add_argument("--milestones", type=milestones_flag(auto=milestones == "auto"), default=milestones,
+                   help="comma-separated fractions of training where LR x0.1")
     p.add_argument("--loader", choices=LOADERS, default="fast",
                    help="fast: in-memory tensors, batch augmentation on the device; standard: DataLoader")
     add_runtime_args(p)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("STEP 1: corrupt labels, train, record training dynamics", add_help=True)
+    p = cli.ArgumentParser("STEP 1: corrupt labels, train, record training dynamics", add_help=True)
     add_data_args(p)
     add_train_args(p, epochs=200, milestones="0.5,0.75", batch_size=128)
     p.add_argument("--num_valid", type=int, default=0, help="hold out N training samples (0: the test set validates)")
@@ -77,48 +79,30 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-SEED_LIMIT = 2**32  # numpy's legacy seeding takes 0..2**32-1; torch's epoch seeds seed * 1_000_003 + e then fit too
+def milestone_fractions(text: str) -> tuple[float, ...]:
+    """``"0.5,0.75"`` -> ``(0.5, 0.75)``; a ``ValueError`` for anything else."""
+    return tuple(float(m) for m in str(text).split(",") if m.strip())
 
 
-def check_data_args(args: argparse.Namespace) -> None:
-    """The data and network flags STEP 1 and STEP 3 share, checked before anything is loaded or written."""
-    for flag in ("seed", "split_seed"):
-        value = getattr(args, flag, None)
-        if value is not None and not 0 <= value < SEED_LIMIT:
-            fail(f"--{flag}: expected a value in 0..{SEED_LIMIT - 1}, got {value}")
-    for flag in ("depth", "max_train", "max_test", "image_size"):
-        value = getattr(args, flag, None)
-        if value is not None and value < 1:
-            fail(f"--{flag}: expected a positive number, got {value} (leave the flag out for the default)")
-    if args.pretrained and not Path(args.pretrained).is_file():
-        fail(f"--pretrained: no such file {args.pretrained}")
+def milestones_flag(*, auto: bool):
+    """The ``type=`` of ``--milestones``: the text, kept as given (config.json records it), once it reads as
+    fractions (or is ``auto``, where the command resolves that)."""
+    def milestones(text: str) -> str:
+        if not (auto and text == "auto"):
+            try:
+                milestone_fractions(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"expected comma-separated fractions like 0.5,0.75, got {text!r}") from None
+        return text
+    return milestones
 
 
-def resolve_net(args: argparse.Namespace) -> tuple[str, int]:
-    net, depth = DEFAULT_NET.get(args.dataset, ("resnet", 32))
-    net_type = args.net_type or net
-    if args.depth is not None:
-        return net_type, args.depth
-    return net_type, depth if net_type == net else 32
-
-
-def parse_recipe(args: argparse.Namespace) -> Recipe:
-    try:
-        milestones = tuple(float(m) for m in str(args.milestones).split(",") if m.strip())
-    except ValueError:
-        fail(f"--milestones: expected comma-separated fractions like 0.5,0.75, got {args.milestones!r}")
-    if args.num_epochs < 1:
-        fail(f"--num_epochs: expected a positive number, got {args.num_epochs}")
-    if args.batch_size < 1:
-        fail(f"--batch_size: expected a positive number, got {args.batch_size}")
-    if not 0 < args.lr < float("inf"):
-        fail(f"--lr: expected a positive learning rate, got {args.lr}")
-    if not 0 < args.momentum < 1:  # SGD's Nesterov momentum needs a momentum above 0
-        fail(f"--momentum: expected a value in (0, 1), got {args.momentum}")
-    if not 0 <= args.wd < float("inf"):
-        fail(f"--wd: expected a weight decay of 0 or more, got {args.wd}")
+def make_recipe(args: argparse.Namespace, milestones: str) -> Recipe:
+    """The training recipe of the flags of :func:`add_train_args` (checked while parsing), with ``milestones``
+    for ``--milestones`` (STEP 3 resolves ``auto``)."""
     return Recipe(epochs=args.num_epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
-                  milestones=milestones)
+                  milestones=milestone_fractions(milestones))
 
 
 def split_indices(n: int, num_valid: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -150,10 +134,10 @@ def _say(dist: distributed.Dist):
 def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device: torch.device) -> Path:
     say = _say(dist)
     plan = _plan(args, threads, dist, device)
-    run_dir, config, bundle = plan["run_dir"], plan["config"], plan["bundle"]
+    settings, run_dir, config, bundle = plan["settings"], plan["run_dir"], plan["config"], plan["bundle"]
     seed_everything(args.seed)
     # Built before the run folder is touched: a bad --depth or --pretrained then writes nothing.
-    model = build_model(plan["net_type"], plan["depth"], num_classes=bundle.num_classes,
+    model = build_model(settings.net_type, settings.depth, num_classes=bundle.num_classes,
                         in_channels=bundle.in_channels, image_size=bundle.image_size, pretrained=args.pretrained,
                         log=say)
     with locked_run_dir(run_dir, lock=dist.is_main):
@@ -172,7 +156,7 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
             say(f"image size: {bundle.info['image_size_choice']}")
         say(f"{args.dataset}: {config['num_train']} train, {config['num_valid_samples']} valid, "
             f"{bundle.num_classes} classes; {config['noise_type']} noise {args.noise_ratio} -> realised "
-            f"{config['realised_noise_rate']:.4f}; {plan['net_type']}{plan['depth']} on {device}, {threads} threads"
+            f"{config['realised_noise_rate']:.4f}; {settings.net_type}{settings.depth} on {device}, {threads} threads"
             + (f" x {dist.world} processes" if dist.active else "") + f" -> {run_dir}")
         return _train(args, plan, model, dist, device)
 
@@ -180,34 +164,27 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
 def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device: torch.device) -> dict[str, Any]:
     """Every flag checked, the dataset loaded and its labels corrupted, the run folder and configuration named;
     nothing written."""
-    check_data_args(args)
-    noise_type = canonical_noise_type(args.noise_type)
-    if not 0.0 <= args.noise_ratio < 1.0:
-        fail(f"--noise_ratio: expected a value in [0, 1), got {args.noise_ratio}")
-    net_type, depth = resolve_net(args)
-    if net_type not in MODELS:
-        fail(f"--net_type: unknown network {net_type!r}; valid: {', '.join(sorted(MODELS))}")
-    recipe = parse_recipe(args)
+    settings = resolve_settings(args)
+    recipe = make_recipe(args, args.milestones)
     bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
-    split_seed = args.seed if args.split_seed is None else args.split_seed
     true = bundle.train.targets
-    if args.dataset in LARGE:  # real noise: the labels are what they are
+    if settings.real_noise:  # the labels are what they are
         assigned, flipped = true.copy(), np.zeros(len(true), bool)
     else:
         images = bundle.train.images if bundle.in_memory else None  # instance noise reads the images
-        noisy = corrupt_labels(true, ratio=args.noise_ratio, noise_type=noise_type,
-                               num_classes=bundle.num_classes, split_seed=split_seed, images=images)
+        noisy = corrupt_labels(true, ratio=settings.noise_ratio, noise_type=settings.noise_type,
+                               num_classes=bundle.num_classes, split_seed=settings.split_seed, images=images)
         assigned, flipped = noisy.assigned, noisy.flipped
-    train_idx, valid_idx = split_indices(len(true), args.num_valid, split_seed)
-    run_dir = td_run_dir(args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type, args.seed)
+    train_idx, valid_idx = split_indices(len(true), args.num_valid, settings.split_seed)
     config: dict[str, Any] = {
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
-        "noise_type": noise_type, "net_type": net_type, "depth": depth, "split_seed": split_seed,
+        "noise_type": settings.noise_type, "net_type": settings.net_type, "depth": settings.depth,
+        "split_seed": settings.split_seed,
         "num_classes": bundle.num_classes, "num_train": int(len(train_idx)), "num_valid_samples":
         int(len(valid_idx)) or len(bundle.test), "realised_noise_rate": float(flipped[train_idx].mean()),
         "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads, "world_size": dist.world,
         "dataset_path": bundle.info.get("path"), "stage": "computation4td"}
-    return dict(run_dir=run_dir, config=config, bundle=bundle, recipe=recipe, net_type=net_type, depth=depth,
+    return dict(settings=settings, run_dir=settings.td_run_dir, config=config, bundle=bundle, recipe=recipe,
                 train_idx=train_idx, valid_idx=valid_idx, true=true, assigned=assigned, flipped=flipped)
 
 

@@ -20,8 +20,9 @@ from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
-from pipeline.generate import add_data_args, add_train_args, parse_recipe
+from pipeline.generate import add_data_args, add_train_args, make_recipe
 from pipeline.runtime import fit_runtime
+from pipeline.settings import RunSettings
 
 EPOCHS = 300
 BATCH = 256  # before scaling by the kept fraction
@@ -38,15 +39,13 @@ def add_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--td_run", default=None, help="the STEP 1 run folder (default: found from the settings)")
 
 
-def resolve_recipe(args: argparse.Namespace, *, large: bool, kept_fraction: float) -> tuple[Recipe, int]:
-    """The recipe and batch size of one retraining; ``--milestones auto`` and a ``--batch_size`` left out
-    resolved (an explicit 0 is an error, not the default)."""
-    resolved = argparse.Namespace(**vars(args))
-    if resolved.milestones == "auto":
-        resolved.milestones = MILESTONES["large" if large else "small"]
-    if resolved.batch_size is None:
-        resolved.batch_size = max(1, int(BATCH * kept_fraction))
-    return parse_recipe(resolved), resolved.batch_size
+def resolve_recipe(args: argparse.Namespace, settings: RunSettings, *, kept_fraction: float) -> tuple[Recipe, int]:
+    """The recipe and batch size of one retraining: ``--milestones auto`` is the paper's for the dataset, a
+    ``--batch_size`` left out scales with the kept fraction (an explicit 0 was refused while parsing)."""
+    milestones = MILESTONES["large" if settings.real_noise else "small"] if args.milestones == "auto" \
+        else args.milestones
+    batch_size = max(1, int(BATCH * kept_fraction)) if args.batch_size is None else args.batch_size
+    return make_recipe(args, milestones), batch_size
 
 
 def run_config(args: argparse.Namespace, recipe: Recipe, batch_size: int, **extra: Any) -> dict[str, Any]:

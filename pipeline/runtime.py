@@ -5,6 +5,7 @@ import argparse
 
 import torch
 
+from core import cli
 from core.distributed import Dist
 from core.errors import fail
 from core.fit import Runtime
@@ -12,8 +13,8 @@ from core.fit import Runtime
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (standard path)")
+    p.add_argument("--threads", type=cli.non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--num_workers", type=cli.non_negative_int, default=0, help="DataLoader workers (standard path)")
     p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
                    help="run the model through torch.compile (default backend: inductor); same output files")
@@ -38,8 +39,7 @@ def pick_device(name: str) -> torch.device:
 
 
 def set_threads(threads: int) -> int:
-    if threads < 0:
-        fail(f"--threads: expected 0 or more, got {threads}")
+    """Use ``threads`` CPU threads (0: torch's default); returns the number in use."""
     if threads:
         torch.set_num_threads(threads)
     return torch.get_num_threads()

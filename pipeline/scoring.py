@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
@@ -18,11 +18,12 @@ from core.errors import fail
 from core.io import check_torch_file
 from core.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
 from datasets.base import DatasetBundle
-from datasets.registry import LARGE
 from detector_models.baselines import get_baseline
 from detector_models.predict import load_detector, score
 from detector_models.traces import RunTraces, load_run
-from pipeline.paths import td_run_dir
+
+if TYPE_CHECKING:  # the settings pull in the dataset and model registries, which scoring alone does not need
+    from pipeline.settings import RunSettings
 
 BASELINE_PREFIX = "baseline:"
 
@@ -50,10 +51,9 @@ class Step1Run:
         return self.flipped[self.rows]
 
 
-def find_step1_run(args, *, net_type: str, depth: int, noise_type: str, bundle: DatasetBundle) -> Step1Run:
-    """The STEP 1 run folder for these settings (or ``--td_run``), loaded and checked against ``bundle``."""
-    run_dir = Path(args.td_run) if getattr(args, "td_run", None) else td_run_dir(
-        args.save, args.dataset, net_type, depth, args.noise_ratio, noise_type, args.seed)
+def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | None = None) -> Step1Run:
+    """The STEP 1 run folder of these settings (or ``td_run``), loaded and checked against ``bundle``."""
+    run_dir = Path(td_run) if td_run else settings.td_run_dir
     if not (run_dir / TRACES_FILE).is_file() or not (run_dir / METADATA_FILE).is_file():
         fail(f"no finished STEP 1 run for these settings: expected {run_dir}/{TRACES_FILE} and {METADATA_FILE} "
              f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
@@ -68,7 +68,7 @@ def find_step1_run(args, *, net_type: str, depth: int, noise_type: str, bundle: 
     config_path = run_dir / CONFIG_FILE
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
-                    has_truth=args.dataset not in LARGE, config=config)
+                    has_truth=not settings.real_noise, config=config)
 
 
 def detector_name(spec: str) -> str:
@@ -113,28 +113,20 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
 
 class Step3Inputs(NamedTuple):
     device: torch.device
-    noise_type: str
-    net_type: str
-    depth: int
+    settings: RunSettings
     bundle: DatasetBundle
     step1: Step1Run
 
 
-def step3_inputs(args, *, ratio_flag: str, ratio: float) -> Step3Inputs:
-    """What every STEP 3 stage starts from: threads and device set, the ratio checked, the dataset loaded as
-    STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
-    from datasets.noise import canonical_noise_type
+def step3_inputs(args) -> Step3Inputs:
+    """What every STEP 3 stage starts from: threads and device set, the settings resolved as STEP 1 resolves
+    them, the dataset loaded as STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
     from datasets.registry import load_dataset
-    from pipeline.generate import check_data_args, resolve_net
     from pipeline.runtime import pick_device, set_threads
+    from pipeline.settings import resolve_settings
 
     set_threads(args.threads)
     device = pick_device(args.device)
-    check_data_args(args)
-    if not 0.0 <= ratio < 1.0:
-        fail(f"{ratio_flag}: expected a value in [0, 1), got {ratio}")
-    noise_type = canonical_noise_type(args.noise_type)
-    net_type, depth = resolve_net(args)
+    settings = resolve_settings(args)
     bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
-    step1 = find_step1_run(args, net_type=net_type, depth=depth, noise_type=noise_type, bundle=bundle)
-    return Step3Inputs(device, noise_type, net_type, depth, bundle, step1)
+    return Step3Inputs(device, settings, bundle, find_step1_run(settings, bundle, args.td_run))

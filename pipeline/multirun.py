@@ -1,0 +1,135 @@
+"""Many STEP 1 runs at once: a list of runner.py settings, run concurrently and resumably.
+
+    python multirun.py SETTINGS.txt [--jobs 2] [--threads 1] [--logs runs/multirun_logs] [--dry_run]
+
+``SETTINGS.txt`` holds one run per line, runner.py's flags as on its command line (``#`` starts a comment):
+
+    --dataset digits --noise_type uniform --noise_ratio 0.2 --seed 1 --num_epochs 40 --save runs
+    --dataset digits --noise_type flip --noise_ratio 0.4 --seed 1 --num_epochs 40 --save runs
+
+Each run is its own ``runner.py`` process with ``--threads`` torch threads, ``--jobs`` at a time (on a CPU,
+jobs x threads = the cores: single-thread processes scale better than one process's threads); each writes its
+usual run folder, a finished run is not redone and a killed one resumes (STEP 1's own resume), so re-running
+the command after a kill finishes the list. The end reports the aggregate training throughput (images per
+second over the runs trained) and each run's time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import fail, run_cli
+from core.runfiles import CONFIG_FILE
+
+ROOT = Path(__file__).resolve().parents[1]
+# What runner.py prints: "... -> <run_dir>" when it trains, "<run_dir>: already complete ..." when it skips.
+_TRAINS = re.compile(r" -> (\S+)$")
+_SKIPS = re.compile(r"^(\S+): already complete")
+_OWN_FLAGS = ("--threads", "--no_progress")
+
+
+@dataclass
+class Outcome:
+    """What one run did: its exit status, run folder (None if it failed before naming one), seconds, and the
+    images it trained on in this invocation (samples x epochs; 0 when it was already complete)."""
+
+    line: str
+    code: int
+    run_dir: str | None
+    seconds: float
+    images: int
+
+
+def read_settings(path: str | Path) -> list[str]:
+    """The runner.py flag lines of a settings file, comments and blank lines dropped."""
+    path = Path(path)
+    if not path.is_file():
+        fail(f"{path}: no such settings file (one line of runner.py flags per run)")
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        fail(f"{path}: no runs in it (one line of runner.py flags per run)")
+    for number, line in enumerate(lines, 1):
+        own = [flag for flag in _OWN_FLAGS if flag in shlex.split(line)]
+        if own:
+            fail(f"{path}: run {number} sets {', '.join(own)}: multirun sets them for every run (--threads)")
+    return lines
+
+
+def run_one(line: str, *, threads: int, log: Path) -> Outcome:
+    """One ``runner.py`` process for one settings line, its output into ``log``."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    command = [sys.executable, str(ROOT / "runner.py"), *shlex.split(line), "--threads", str(threads), "--no_progress"]
+    with open(log, "w") as handle:
+        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)  # paths as the user wrote them
+    seconds = time.perf_counter() - start
+    run_dir, trained = None, False
+    for text in log.read_text().splitlines():
+        if (match := _TRAINS.search(text)) or (match := _SKIPS.match(text)):
+            run_dir, trained = match.group(1), match.re is _TRAINS
+            break
+    images = 0
+    if code == 0 and trained and run_dir and (Path(run_dir) / CONFIG_FILE).is_file():
+        config = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
+        images = int(config["num_train"]) * int(config["recipe"]["epochs"])
+    return Outcome(line, code, run_dir, seconds, images)
+
+
+def run_all(lines: list[str], *, jobs: int, threads: int, logs: Path, names: list[str] | None = None,
+            say=print) -> list[Outcome]:
+    """Every line, ``jobs`` at a time; ``names`` (default run-1, run-2, ...) name the log files."""
+    names = names or [f"run-{i + 1}" for i in range(len(lines))]
+    start = time.perf_counter()
+
+    def one(item: tuple[str, str]) -> Outcome:
+        outcome = run_one(item[0], threads=threads, log=logs / f"{item[1]}.log")
+        say(f"[{time.perf_counter() - start:6.0f}s] {'ok  ' if outcome.code == 0 else 'FAIL'} "
+            f"{outcome.run_dir or item[0]}" + ("" if outcome.code == 0 else f" (log: {logs / item[1]}.log)"))
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        outcomes = list(pool.map(one, zip(lines, names)))
+    wall = time.perf_counter() - start
+    trained = sum(o.images for o in outcomes)
+    say(f"{len(outcomes)} runs in {wall:.0f} s, {jobs} at a time x {threads} threads: "
+        f"{trained / wall:,.0f} images/s trained in all; one after another their times add up to "
+        f"{sum(o.seconds for o in outcomes):.0f} s")
+    return outcomes
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("run a list of STEP 1 settings concurrently and resumably")
+    p.add_argument("settings", help="a text file: one line of runner.py flags per run")
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--logs", default="runs/multirun_logs", help="folder of the per-run logs")
+    p.add_argument("--dry_run", action="store_true", help="print the commands and stop")
+    return p
+
+
+def main(args: argparse.Namespace) -> list[Outcome]:
+    if args.jobs < 1 or args.threads < 1:
+        fail(f"--jobs and --threads: expected at least 1, got {args.jobs} and {args.threads}")
+    lines = read_settings(args.settings)
+    if args.dry_run:
+        for line in lines:
+            print(f"runner.py {line} --threads {args.threads} --no_progress")
+        return []
+    outcomes = run_all(lines, jobs=args.jobs, threads=args.threads, logs=Path(args.logs))
+    failed = [o for o in outcomes if o.code != 0]
+    if failed:
+        fail(f"{len(failed)} of {len(outcomes)} runs failed; their logs are in {args.logs}")
+    return outcomes
+
+
+if __name__ == "__main__":
+    run_cli(lambda: main(get_args_parser().parse_args()))
