@@ -20,7 +20,7 @@ from core.errors import UsageError, run_cli
 from core.io import check_torch_file, check_writable, torch_save
 from detector_models.features import FEATURES, check_features
 from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
-from detector_models.predict import load_detector, make_checkpoint, read_checkpoint
+from detector_models.predict import load_detector, read_checkpoint
 from detector_models.traces import load_run
 from detector_models.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, \
     pool_runs, train_detector
@@ -103,12 +103,7 @@ def main(args: argparse.Namespace) -> dict:
                             val_fraction=args.val_fraction, strata=strata, init_state=init_state)
     out = Path(args.out or default_name(args.dataset, args.r))
     out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = make_checkpoint(result.state_dict, epoch=result.best_epoch, best_prec=result.val_accuracy,
-                           optimizer_state=result.optimizer_state, variant=result.variant,
-                           train_length=result.train_length, features=result.features, anchor=result.anchor,
-                           val_auc=result.val_auc, val_map=result.val_map,
-                           args=json.loads(json.dumps(vars(args))), history=result.history)
-    torch_save(ckpt, out)
+    torch_save(result.checkpoint(args=json.loads(json.dumps(vars(args)))), out)
     read_checkpoint(out)  # what we wrote must load under weights_only, as every reader will load it
     print(f"best epoch {result.best_epoch}: val ROC-AUC {result.val_auc:.4f}  mAP {result.val_map:.4f}  "
           f"(acc {result.val_accuracy:.4f}, {result.variant}, features {','.join(result.features)}"

@@ -31,7 +31,7 @@ from benchmarks.pool import POOL, is_done  # noqa: E402
 from core.io import torch_save, write_json, write_text  # noqa: E402
 from detector_models.baselines import score_baselines  # noqa: E402
 from detector_models.metrics import detection_metrics  # noqa: E402
-from detector_models.predict import load_detector, make_checkpoint, score  # noqa: E402
+from detector_models.predict import load_detector, score  # noqa: E402
 from detector_models.traces import load_run  # noqa: E402
 from detector_models.train import pool_runs, train_detector  # noqa: E402
 
@@ -64,11 +64,7 @@ def train_candidate(runs: list, options: dict, *, length: int, max_per_run: int,
                                         max_per_run=max_per_run, seed=seed)
     result = train_detector(inputs, flipped, strata=strata, epochs=epochs, batch_size=256, seed=seed,
                             log=lambda line: None, **options)
-    torch_save(make_checkpoint(result.state_dict, epoch=result.best_epoch, best_prec=result.val_accuracy,
-                               optimizer_state=result.optimizer_state, variant=result.variant,
-                               train_length=result.train_length, features=result.features, anchor=result.anchor,
-                               val_auc=result.val_auc, val_map=result.val_map,
-                               trained_on=[r.source for r in runs]), out)
+    torch_save(result.checkpoint(trained_on=[r.source for r in runs]), out)
 
 
 def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:

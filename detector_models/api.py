@@ -27,11 +27,8 @@ from core.io import save_npz
 from core.recorder import order_channels
 from core.runfiles import TRACES_FILE, write_metadata
 from detector_models.metrics import removal_cut
-from detector_models.predict import load_detector, score
+from detector_models.predict import GENERALIST, load_detector, score
 from detector_models.traces import load_run
-
-GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
-
 
 class DynamicsRecorder:
     """Collects each training sample's softmax at every epoch of a loop you write.

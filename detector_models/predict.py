@@ -22,6 +22,8 @@ from detector_models.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from detector_models.traces import resample_time
 
+# The shipped default detector (benchmarks/make_generalist.sh): the quick start, find_issues.py and the API use it.
+GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
 ORIGINAL_TRAIN_LENGTH = 200  # the paper's 200 epochs: the length of a checkpoint without 'train_length'
 SCORE_BATCH = 4096  # rows per forward pass: fastest of 1k-16k at T=200 (benchmarks/detector_speed.py)
 

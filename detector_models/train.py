@@ -22,7 +22,7 @@ from core.seed import epoch_generator
 from detector_models.features import PAPER_FEATURES, RUN_FEATURES, detector_inputs, run_context
 from detector_models.lstm import DEFAULT_VARIANT, LSTMDetector
 from detector_models.metrics import detection_metrics
-from detector_models.predict import predict_p_noisy
+from detector_models.predict import make_checkpoint, predict_p_noisy
 
 DEFAULT_LR = 1e-3  # AdamW; 0.1 (original) diverges or collapses to a constant for some seeds
 DEFAULT_EPOCHS = 20
@@ -48,6 +48,14 @@ class TrainResult:
     val_accuracy: float
     val_indices: np.ndarray
     history: list[dict] = field(default_factory=list)
+
+    def checkpoint(self, **extra) -> dict:
+        """The checkpoint dict of the best epoch (:func:`~detector_models.predict.make_checkpoint`), the original's
+        ``best_prec`` holding its validation accuracy; ``extra`` keys are stored beside."""
+        return make_checkpoint(self.state_dict, epoch=self.best_epoch, best_prec=self.val_accuracy,
+                               optimizer_state=self.optimizer_state, variant=self.variant,
+                               train_length=self.train_length, features=self.features, anchor=self.anchor,
+                               val_auc=self.val_auc, val_map=self.val_map, history=self.history, **extra)
 
 
 def stratified_split(strata: np.ndarray, *, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from core.errors import run_cli
 from core.io import write_csv, write_text
-from detector_models.predict import read_checkpoint
+from detector_models.predict import GENERALIST, read_checkpoint
 from pipeline import data_debug, denoise, generate
 
-SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
+SHIPPED = GENERALIST
 
 
 def get_args_parser() -> argparse.ArgumentParser:

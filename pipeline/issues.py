@@ -17,11 +17,9 @@ from core.runfiles import CONFIG_FILE, ISSUES_CSV, ISSUES_PNG
 from datasets.base import ArraySplit
 from datasets.registry import load_dataset
 from detector_models.issues import label_issue_table
+from detector_models.predict import GENERALIST
 from detector_models.traces import load_run
 from pipeline.scoring import score_run
-
-GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
-
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("rank a run's samples by how likely their label is wrong; list and show them")
