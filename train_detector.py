@@ -83,7 +83,8 @@ def main(args: argparse.Namespace) -> dict:
         for flag, asked, has in (("--variant", args.variant, info.variant), ("--features", features, info.features),
                                  ("--anchor", args.anchor, info.anchor)):
             if asked is not None and asked != has:
-                raise UsageError(f"{flag} {asked} conflicts with {args.resume}, which has {has}")
+                show = (lambda v: ",".join(v) if isinstance(v, tuple) else v)  # noqa: E731
+                raise UsageError(f"{flag} {show(asked)} conflicts with {args.resume}, which has {show(has)}")
         init_state, variant, length = model.state_dict(), info.variant, length or info.train_length
         features, anchor = info.features, info.anchor
         print(f"fine-tuning {args.resume} ({info.variant}, features {','.join(features)}, T={info.train_length}, "
