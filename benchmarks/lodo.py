@@ -112,6 +112,10 @@ def _every_score(results: dict, keys: list[str], idx: int, dataset: str, metric:
 
 def render(results: dict, out: Path, command: str) -> None:
     lines = ["# Leave-one-dataset-out: detectors vs hand-crafted scores\n", f"Command: `{command}`  ",
+             "Each detector design is trained on every pool run of the *other* dataset (`benchmarks/pool.py`; at most "
+             "2,000 traces a run, each run weighted equally, resampled to T=32 unless the command says otherwise) "
+             "and scores the grid runs of the held-out one; the hand-crafted scores are computed on the same "
+             "traces. Discussion: `docs/detector.md`.  ",
              "Cells: mean ± std over the 3 seeds of the held-out grid (`benchmarks/pool.py`). "
              "*best hand-crafted* = the best of the hand-crafted scores **per setting, chosen in hindsight** "
              f"(among {', '.join(BASELINES)}).\n"]
