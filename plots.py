@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from core.errors import run_cli
-from core.io import check_torch_file, check_writable
+from core.io import check_writable
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -40,8 +40,7 @@ def main(args: argparse.Namespace) -> None:
     if args.detector is not None:
         from detector_models.predict import load_detector, score
 
-        check_torch_file(args.detector, what="detector checkpoint (--detector)")
-        model, info = load_detector(args.detector)
+        model, info = load_detector(args.detector, what="detector checkpoint (--detector)")
         p_noisy, note = score(model, info, load_run(args.run_dir).td)
         if note:
             print(note)

@@ -17,7 +17,7 @@ import torch
 
 from core import cli
 from core.errors import UsageError, run_cli
-from core.io import check_torch_file, check_writable, torch_save
+from core.io import check_writable, torch_save
 from detector_models.features import FEATURES, check_features
 from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
 from detector_models.predict import load_detector, read_checkpoint
@@ -70,8 +70,6 @@ def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)  # the numeric flags were checked while parsing (core.cli)
     # Checked before minutes of training: the checkpoint must be writable, the one to fine-tune a torch file.
     check_writable(args.out or default_name(args.dataset, args.r), flag="--out", folder=False)
-    if args.resume:
-        check_torch_file(args.resume, what="detector checkpoint (--resume)")
     try:
         features = check_features(args.features) if args.features else None
     except ValueError as exc:
@@ -79,7 +77,8 @@ def main(args: argparse.Namespace) -> dict:
     init_state, variant, length = None, args.variant or DEFAULT_VARIANT, args.length
     anchor = DEFAULT_ANCHOR if args.anchor is None else args.anchor
     if args.resume:
-        model, info = load_detector(args.resume)  # validates variant and shapes before we train for minutes
+        # validates file, variant and shapes before we train for minutes
+        model, info = load_detector(args.resume, what="detector checkpoint (--resume)")
         for flag, asked, has in (("--variant", args.variant, info.variant), ("--features", features, info.features),
                                  ("--anchor", args.anchor, info.anchor)):
             if asked is not None and asked != has:
@@ -92,13 +91,11 @@ def main(args: argparse.Namespace) -> dict:
     features = features or DEFAULT_FEATURES
     runs = [load_run(path) for path in args.files_path]
     length = length or runs[0].num_epochs
+    inputs, flipped, strata = pool_runs(runs, features=features, length=length, max_per_run=args.max_per_run,
+                                        seed=args.seed)  # refuses a run without label_flipped, naming it
     for path, run in zip(args.files_path, runs):
-        if run.label_flipped is None:
-            raise UsageError(f"{path}: no label_flipped in metadata.pth: cannot train a detector on it")
         note = f", resampled to T={length}" if run.num_epochs != length else ""
         print(f"{path}: {len(run.td)} traces, T={run.num_epochs}, {run.label_flipped.mean():.1%} flipped{note}")
-    inputs, flipped, strata = pool_runs(runs, features=features, length=length, max_per_run=args.max_per_run,
-                                        seed=args.seed)
     result = train_detector(inputs, flipped, variant=variant, features=features, anchor=anchor, lr=args.lr,
                             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                             val_fraction=args.val_fraction, strata=strata, init_state=init_state)

@@ -28,6 +28,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from detector_models.traces import resample_time
+
 PAPER_FEATURES = ("prob",)
 _LOSS_CAP = np.log(1e4)  # -log p beyond p = 1e-4 carries no more information at float16 precision
 _CHUNK_ROWS = 16384  # rows per float32 conversion: bounds the memory of a million-trace run
@@ -117,7 +119,5 @@ def detector_inputs(td: np.ndarray, names: Sequence[str], length: int | None = N
                     context: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """:func:`feature_stack` of ``td`` (N, T, C), resampled in time to ``length`` steps when given:
     float32 array of shape (N, length or T, F)."""
-    from detector_models.traces import resample_time  # traces does not import features: no cycle
-
     x = feature_stack(td, names, context)
     return x if length is None or length == x.shape[1] else resample_time(x, length)

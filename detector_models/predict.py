@@ -76,10 +76,11 @@ def _numpy_scalar_globals() -> list:
             np.dtype, *dtype_classes]
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """``torch.load(path, weights_only=True)`` (plus numpy scalars) with one-line errors naming the file."""
+def read_checkpoint(path: str | Path, *, what: str = "detector checkpoint") -> dict:
+    """``torch.load(path, weights_only=True)`` (plus numpy scalars) with one-line errors naming the file and
+    ``what`` it should be (e.g. ``"detector checkpoint (--resume)"``)."""
     path = Path(path)
-    check_torch_file(path, what="detector checkpoint")  # random bytes are named as such, not as code
+    check_torch_file(path, what=what)  # random bytes are named as such, not as code
     try:
         with torch.serialization.safe_globals(_numpy_scalar_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
@@ -93,12 +94,12 @@ def read_checkpoint(path: str | Path) -> dict:
                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'truncated?'})") from None
 
 
-def load_detector(path: str | Path) -> tuple[LSTMDetector, DetectorInfo]:
+def load_detector(path: str | Path, *, what: str = "detector checkpoint") -> tuple[LSTMDetector, DetectorInfo]:
     """Build the detector a checkpoint describes, in eval mode, with its :class:`DetectorInfo`.
 
     Checkpoints without ``variant`` are the original's (forward); without ``train_length``, 200 epochs.
     """
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path, what=what)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         found = sorted(map(str, ckpt))[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
         raise UsageError(f"{path}: not a detector checkpoint: expected a dict with 'state_dict', found {found}")

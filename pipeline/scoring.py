@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from core.errors import fail
-from core.io import check_torch_file
 from core.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
 from datasets.base import DatasetBundle
 from detector_models.baselines import get_baseline
@@ -103,7 +102,6 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
     path = Path(spec)
     if not path.is_file():
         fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
-    check_torch_file(path, what="detector checkpoint")
     model, info = load_detector(path)
     p_noisy, note = score(model, info, traces.td)
     return Scores(p_noisy.astype(np.float64), detector_name(spec),
