@@ -1,4 +1,5 @@
-"""Many STEP 1 runs at once, concurrently and resumably (see pipeline/multirun.py).
+"""Many STEP 1 runs at once, concurrently and resumably (see pipeline/multirun.py); a line may also name
+train_detector.py, denoise.py or data_debug.py before its flags.
 
     python multirun.py SETTINGS.txt [--jobs 2] [--threads 1] [--dry_run]
 """

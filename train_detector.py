@@ -56,6 +56,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="resample every run to this many epochs (default: the first run's, or --resume's)")
     p.add_argument("--max_per_run", type=traces_per_run, default=None,
                    help="train on at most this many traces of each run (seeded, stratified draw)")
+    p.add_argument("--target", choices=("flipped", "injected"), default="flipped",
+                   help="what the detector learns to find: the runs' synthetic noise (label_flipped), or the labels "
+                        "runner.py --calibrate injected on top (self-calibration, for data without ground truth)")
     p.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads")
     p.add_argument("--out", default=None, help="checkpoint path (default <dataset>_<r>_lstm_detector.pth.tar)")
     return p
@@ -90,12 +93,14 @@ def main(args: argparse.Namespace) -> dict:
               f"epoch {info.epoch})")
     features = features or DEFAULT_FEATURES
     runs = [load_run(path) for path in args.files_path]
+    if args.target == "injected":
+        runs = [run.injected_as_truth() for run in runs]
     length = length or runs[0].num_epochs
     inputs, flipped, strata = pool_runs(runs, features=features, length=length, max_per_run=args.max_per_run,
                                         seed=args.seed)  # refuses a run without label_flipped, naming it
     for path, run in zip(args.files_path, runs):
         note = f", resampled to T={length}" if run.num_epochs != length else ""
-        print(f"{path}: {len(run.td)} traces, T={run.num_epochs}, {run.label_flipped.mean():.1%} flipped{note}")
+        print(f"{path}: {len(run.td)} traces, T={run.num_epochs}, {run.label_flipped.mean():.1%} {args.target}{note}")
     result = train_detector(inputs, flipped, variant=variant, features=features, anchor=anchor, lr=args.lr,
                             epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
                             val_fraction=args.val_fraction, strata=strata, init_state=init_state)

@@ -67,28 +67,36 @@ def train_candidate(runs: list, options: dict, *, length: int, max_per_run: int,
     torch_save(result.checkpoint(trained_on=[r.source for r in runs]), out)
 
 
+def lodo_detector(heldout: str, name: str, a: argparse.Namespace, train_runs: list) -> Path:
+    """The checkpoint of candidate ``name`` trained on ``train_runs`` (the pool without ``heldout``), trained
+    now unless a detector of the same recipe is already under ``<pool>/lodo/``. ``a``: length, max_per_run,
+    epochs. The name says what it was trained on: a grown pool or other options train a new detector."""
+    options = CANDIDATES[name]
+    recipe = json.dumps([sorted(r.source for r in train_runs), options, a.length, a.max_per_run, a.epochs],
+                        sort_keys=True, default=list)
+    path = Path(a.pool) / "lodo" / f"without_{heldout}__{slug(name)}__{hashlib.sha1(recipe.encode()).hexdigest()[:8]}.pth.tar"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        start = time.time()
+        train_candidate(train_runs, options, length=a.length, max_per_run=a.max_per_run, epochs=a.epochs,
+                        seed=0, out=path)
+        print(f"  trained {name} ({time.time() - start:.0f}s) -> {path}", flush=True)
+    return path
+
+
+def training_runs(heldout: str, save: Path) -> list:
+    """Every finished pool run of the datasets other than ``heldout``, loaded."""
+    return [load_run(run.run_dir(save)) for run in POOL if is_done(run, save) and run.dataset != heldout]
+
+
 def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
     save = Path(a.pool)
-    done = [run for run in POOL if is_done(run, save)]
-    train_runs = [load_run(run.run_dir(save)) for run in done if run.dataset != heldout]
-    test = [run for run in done if run.dataset == heldout and run.group.endswith("_grid")]
+    train_runs = training_runs(heldout, save)
+    test = [run for run in POOL if is_done(run, save) and run.dataset == heldout and run.group.endswith("_grid")]
     print(f"held out {heldout}: training on {len(train_runs)} runs of the other datasets, scoring {len(test)} runs",
           flush=True)
-    detectors = {}
-    for name, options in CANDIDATES.items():
-        if name not in a.candidates:
-            continue
-        # The name says what it was trained on: a grown pool or other options train a new detector.
-        recipe = json.dumps([sorted(r.source for r in train_runs), options, a.length, a.max_per_run, a.epochs],
-                            sort_keys=True, default=list)
-        path = save / "lodo" / f"without_{heldout}__{slug(name)}__{hashlib.sha1(recipe.encode()).hexdigest()[:8]}.pth.tar"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.is_file():
-            start = time.time()
-            train_candidate(train_runs, options, length=a.length, max_per_run=a.max_per_run, epochs=a.epochs,
-                            seed=0, out=path)
-            print(f"  trained {name} ({time.time() - start:.0f}s) -> {path}", flush=True)
-        detectors[name] = load_detector(path)
+    detectors = {name: load_detector(lodo_detector(heldout, name, a, train_runs))
+                 for name in CANDIDATES if name in a.candidates}
     for run in test:
         traces = load_run(run.run_dir(save))
         key = f"{heldout}|{run.noise_type} {run.noise_ratio}"

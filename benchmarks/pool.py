@@ -44,10 +44,10 @@ class Run:
     seed: int
     flags: tuple[str, ...]
 
-    def settings_line(self, save: Path) -> str:
+    def settings_line(self, save: Path, precision: str = "fp32") -> str:
         """runner.py's flags for this run, as one line of a ``multirun.py`` settings file."""
         return shlex.join([*self.flags, "--noise_type", self.noise_type, "--noise_ratio", str(self.noise_ratio),
-                           "--seed", str(self.seed), "--save", str(save / self.group)])
+                           "--seed", str(self.seed), "--precision", precision, "--save", str(save / self.group)])
 
     def run_dir(self, save: Path) -> Path:
         net = self.flags[self.flags.index("--net_type") + 1] if "--net_type" in self.flags else "cnn"
@@ -119,12 +119,12 @@ def is_done(run: Run, save: Path) -> bool:
     return (run.run_dir(save) / SUMMARY_FILE).is_file()
 
 
-def build(runs: list[Run], save: Path, *, jobs: int, threads: int) -> int:
+def build(runs: list[Run], save: Path, *, jobs: int, threads: int, precision: str = "fp32") -> int:
     """Run every unfinished run, ``jobs`` at a time (``pipeline/multirun.py``); returns how many failed."""
     todo = [run for run in runs if not is_done(run, save)]
     print(f"{len(runs) - len(todo)} of {len(runs)} runs already done; {len(todo)} to run, {jobs} at a time")
     names = [run.run_dir(save).relative_to(save).as_posix().replace("/", "__") for run in todo]
-    outcomes = run_all([run.settings_line(save) for run in todo], jobs=jobs, threads=threads,
+    outcomes = run_all([run.settings_line(save, precision) for run in todo], jobs=jobs, threads=threads,
                        logs=save / "logs", names=names)
     return sum(o.code != 0 for o in outcomes)
 
@@ -135,6 +135,9 @@ def main() -> None:
     p.add_argument("--groups", nargs="+", default=None, help=f"only these groups ({', '.join(GROUPS)})")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="STEP 1 arithmetic (the pool of docs/lodo.md is float32; benchmarks/precision.py compares "
+                        "a bf16 copy of the grids, --save runs/pool_bf16)")
     p.add_argument("--dry_run", action="store_true", help="list the runs and whether each is done")
     p.add_argument("--list", action="store_true", help="print the run folders of the finished runs, one a line")
     a = p.parse_args()
@@ -144,9 +147,9 @@ def main() -> None:
         return
     if a.dry_run:
         for run in runs:
-            print(("done  " if is_done(run, save) else "to do ") + run.settings_line(save))
+            print(("done  " if is_done(run, save) else "to do ") + run.settings_line(save, a.precision))
         return
-    failed = build(runs, save, jobs=max(1, a.jobs), threads=a.threads)
+    failed = build(runs, save, jobs=max(1, a.jobs), threads=a.threads, precision=a.precision)
     if failed:
         raise SystemExit(f"error: {failed} runs failed; see {save / 'logs'}")
 

@@ -67,7 +67,7 @@ class FitData:
 class Runtime:
     """How a fit runs, not what it computes: the files written are the same for every choice.
 
-    ``amp``: bf16 autocast (CUDA only). ``progress``: progress bars. ``dist``: the data-parallel group of a
+    ``amp``: bf16 autocast (CUDA or CPU). ``progress``: progress bars. ``dist``: the data-parallel group of a
     ``torchrun`` launch (each feed then yields this rank's share; rank 0 alone writes files).
     ``compile_backend``: run the forward passes through ``torch.compile`` with this backend (``inductor`` is
     the default one). ``cuda_graphs``: on a single CUDA device without ``torch.compile``, replay the training
@@ -300,7 +300,9 @@ def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labe
     runtime = runtime or Runtime()
     state = torch.load(run_dir / BEST_MODEL_FILE, map_location=next(model.parameters()).device, weights_only=True)
     model.load_state_dict(state)
-    probs = predict_probs(model, valid, gen=epoch_generator(0, 0), amp=runtime.amp, desc="best model",
+    # The same fused copy as the epochs' validation passes: under bf16 an unfused model rounds differently, and
+    # results_valid.csv would disagree with train_log.csv about a sample or two.
+    probs = predict_probs(inference_copy(model), valid, gen=epoch_generator(0, 0), amp=runtime.amp, desc="best model",
                           progress=False, gather=runtime.gather)
     stats = classification_stats(probs, labels)
     frame = pd.DataFrame({"index": indices, "Loss": stats["per_sample_loss"], "Prediction": probs.argmax(1),

@@ -167,9 +167,10 @@ def load_torch(path: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
         raise UsageError(f"{path}: unreadable {what} (truncated or corrupt?): {_reason(exc)}") from None
 
 
-def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` (no pickles), read whole; a missing, truncated or corrupt file, or one without
-    ``keys``, is a :class:`~core.errors.UsageError` naming the file."""
+def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = (),
+             only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles), or those named in ``only``, read whole; a missing, truncated or
+    corrupt file, or one without ``keys``, is a :class:`~core.errors.UsageError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
@@ -178,7 +179,7 @@ def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = ()) -> dict[str
             missing = sorted(set(keys) - set(data.files))
             if missing:
                 raise UsageError(f"{path}: missing {missing}, found {sorted(data.files)}")
-            return {name: data[name] for name in data.files}
+            return {name: data[name] for name in data.files if only is None or name in only}
     except UsageError:  # a ValueError too, but already names the file and the problem
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:

@@ -34,12 +34,16 @@ CORRECTED_LABELS_BY_PATH_FILE = "corrected_labels_by_path.json"
 ISSUES_CSV = "label_issues.csv"  # every sample, most suspicious first (pipeline/issues.py)
 ISSUES_PNG = "label_issues.png"  # the contact sheet of the top ones
 
-PER_SAMPLE_KEYS = ("true_targets", "assigned_targets", "label_flipped")  # one entry per training-set position
+# One entry per training-set position. ``label_injected`` (ours, self-calibration runs only) marks the labels
+# flipped on top by ``--calibrate``; the original code ignores it.
+PER_SAMPLE_KEYS = ("true_targets", "assigned_targets", "label_flipped", "label_injected")
+BOOL_KEYS = ("label_flipped", "label_injected")
 METADATA_KEYS = ("train_indices", "valid_indices", *PER_SAMPLE_KEYS)
 
 
 def write_metadata(run_dir: Path, *, train_indices: np.ndarray, valid_indices: np.ndarray,
-                   true_targets: np.ndarray, assigned_targets: np.ndarray, label_flipped: np.ndarray) -> None:
+                   true_targets: np.ndarray, assigned_targets: np.ndarray, label_flipped: np.ndarray,
+                   label_injected: np.ndarray | None = None) -> None:
     """Write ``run_dir/metadata.pth``: an OrderedDict of tensors, in the original code's key order.
 
     Parameters
@@ -48,13 +52,18 @@ def write_metadata(run_dir: Path, *, train_indices: np.ndarray, valid_indices: n
     valid_indices : int array of shape (V,), the positions held out for validation (empty: the test set).
     true_targets, assigned_targets : int arrays of shape (N_full,), the clean and the (noisy) training labels.
     label_flipped : bool array of shape (N_full,).
+    label_injected : bool array of shape (N_full,), only in a ``--calibrate`` run (else no key: the file stays
+        the original's).
     """
     import torch
 
-    torch_save(collections.OrderedDict(
+    meta = collections.OrderedDict(
         train_indices=torch.as_tensor(train_indices), valid_indices=torch.as_tensor(valid_indices),
         true_targets=torch.as_tensor(true_targets), assigned_targets=torch.as_tensor(assigned_targets),
-        label_flipped=torch.as_tensor(label_flipped)), Path(run_dir) / METADATA_FILE)
+        label_flipped=torch.as_tensor(label_flipped))
+    if label_injected is not None:
+        meta["label_injected"] = torch.as_tensor(label_injected)
+    torch_save(meta, Path(run_dir) / METADATA_FILE)
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,7 @@ class RunMetadata:
     valid_indices : int64 array of shape (V,).
     true_targets, assigned_targets : int64 arrays of shape (N_full,).
     label_flipped : bool array of shape (N_full,).
+    label_injected : bool array of shape (N_full,): the labels ``--calibrate`` flipped on top (None elsewhere).
     """
 
     path: Path
@@ -77,6 +87,7 @@ class RunMetadata:
     true_targets: np.ndarray | None = None
     assigned_targets: np.ndarray | None = None
     label_flipped: np.ndarray | None = None
+    label_injected: np.ndarray | None = None
 
     def require(self, *keys: str) -> RunMetadata:
         """``self``, or a one-line :class:`UsageError` naming the file and the keys it lacks."""
@@ -107,9 +118,14 @@ class RunMetadata:
         return out
 
 
-def read_metadata(path: Path) -> RunMetadata:
+def read_metadata(path: Path, *, labels: np.ndarray | None = None) -> RunMetadata:
     """``metadata.pth`` loaded safely (``weights_only``) and validated: a dict of arrays whose per-sample
     entries agree in length and whose ``train_indices``/``valid_indices`` are positions among them.
+
+    The original README documents four keys (no ``assigned_targets``), and run folders in that layout exist:
+    there ``assigned_targets`` is rebuilt from the traces (:func:`assigned_from_traces`), from ``labels``
+    (int array of shape (N, C), the traces' ``labels``) when the caller has read them, else from the
+    ``training_dynamics.npz`` beside ``path``.
 
     Raises
     ------
@@ -128,14 +144,42 @@ def read_metadata(path: Path) -> RunMetadata:
     n_full = next(iter(lengths.values()), None)
     for key in METADATA_KEYS:
         if key in arrays:  # one dtype per key, whatever the writer stored
-            arrays[key] = arrays[key].astype(bool if key == "label_flipped" else np.int64)
+            arrays[key] = arrays[key].astype(bool if key in BOOL_KEYS else np.int64)
     for key in ("train_indices", "valid_indices"):
         positions = arrays.get(key)
         if n_full is not None and positions is not None and len(positions) \
                 and not 0 <= positions.min() <= positions.max() < n_full:
             raise UsageError(f"{path}: {key} run from {positions.min()} to {positions.max()}, outside the "
                              f"{n_full} training-set positions of {', '.join(lengths)}")
+    if "assigned_targets" not in arrays and {"train_indices", "true_targets"} <= set(arrays):
+        if labels is None:
+            labels = _traces_labels(path.parent / TRACES_FILE, path)
+        arrays["assigned_targets"] = assigned_from_traces(labels, arrays["train_indices"], arrays["true_targets"],
+                                                          path=path)
     return RunMetadata(path=path, **arrays)
+
+
+def assigned_from_traces(labels: np.ndarray, train_indices: np.ndarray, true_targets: np.ndarray, *,
+                         path: Path) -> np.ndarray:
+    """``assigned_targets`` of a four-key ``metadata.pth``: column 0 of the traces' ``labels`` (shape (N, C),
+    the label each traced sample trained with) placed at its position ``train_indices`` (shape (N,)); positions
+    no trace covers (a held-out validation part) keep ``true_targets`` (shape (N_full,)), the label they were
+    loaded with. Returns int64 of shape (N_full,)."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or len(labels) != len(train_indices):
+        raise UsageError(f"{path}: has no assigned_targets, and the traces' labels {labels.shape} do not give one "
+                         f"per train_indices entry ({len(train_indices)}) to rebuild them from")
+    assigned = true_targets.astype(np.int64).copy()
+    assigned[train_indices] = labels[:, 0]
+    return assigned
+
+
+def _traces_labels(traces: Path, metadata: Path) -> np.ndarray:
+    """The ``labels`` array alone of a traces file (``td`` stays on disk)."""
+    if not traces.is_file():
+        raise UsageError(f"{metadata}: has no assigned_targets (the original README's four keys) and there is no "
+                         f"{TRACES_FILE} beside it to rebuild them from")
+    return load_npz(traces, keys=("labels",), only=("labels",))["labels"]
 
 
 def read_traces(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,10 @@ from core.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE
 # no longer bit-identical to an unbroken run. ``save`` and ``td_run`` are paths: ``runs/./x``, an absolute
 # spelling or a moved folder name the same run.
 RESUME_IGNORES = ("threads", "device", "progress", "no_progress", "restart", "num_workers", "device_used",
-                  "threads_used", "world_size", "compile", "no_cuda_graphs", "save", "td_run")
+                  "threads_used", "world_size", "compile", "no_cuda_graphs", "save", "td_run",
+                  # The arithmetic is a runtime choice like the device: a run may go on (or count as done) in
+                  # another one; config.json says which the last command used. ``amp``: its older flag.
+                  "precision", "amp")
 RESUME_KEYS = ("epoch", "model", "optimizer", "best", "rows", "config")
 
 

@@ -22,3 +22,9 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def noise_rng(split_seed: int) -> np.random.Generator:
     """The label noise and the train/valid split draw from their own seed, identical on every machine."""
     return np.random.default_rng(split_seed)
+
+
+def calibration_rng(split_seed: int) -> np.random.Generator:
+    """Self-calibration's injected labels (``--calibrate``): a stream of its own, so the data's noise and split,
+    drawn from :func:`noise_rng`, are the same with and without it."""
+    return np.random.default_rng([split_seed, 0xCA11B])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.errors import fail
-from core.seed import noise_rng
+from core.seed import calibration_rng, noise_rng
 
 # The seed README's "asym"/"sym" spellings are accepted as aliases of the original code's names.
 NOISE_TYPES = {"uniform": "uniform", "sym": "uniform", "symmetric": "uniform",
@@ -137,3 +137,40 @@ def instance_noise(images: np.ndarray, true: np.ndarray, *, ratio: float, num_cl
     drawn = np.where(drawn == true[chosen], wrong.argmax(axis=1), drawn)
     assigned[chosen] = drawn
     return assigned
+
+
+def inject_labels(assigned: np.ndarray, true: np.ndarray, *, ratio: float, rows: np.ndarray, num_classes: int,
+                  split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Self-calibration: flip exactly ``round(ratio * len(rows))`` of the training positions ``rows`` on top of
+    ``assigned``, each to a class drawn uniformly among those that are neither its assigned nor its true label
+    (an injected flip never repairs a label, so every injected label is wrong).
+
+    Drawn from its own stream of ``split_seed`` (:func:`core.seed.calibration_rng`): the data's own noise is the
+    same with and without ``--calibrate``.
+
+    Parameters
+    ----------
+    assigned, true : int arrays of shape (N_full,), the labels so far and the clean ones
+    rows : int array of shape (N,), the training positions eligible (validation samples keep their labels)
+
+    Returns
+    -------
+    assigned : int64 array of shape (N_full,), with the injected labels
+    injected : bool array of shape (N_full,)
+    """
+    if num_classes < 3:
+        fail(f"--calibrate: needs at least 3 classes (a flip must differ from the given and the true label), "
+             f"the dataset has {num_classes}")
+    rng = calibration_rng(split_seed)
+    chosen = np.sort(rng.choice(np.asarray(rows), size=int(round(ratio * len(rows))), replace=False))
+    allowed = np.ones((len(chosen), num_classes), bool)
+    allowed[np.arange(len(chosen)), assigned[chosen]] = False
+    allowed[np.arange(len(chosen)), true[chosen]] = False
+    # The k-th allowed class, k uniform in 0..(number allowed - 1), found through the running count of allowed.
+    k = np.floor(rng.random(len(chosen)) * allowed.sum(1)).astype(np.int64)
+    pick = np.argmax(allowed.cumsum(1) > k[:, None], axis=1)
+    out = np.asarray(assigned, dtype=np.int64).copy()
+    out[chosen] = pick
+    injected = np.zeros(len(out), bool)
+    injected[chosen] = True
+    return out, injected

@@ -14,6 +14,8 @@ from datasets.offline import load_digits_bundle, load_fashion_mnist
 FOLDER_SIZES = {"tiny_imagenet": 64, "cub_200_2011": 224, "caltech256": 224, "webvision50": 224,
                 "clothing100k": 224}
 LARGE = ("webvision50", "clothing100k")  # real noise: no synthesized labels, their own run-folder layout
+# Labels known to be clean: a --labels_file over them has ground truth (label_flipped = file != dataset).
+CLEAN_LABELS = ("digits", "fashion_mnist", "cifar10", "cifar100")
 
 
 def _folder(name: str) -> Callable[[Path, int | None], DatasetBundle]:

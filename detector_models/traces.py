@@ -7,6 +7,7 @@ row ``n`` of ``td`` is training-set position ``train_indices[n]``.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class RunTraces:
     label_flipped : ndarray of shape (N,), bool, or None when the run has no ground truth.
     assigned_targets, true_targets : ndarray of shape (N,), or None without metadata.
     train_indices : ndarray of shape (N,), int64: the training-set position of each row, or None.
+    label_injected : ndarray of shape (N,), bool: the labels a ``--calibrate`` run flipped on top, else None.
     metadata : the run's ``metadata.pth`` over the full training set, or None without one.
     """
 
@@ -40,6 +42,7 @@ class RunTraces:
     true_targets: np.ndarray | None = None
     train_indices: np.ndarray | None = None
     metadata: RunMetadata | None = None
+    label_injected: np.ndarray | None = None
 
     @property
     def curves(self) -> np.ndarray:
@@ -49,6 +52,25 @@ class RunTraces:
     @property
     def num_epochs(self) -> int:
         return int(self.td.shape[1])
+
+    def injected_as_truth(self) -> RunTraces:
+        """The run with its injected labels (``--calibrate``) as the ground truth a detector is trained on: the
+        self-calibration target, known even where the data's own noise is not."""
+        if self.label_injected is None or not self.label_injected.any():
+            raise UsageError(f"{self.source}: no injected labels (label_injected in metadata.pth): make the run "
+                             "with runner.py --calibrate RATIO to train on them")
+        return dataclasses.replace(self, label_flipped=self.label_injected)
+
+    def without_injected(self) -> RunTraces:
+        """The rows whose labels are the data's own (every row of a run without ``--calibrate``)."""
+        if self.label_injected is None:
+            return self
+        keep = ~self.label_injected
+        pick = (lambda a: None if a is None else a[keep])  # noqa: E731
+        return dataclasses.replace(self, td=self.td[keep], labels=self.labels[keep],
+                                   label_flipped=pick(self.label_flipped), assigned_targets=pick(self.assigned_targets),
+                                   true_targets=pick(self.true_targets), train_indices=pick(self.train_indices),
+                                   label_injected=np.zeros(int(keep.sum()), bool))
 
 
 def _resolve(path: str | Path) -> tuple[Path, Path]:
@@ -75,7 +97,7 @@ def load_run(run_dir: str | Path) -> RunTraces:
     """
     npz_path, meta_path = _resolve(run_dir)
     td, labels = read_traces(npz_path)
-    metadata = read_metadata(meta_path) if meta_path.is_file() else None
+    metadata = read_metadata(meta_path, labels=labels) if meta_path.is_file() else None
     rows = metadata.per_row(len(td)) if metadata is not None else {}
     assigned = rows.get("assigned_targets")
     if assigned is not None and not np.array_equal(assigned, labels[:, 0].astype(np.int64)):
@@ -84,7 +106,8 @@ def load_run(run_dir: str | Path) -> RunTraces:
                          f"rows: the metadata belongs to another run")
     return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=rows.get("label_flipped"),
                      assigned_targets=assigned, true_targets=rows.get("true_targets"),
-                     train_indices=rows.get("train_indices"), metadata=metadata)
+                     train_indices=rows.get("train_indices"), metadata=metadata,
+                     label_injected=rows.get("label_injected"))
 
 
 def resample_time(x: np.ndarray, length: int) -> np.ndarray:

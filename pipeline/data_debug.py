@@ -64,6 +64,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+def relabel_folder(settings, detector: str, relabel_ratio: float, source: str) -> Path:
+    """``<experiment>/relabel_seed<seed>/detector_<detector>/percrelabel<ratio>_<truth|model>`` (``settings``:
+    :class:`pipeline.settings.RunSettings`; ``detector``: :func:`pipeline.scoring.detector_name`)."""
+    return settings.stage_root(STAGE) / f"detector_{detector}" / f"percrelabel{relabel_ratio}_{source}"
+
+
 def clean_part_predictions(args: argparse.Namespace, inputs: Step3Inputs, scores) -> tuple[np.ndarray, str]:
     """Predicted labels (N,) of the traces' rows by the model retrained after removing the suspicious part:
     STEP 3's detector removal of the same ``--relabel_ratio`` (the same folder, reused when finished)."""
@@ -86,7 +92,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     _, settings, bundle, step1 = inputs
     source = ("truth" if step1.has_truth else "model") if args.label_source == "auto" else args.label_source
     if source == "truth" and not step1.has_truth:
-        fail(f"--label_source truth: {args.dataset} has real noise, there is no ground truth (use model)")
+        fail(f"--label_source truth: {settings.no_truth_reason}, there is no ground truth (use model)")
     scores = score_run(args.detector, step1.traces)
     truth = step1.flipped_rows if step1.has_truth else None
     assigned = step1.assigned[step1.rows]
@@ -98,7 +104,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     result = relabel(scores.p_noisy, assigned, replacement, ratio=args.relabel_ratio)
     corrected = step1.assigned.copy()  # held-out (valid) samples, if any, keep their labels
     corrected[step1.rows] = result.labels
-    run_dir = settings.stage_root(STAGE) / f"detector_{scores.name}" / f"percrelabel{args.relabel_ratio}_{source}"
+    run_dir = relabel_folder(settings, scores.name, args.relabel_ratio, source)
     prepare_run_dir(run_dir, {**vars(args), "net_type": settings.net_type, "depth": settings.depth,
                               "stage": STAGE, "label_source": source, "td_run": str(step1.run_dir)})
     write_labels(run_dir, bundle, step1, corrected, result, scores.p_noisy)

@@ -79,7 +79,7 @@ def denoise_one(removal: str, args: argparse.Namespace, inputs: Step3Inputs, *, 
     n = len(step1.rows)
     truth = step1.flipped_rows if step1.has_truth else None
     if removal == "oracle" and truth is None:
-        fail(f"--removal oracle: {args.dataset} has real noise, there is no ground truth to remove")
+        fail(f"--removal oracle: {settings.no_truth_reason}, there is no ground truth to remove")
     p_noisy = scores.p_noisy if scores is not None else None
     removed = removed_rows(removal, n=n, remove_ratio=remove_ratio, p_noisy=p_noisy, flipped=truth,
                            seed=args.seed)

@@ -22,12 +22,14 @@ from core.io import write_json
 from core.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
 from core.seed import noise_rng, seed_everything
-from datasets.noise import corrupt_labels
+from datasets.label_files import labels_sha1, read_bundle_labels
+from datasets.base import DatasetBundle
+from datasets.noise import corrupt_labels, inject_labels
 from datasets.registry import DATASETS, load_dataset
 from models.registry import MODELS, build_model
 from pipeline.feeds import LOADERS, eval_batch_size, make_feed, place_model, select
-from pipeline.runtime import add_runtime_args, fit_runtime, pick_device, set_threads
-from pipeline.settings import resolve_settings
+from pipeline.runtime import add_runtime_args, fit_runtime, pick_device, resolve_precision, set_threads
+from pipeline.settings import NOISE_RATIO_DEFAULT, RunSettings, resolve_settings
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
@@ -35,7 +37,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", default="digits", help=f"one of {', '.join(sorted(DATASETS))}")
     p.add_argument("--seed", type=cli.seed, default=0, help="seed of weights, batch order and augmentation")
     p.add_argument("--split_seed", type=cli.seed, default=None, help="seed of the noise and split (default: --seed)")
-    p.add_argument("--noise_ratio", type=cli.ratio, default=0.2, help="fraction of labels to corrupt, in [0, 1)")
+    p.add_argument("--noise_ratio", type=cli.ratio, default=None,
+                   help=f"fraction of labels to corrupt, in [0, 1) (default {NOISE_RATIO_DEFAULT})")
     p.add_argument("--noise_type", default="uniform", help="uniform (=sym), flip (=asym) or instance (image-dependent)")
     p.add_argument("--net_type", default=None, help=f"one of {', '.join(sorted(MODELS))} (default: per dataset)")
     p.add_argument("--depth", type=cli.positive_int_or_default, default=None,
@@ -48,6 +51,14 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image_size", type=cli.positive_int_or_default, default=None,
                    help="folder datasets: training resolution")
     p.add_argument("--pretrained", default=None, help="local state_dict file to initialise the network from")
+    p.add_argument("--labels_file", default=None,
+                   help="training labels replacing the dataset's, no noise drawn: index,label or path,label .csv, "
+                        ".npy, .json, or a CIFAR-N .pt with --labels_key (docs/formats.md)")
+    p.add_argument("--calibrate", type=cli.ratio, default=None, metavar="RATIO",
+                   help="self-calibration: flip this fraction of the training labels on top (seeded), recorded as "
+                        "label_injected, for train_detector.py --target injected; STEP 3 leaves them out")
+    p.add_argument("--labels_key", default=None,
+                   help="the array of a .pt --labels_file: worse_label, aggre_label, random_label1, noisy_label, ...")
 
 
 def add_train_args(p: argparse.ArgumentParser, *, epochs: int, milestones: str, batch_size: int | None) -> None:
@@ -119,6 +130,8 @@ def main(args: argparse.Namespace) -> Path:
     """Run STEP 1; under ``torchrun`` every rank runs this and rank 0 alone writes files."""
     threads = set_threads(args.threads)
     dist, device = distributed.init_from_env(pick_device(args.device))
+    # Resolved once, before the configuration is made: the run folder records what was used, not "auto".
+    args.precision = resolve_precision(args.precision, device, log=_say(dist))
     try:
         run_dir = _main(args, threads, dist, device)
         dist.barrier()  # no rank tears the group down while rank 0 is still writing the run folder
@@ -149,14 +162,13 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
         resume_point(run_dir, config, restart=args.restart, record=args.record,
                      raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes))
         if dist.is_main:
-            _prepare(run_dir, config, plan["train_idx"], plan["valid_idx"], plan["true"], plan["assigned"],
-                     plan["flipped"])
+            _prepare(run_dir, config, plan)
         dist.barrier()
         if bundle.info.get("image_size_choice"):
             say(f"image size: {bundle.info['image_size_choice']}")
         say(f"{args.dataset}: {config['num_train']} train, {config['num_valid_samples']} valid, "
             f"{bundle.num_classes} classes; {config['noise_type']} noise {args.noise_ratio} -> realised "
-            f"{config['realised_noise_rate']:.4f}; {settings.net_type}{settings.depth} on {device}, {threads} threads"
+            f"{config['realised_noise_rate']:.4f}; {settings.net_type}{settings.depth} on {device}, {threads} threads, {args.precision}"
             + (f" x {dist.world} processes" if dist.active else "") + f" -> {run_dir}")
         return _train(args, plan, model, dist, device)
 
@@ -166,15 +178,10 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     nothing written."""
     settings = resolve_settings(args)
     recipe = make_recipe(args, args.milestones)
-    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
+    full = load_dataset(args.dataset, args.data, image_size=args.image_size)
+    bundle = full.subset(args.max_train, args.max_test)
     true = bundle.train.targets
-    if settings.real_noise:  # the labels are what they are
-        assigned, flipped = true.copy(), np.zeros(len(true), bool)
-    else:
-        images = bundle.train.images if bundle.in_memory else None  # instance noise reads the images
-        noisy = corrupt_labels(true, ratio=settings.noise_ratio, noise_type=settings.noise_type,
-                               num_classes=bundle.num_classes, split_seed=settings.split_seed, images=images)
-        assigned, flipped = noisy.assigned, noisy.flipped
+    assigned, flipped = _draw_labels(settings, full, bundle)
     train_idx, valid_idx = split_indices(len(true), args.num_valid, settings.split_seed)
     config: dict[str, Any] = {
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
@@ -184,8 +191,33 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
         int(len(valid_idx)) or len(bundle.test), "realised_noise_rate": float(flipped[train_idx].mean()),
         "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads, "world_size": dist.world,
         "dataset_path": bundle.info.get("path"), "stage": "computation4td"}
+    if settings.labels_file:  # the digest makes an edited labels file another run, refused in this folder
+        config.update(labels_sha1=labels_sha1(assigned),
+                      labels_changed_rate=float((assigned != true)[train_idx].mean()))
+    injected = None
+    if settings.calibrate:  # on top of the labels above, whose own noise rate config.json keeps
+        assigned, injected = inject_labels(assigned, true, ratio=settings.calibrate, rows=train_idx,
+                                           num_classes=bundle.num_classes, split_seed=settings.split_seed)
+        flipped = flipped | injected
+        config["injected"] = int(injected.sum())
     return dict(settings=settings, run_dir=settings.td_run_dir, config=config, bundle=bundle, recipe=recipe,
-                train_idx=train_idx, valid_idx=valid_idx, true=true, assigned=assigned, flipped=flipped)
+                train_idx=train_idx, valid_idx=valid_idx, true=true, assigned=assigned, flipped=flipped,
+                injected=injected)
+
+
+def _draw_labels(settings: RunSettings, full: DatasetBundle, bundle: DatasetBundle) -> tuple[np.ndarray, np.ndarray]:
+    """The training labels (N,) and which differ from the true ones (N,), bool: a labels file's, the data's own
+    (real noise), or synthetic noise drawn from ``--split_seed``."""
+    true = bundle.train.targets
+    if settings.labels_file:  # the file covers the full training set; --max_train keeps its first rows
+        assigned = read_bundle_labels(full, settings.labels_file, settings.labels_key)[:len(true)]
+        return assigned, (assigned != true if settings.has_ground_truth else np.zeros(len(true), bool))
+    if settings.real_noise:  # the labels are what they are
+        return true.copy(), np.zeros(len(true), bool)
+    images = bundle.train.images if bundle.in_memory else None  # instance noise reads the images
+    noisy = corrupt_labels(true, ratio=settings.noise_ratio, noise_type=settings.noise_type,
+                           num_classes=bundle.num_classes, split_seed=settings.split_seed, images=images)
+    return noisy.assigned, noisy.flipped
 
 
 def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Module, dist: distributed.Dist,
@@ -226,8 +258,7 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
     return run_dir
 
 
-def _prepare(run_dir: Path, config: dict[str, Any], train_idx: np.ndarray, valid_idx: np.ndarray, true: np.ndarray,
-             assigned: np.ndarray, flipped: np.ndarray) -> None:
+def _prepare(run_dir: Path, config: dict[str, Any], plan: dict[str, Any]) -> None:
     prepare_run_dir(run_dir, config)
-    write_metadata(run_dir, train_indices=train_idx, valid_indices=valid_idx, true_targets=true,
-                   assigned_targets=assigned, label_flipped=flipped)
+    write_metadata(run_dir, train_indices=plan["train_idx"], valid_indices=plan["valid_idx"], true_targets=plan["true"],
+                   assigned_targets=plan["assigned"], label_flipped=plan["flipped"], label_injected=plan["injected"])

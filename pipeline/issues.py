@@ -61,7 +61,7 @@ def write_label_issues(run_dir: Path, detector: str, *, top: int = 48, data: str
     check_writable(out, flag="--out", folder=True)
     if top < 1:
         fail(f"--top: expected a positive number of images, got {top}")
-    traces = load_run(run_dir)
+    traces = load_run(run_dir).without_injected()  # a self-calibration run's own flips are no issues to list
     scores = score_run(detector, traces)
     config_file = run_dir / CONFIG_FILE
     split, classes = _dataset(json.loads(config_file.read_text()) if config_file.is_file() else {}, data)

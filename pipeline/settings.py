@@ -12,15 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.errors import fail
+from datasets.label_files import check_labels_flags
 from datasets.noise import canonical_noise_type
-from datasets.registry import LARGE
+from datasets.registry import CLEAN_LABELS, LARGE
 from models.registry import MODELS
-from pipeline.paths import experiment_dir, td_run_dir
+from pipeline.paths import experiment_dir, labels_tag, td_run_dir
 
 DEFAULT_NET = {"digits": ("cnn", 3), "fashion_mnist": ("cnn", 3), "tiny_imagenet": ("resnet", 32),
                "cub_200_2011": ("resnet", 34), "caltech256": ("resnet", 34), "webvision50": ("resnet", 50),
                "clothing100k": ("resnet", 50)}
 FALLBACK_NET = ("resnet", 32)  # CIFAR and image folders below 128 px
+LABELS_FILE_NOISE = "labels_file"  # the noise type a run records when a labels file gave its labels
+
+NOISE_RATIO_DEFAULT = 0.2  # --noise_ratio left out (None) means this, or 0 with --labels_file
 
 
 @dataclass(frozen=True)
@@ -28,7 +32,10 @@ class RunSettings:
     """``real_noise``: a large real-noise dataset (webvision50, clothing100k): its labels are kept as they are
     (no ground truth), its folders drop the noise part, and STEP 3 drops the LR twice. ``noise_type`` is the
     canonical name (``sym`` -> ``uniform``), ``split_seed`` the seed of the noise and split (``--seed`` unless
-    given)."""
+    given). ``labels_file`` (and ``labels_key``): the file whose labels replace the dataset's; no noise is then
+    drawn (``noise_ratio`` 0, ``noise_type`` ``labels_file``) and the folders are named after the file.
+    ``calibrate``: the fraction of training labels flipped on top for self-calibration (0: none), which names
+    the folders too."""
 
     save: str
     dataset: str
@@ -39,16 +46,41 @@ class RunSettings:
     depth: int
     seed: int
     split_seed: int
+    labels_file: str | None = None
+    labels_key: str | None = None
+    calibrate: float = 0.0
+
+    @property
+    def has_ground_truth(self) -> bool:
+        """Whether the run knows which labels are wrong (``label_flipped``, STEP 3's ROC-AUC/mAP), decided here
+        only: not for real noise, nor for a labels file over a dataset whose own labels are not known to be
+        clean (folder datasets); synthetic noise and a labels file over digits, Fashion-MNIST or CIFAR have it."""
+        return self.no_truth_reason is None
+
+    @property
+    def no_truth_reason(self) -> str | None:
+        """Why the run has no ground truth, for messages; None when it has."""
+        if self.real_noise:
+            return f"{self.dataset} has real noise"
+        if self.labels_file is not None and self.dataset not in CLEAN_LABELS:
+            return f"the labels of --labels_file {self.labels_file} replace those of {self.dataset}, " \
+                   "which are not known to be clean"
+        return None
+
+    @property
+    def labels_tag(self) -> str | None:
+        return labels_tag(self.labels_file, self.labels_key) if self.labels_file else None
 
     @property
     def experiment_dir(self) -> Path:
-        return experiment_dir(self.save, self.dataset, self.net_type, self.depth, self.noise_ratio, self.noise_type)
+        return experiment_dir(self.save, self.dataset, self.net_type, self.depth, self.noise_ratio, self.noise_type,
+                              self.labels_tag, self.calibrate)
 
     @property
     def td_run_dir(self) -> Path:
         """STEP 1's run folder."""
         return td_run_dir(self.save, self.dataset, self.net_type, self.depth, self.noise_ratio, self.noise_type,
-                          self.seed)
+                          self.seed, self.labels_tag, self.calibrate)
 
     def stage_root(self, stage: str) -> Path:
         """The folder of a STEP 3 stage (``prune4retrain``, ``relabel``); a real-noise experiment folder holds
@@ -69,13 +101,41 @@ def resolve_net(dataset: str, net_type: str | None, depth: int | None) -> tuple[
 
 def resolve_settings(args: argparse.Namespace) -> RunSettings:
     """The run's settings from the data flags of :func:`pipeline.generate.add_data_args`; nothing is loaded or
-    written, so a bad flag fails first."""
+    written, so a bad flag fails first. ``args.noise_ratio`` becomes the ratio used (a plain float)."""
     if args.pretrained and not Path(args.pretrained).is_file():
         fail(f"--pretrained: no such file {args.pretrained}")
     noise_type = canonical_noise_type(args.noise_type)
     net_type, depth = resolve_net(args.dataset, args.net_type, args.depth)
     if net_type not in MODELS:
         fail(f"--net_type: unknown network {net_type!r}; valid: {', '.join(sorted(MODELS))}")
+    labels_file, labels_key = getattr(args, "labels_file", None), getattr(args, "labels_key", None)
+    check_labels_flags(labels_file, labels_key)
+    noise_ratio = NOISE_RATIO_DEFAULT if args.noise_ratio is None else float(args.noise_ratio)
+    if labels_file is not None:
+        check_no_noise_flags(labels_file, args.noise_ratio, noise_type)
+        noise_ratio, noise_type = 0.0, LABELS_FILE_NOISE
+    # The ratio used: configurations are built from the flags, and a run records (and prints) what it drew.
+    args.noise_ratio = noise_ratio
     return RunSettings(save=args.save, dataset=args.dataset, real_noise=args.dataset in LARGE,
-                       noise_type=noise_type, noise_ratio=args.noise_ratio, net_type=net_type, depth=depth,
-                       seed=args.seed, split_seed=args.seed if args.split_seed is None else args.split_seed)
+                       noise_type=noise_type, noise_ratio=noise_ratio, net_type=net_type, depth=depth,
+                       seed=args.seed, split_seed=args.seed if args.split_seed is None else args.split_seed,
+                       labels_file=labels_file, labels_key=labels_key, calibrate=check_calibrate(args))
+
+
+def check_no_noise_flags(labels_file: str, noise_ratio: float | None, noise_type: str) -> None:
+    """A labels file gives the labels, so no synthetic noise is drawn on top: ``--noise_ratio`` must be left out
+    or 0 and ``--noise_type`` left out or ``uniform`` (the shell scripts always pass both: ``0 uniform``)."""
+    asked = [f"--noise_ratio {noise_ratio}"] if noise_ratio not in (None, 0) else []
+    asked += [f"--noise_type {noise_type}"] if noise_type != "uniform" else []
+    if asked:
+        fail(f"--labels_file {labels_file} gives the labels, no synthetic noise is drawn: leave out --noise_ratio "
+             f"and --noise_type (or give 0 and uniform), got {' '.join(asked)}")
+
+
+def check_calibrate(args: argparse.Namespace) -> float:
+    """``--calibrate``'s fraction (0 when left out). Past one half the injected labels would outnumber the clean
+    ones in a class on average, and the detector would learn the wrong side."""
+    ratio = getattr(args, "calibrate", None) or 0.0
+    if not 0.0 <= ratio <= 0.5:
+        fail(f"--calibrate: expected a fraction of the training labels in (0, 0.5], got {ratio}")
+    return ratio

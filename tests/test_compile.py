@@ -12,8 +12,9 @@ from tests.test_faults import RUN, args_for
 def test_compiled_run_writes_the_same_files(tmp_path):
     from runner import main
 
-    main(args_for(tmp_path / "plain"))
-    main(args_for(tmp_path / "compiled", "--compile", "eager"))
+    # float32: bf16 rounds differently once dynamo reorders the casts, and one validation sample may flip.
+    main(args_for(tmp_path / "plain", "--precision", "fp32"))
+    main(args_for(tmp_path / "compiled", "--precision", "fp32", "--compile", "eager"))
     plain, compiled = tmp_path / "plain" / RUN, tmp_path / "compiled" / RUN
     assert sorted(p.name for p in plain.iterdir()) == sorted(p.name for p in compiled.iterdir())
     with np.load(plain / "training_dynamics.npz") as a, np.load(compiled / "training_dynamics.npz") as b:

@@ -61,3 +61,19 @@ def test_settings_file_errors_are_one_line(tmp_path):
     with pytest.raises(UsageError, match="run 1 sets --threads: multirun sets them"):
         read_settings(tmp_path / "t.txt")
     assert read_settings(_settings(tmp_path / "ok.txt", tmp_path, 3))[1].endswith("--save " + str(tmp_path))
+
+
+def test_lines_may_name_another_entry_point(tmp_path):
+    """paper/ runs STEP 2 and STEP 3 through multirun: a line may start with the script it runs."""
+    from pipeline.multirun import command, split_line
+
+    assert split_line("--dataset digits --seed 1") == ("runner.py", ["--dataset", "digits", "--seed", "1"])
+    assert command("denoise.py --dataset digits", 2) == ["denoise.py", "--dataset", "digits", "--threads", "2",
+                                                         "--no_progress"]
+    assert command("train_detector.py --files_path R", 1) == ["train_detector.py", "--files_path", "R",
+                                                              "--threads", "1"]  # it has no --no_progress
+    (tmp_path / "s.txt").write_text("train_detector.py --files_path R --threads 3\n")
+    with pytest.raises(UsageError, match="run 1 sets --threads"):
+        read_settings(tmp_path / "s.txt")
+    with pytest.raises(UsageError, match="plots.py: multirun runs only runner.py, denoise.py"):
+        split_line("plots.py RUN")
