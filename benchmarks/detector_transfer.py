@@ -11,11 +11,9 @@ validation when trained on that run alone (to compare with a detector trained on
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

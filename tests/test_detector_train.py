@@ -5,7 +5,7 @@ import torch
 
 import train_detector
 from core.errors import UsageError
-from detector_models.predict import load_detector, predict_p_noisy
+from detector_models.predict import load_detector
 from detector_models.metrics import detection_metrics
 from detector_models.train import stratified_split, train_detector as fit
 from tests.synthetic_run import synth_curves, write_run
