@@ -40,6 +40,9 @@ EVAL_FRACTION = {"gpu": 5.6e-6 / _GPU_RESNET32, "cpu": 0.68e-3 / 2.53e-3}
 # 2,000 random traces, 2 epochs: T=40 1.8 s, T=200 3.6 s).
 DETECTOR_TRACE_SECONDS = 333e-6
 DETECTOR_STEP_SECONDS = 2.78e-6
+# A ResNet-32 epoch under bf16 autocast against float32 on this CPU (AVX512-BF16), runner.py, 2 threads:
+# 1.57-1.64x (benchmarks/precision_speed.py, README Performance). Said beside the CPU estimates, not applied.
+CPU_BF16_SPEEDUP = 1.6
 STARTUP_SECONDS = 5.0  # a process: Python, torch, the dataset loaded and checked (measured ~3-5 s here)
 
 
