@@ -7,6 +7,7 @@ A killed run resumes from its last finished epoch when the same command is run a
 """
 from __future__ import annotations
 
+from core.distributed import end_worker, launched_by_torchrun
 from core.errors import run_cli
 from pipeline import generate
 
@@ -21,3 +22,5 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     run_cli(lambda: main(get_args_parser().parse_args()))
+    if launched_by_torchrun():
+        end_worker(0)  # a finished worker skips the interpreter teardown where gloo may abort (core/distributed.py)
