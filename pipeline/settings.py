@@ -18,7 +18,7 @@ from datasets.registry import CLEAN_LABELS, LARGE
 from models.registry import MODELS
 from pipeline.paths import experiment_dir, labels_tag, td_run_dir
 
-DEFAULT_NET = {"digits": ("cnn", 3), "fashion_mnist": ("cnn", 3), "tiny_imagenet": ("resnet", 32),
+DEFAULT_NET = {"digits": ("cnn", 3), "fashion_mnist": ("cnn", 3), "shapes": ("cnn", 3), "tiny_imagenet": ("resnet", 32),
                "cub_200_2011": ("resnet", 34), "caltech256": ("resnet", 34), "webvision50": ("resnet", 50),
                "clothing100k": ("resnet", 50)}
 FALLBACK_NET = ("resnet", 32)  # CIFAR and image folders below 128 px

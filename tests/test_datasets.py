@@ -112,3 +112,17 @@ def test_folder_images_train_at_their_own_size_when_small(tmp_path, capsys):
     assert large.image_size == 224 and "the images are 96 px, above 64" in large.info["image_size_choice"]
     forced = load_dataset("imagefolder", str(tmp_path / "small"), image_size=16)
     assert forced.image_size == 16 and forced.info["image_size_choice"] == "16 px: --image_size 16"
+
+
+def test_shapes_is_generated_the_same_everywhere():
+    """The third offline dataset (datasets/shapes.py): float64 geometry and numpy's PCG64 make it byte-equal on
+    every machine; a change of the generator changes the digest, and the pool's shapes runs must be remade."""
+    import hashlib
+
+    b = load_dataset("shapes", None)
+    assert b.train.images.shape == (4000, 1, 16, 16) and b.test.images.shape == (1000, 1, 16, 16)
+    assert b.train.images.dtype == np.uint8 and b.num_classes == 10 and b.classes[0] == "disc"
+    assert hashlib.sha1(b.train.images.tobytes()).hexdigest()[:12] == "057f2c578ded"
+    assert b.train.targets[:10].tolist() == [6, 4, 3, 0, 2, 8, 6, 1, 5, 6]
+    counts = np.bincount(np.concatenate([b.train.targets, b.test.targets]))
+    assert counts.tolist() == [500] * 10  # classes in turn over the 5,000 images
