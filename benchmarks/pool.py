@@ -105,6 +105,23 @@ POOL: list[Run] = [
                              "--net_type", "cnn", "--depth", "3", "--num_epochs", "60", "--record", "eval"]),
     ]),
 ]
+# The generated third dataset (datasets/shapes.py), for training only: a detector judged on digits or Fashion-MNIST
+# then has trained on two other datasets. Memorizing (cnn 3, long) and not (cnn 1-2, short) runs, both recordings.
+SHAPES = ["--dataset", "shapes"]
+POOL += _extra("shapes_extra", "shapes", [
+    ("uniform", 0.2, 7, [*SHAPES, "--num_epochs", "40"]),
+    ("uniform", 0.4, 7, [*SHAPES, "--num_epochs", "20", "--net_type", "cnn", "--depth", "2"]),
+    ("flip", 0.2, 7, [*SHAPES, "--num_epochs", "30", "--record", "eval"]),
+    ("flip", 0.4, 7, [*SHAPES, "--num_epochs", "20", "--net_type", "cnn", "--depth", "1"]),
+    ("instance", 0.2, 7, [*SHAPES, "--num_epochs", "40"]),
+    ("instance", 0.4, 7, [*SHAPES, "--num_epochs", "15", "--net_type", "cnn", "--depth", "2"]),
+    ("uniform", 0.1, 8, [*SHAPES, "--num_epochs", "30", "--net_type", "resnet", "--depth", "8"]),
+    ("flip", 0.3, 8, [*SHAPES, "--num_epochs", "60", "--net_type", "cnn", "--depth", "2"]),
+    ("instance", 0.3, 8, [*SHAPES, "--num_epochs", "40", "--net_type", "resnet", "--depth", "8", "--record", "eval"]),
+    ("uniform", 0.3, 8, [*SHAPES, "--num_epochs", "15", "--net_type", "cnn", "--depth", "1"]),
+    ("instance", 0.1, 8, [*SHAPES, "--num_epochs", "25", "--net_type", "cnn", "--depth", "2"]),
+    ("flip", 0.1, 8, [*SHAPES, "--num_epochs", "20", "--max_train", "2000"]),
+])
 GROUPS = sorted({run.group for run in POOL})
 
 
