@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The shipped generalist detector: trained on every run of the pool (benchmarks/pool.py), both offline datasets,
-# with the design that won leave-one-dataset-out (docs/lodo.md). ~35 min for the pool, ~5 min for the detector
-# on 2 cores.
+# The shipped generalist detector: trained on every run of the pool (benchmarks/pool.py), both offline datasets and
+# shapes, with the design that won leave-one-dataset-out (docs/lodo.md, docs/lodo_shapes.md). ~42 min for the pool,
+# ~3 min for the detector on 2 cores.
 #   bash benchmarks/make_generalist.sh [OUT]        # default checkpoints/generalist_lstm_detector.pth.tar
 set -euo pipefail
 cd "$(dirname "$0")/.."

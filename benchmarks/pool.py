@@ -1,6 +1,6 @@
 """The pool of STEP 1 runs the generalist detector is trained and judged on, built by one resumable command.
 
-    python benchmarks/pool.py                      # every run (~35 min on 2 cores), 2 at a time, 1 thread each
+    python benchmarks/pool.py                      # every run (~42 min on 2 cores), 2 at a time, 1 thread each
     python benchmarks/pool.py --groups digits_grid --jobs 2 --dry_run
 
 Two kinds of groups, each a list of STEP 1 settings that write under ``<save>/<group>/``:

@@ -53,6 +53,8 @@ def test_pool_command_lists_what_is_done(tmp_path):
     out = subprocess.run([sys.executable, "benchmarks/pool.py", "--save", str(tmp_path), "--dry_run"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     lines = out.stdout.splitlines()
-    assert out.returncode == 0 and len(lines) == len(pool.POOL) == 56
+    assert out.returncode == 0 and len(lines) == len(pool.POOL) == 68  # 2 x 18 grid, 2 x 10 extras, 12 shapes
     assert all(line.startswith("to do ") for line in lines)
-    assert sum("--noise_type instance" in line for line in lines) == 2 * 6 + 6  # grid 2 datasets x 2 rates x 3 seeds; extras 6
+    # grid: 2 datasets x 2 rates x 3 seeds; extras: 6; shapes: 4
+    assert sum("--noise_type instance" in line for line in lines) == 2 * 6 + 6 + 4
+    assert sum("--dataset shapes" in line for line in lines) == 12
