@@ -46,15 +46,10 @@ def calibration_runs() -> list[Run]:
     return [run for run in POOL if run.group.endswith("_grid") and (run.noise_type, run.noise_ratio) in SETTINGS]
 
 
-def run_dir(run: Run, save: Path, ratio: float) -> Path:
-    plain = run.run_dir(save)
-    return plain.parent.with_name(f"{plain.parent.name}_calib{ratio}") / plain.name
-
-
 def make_runs(runs: list[Run], save: Path, ratio: float, jobs: int) -> None:
-    todo = [run for run in runs if not (run_dir(run, save, ratio) / "summary.json").is_file()]
+    todo = [run for run in runs if not (run.run_dir(save, ratio) / "summary.json").is_file()]
     lines = [run.settings_line(save) + f" --calibrate {ratio}" for run in todo]
-    names = [run_dir(run, save, ratio).relative_to(save).as_posix().replace("/", "__") for run in todo]
+    names = [run.run_dir(save, ratio).relative_to(save).as_posix().replace("/", "__") for run in todo]
     outcomes = run_all(lines, jobs=jobs, threads=1, logs=save / "logs", names=names)
     if any(o.code for o in outcomes):
         raise SystemExit(f"error: some STEP 1 runs failed; see {save / 'logs'}")
@@ -75,7 +70,7 @@ def calibrated(run, transferred: tuple, *, init: bool, epochs: int) -> tuple:
 
 def score_one(run: Run, a: argparse.Namespace, transferred: tuple) -> dict[str, tuple[float, float]]:
     """{method: (ROC-AUC, mAP)} on the data's own labels of one calibrated run."""
-    traces = load_run(run_dir(run, Path(a.save), a.ratio))
+    traces = load_run(run.run_dir(Path(a.save), a.ratio))
     own = traces.without_injected()
     plain = load_run(run.run_dir(Path(a.pool)))
     scores = {"transferred": score(*transferred, own.td)[0],

@@ -56,7 +56,8 @@ def main() -> None:
     p.add_argument("--max_test", type=int, default=10000)
     p.add_argument("--precision", default="fp32", choices=("auto", "fp32", "bf16"))
     p.add_argument("--data", default="/tmp/cifar_like", help="CIFAR-like folder (made if missing)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks/results/multirun_throughput.json"))
+    p.add_argument("--out", default="benchmarks/results/multirun_throughput.json",
+                   help="under the repository root unless absolute")
     a = p.parse_args()
     data = Path(a.data)
     if not (data / "cifar10" / "cifar-10-batches-py").is_dir():
@@ -68,7 +69,7 @@ def main() -> None:
         rows.append(row)
         print(f"--jobs {jobs}: {row['wall_s']:.0f} s, {row['images_per_s']:,.0f} images/s, {row['speed_up']:.2f}x; "
               f"the paper's CIFAR table (12 x 200 epochs) in {row['paper_table_hours']:.2f} h", flush=True)
-    write_json(Path(a.out), {"command": "python " + " ".join(sys.argv), "settings": vars(a), "rows": rows})
+    write_json(ROOT / a.out, {"command": "python " + " ".join(sys.argv), "settings": vars(a), "rows": rows})
 
 
 if __name__ == "__main__":

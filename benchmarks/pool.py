@@ -49,10 +49,12 @@ class Run:
         return shlex.join([*self.flags, "--noise_type", self.noise_type, "--noise_ratio", str(self.noise_ratio),
                            "--seed", str(self.seed), "--precision", precision, "--save", str(save / self.group)])
 
-    def run_dir(self, save: Path) -> Path:
+    def run_dir(self, save: Path, calibrate: float = 0.0) -> Path:
+        """The run folder STEP 1 writes for this run (with ``--calibrate``: that run's)."""
         net = self.flags[self.flags.index("--net_type") + 1] if "--net_type" in self.flags else "cnn"
         depth = int(self.flags[self.flags.index("--depth") + 1]) if "--depth" in self.flags else 3
-        return td_run_dir(save / self.group, self.dataset, net, depth, self.noise_ratio, self.noise_type, self.seed)
+        return td_run_dir(save / self.group, self.dataset, net, depth, self.noise_ratio, self.noise_type, self.seed,
+                          calibrate=calibrate)
 
 
 def _grid(group: str, dataset: str, flags: list[str]) -> list[Run]:

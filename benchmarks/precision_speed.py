@@ -46,7 +46,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--out", default=str(ROOT / "benchmarks/results/precision_speed.json"))
+    p.add_argument("--out", default="benchmarks/results/precision_speed.json",
+                   help="under the repository root unless absolute")
     a = p.parse_args()
     data = Path(a.data)
     if not (data / "cifar10" / "cifar-10-batches-py").is_dir():
@@ -65,7 +66,7 @@ def main() -> None:
                       f"{row[f'{mode}/bf16']['epoch_s']:.1f} s -> {ratio:.2f}x (wall {row[f'{mode}/fp32']['wall_s']:.0f}"
                       f" / {row[f'{mode}/bf16']['wall_s']:.0f} s)", flush=True)
             rounds.append(row)
-    write_json(Path(a.out), {"command": "python " + " ".join(sys.argv), "settings": vars(a), "rounds": rounds})
+    write_json(ROOT / a.out, {"command": "python " + " ".join(sys.argv), "settings": vars(a), "rounds": rounds})
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def _mask(kind: int, u: np.ndarray, v: np.ndarray, scale: float, width: float) -
         6: ((np.abs(v) < width / 2) | (np.abs(u) < width / 2)) & (box < scale),
         7: ((np.abs(u - v) < width * 0.7) | (np.abs(u + v) < width * 0.7)) & (box < scale * 0.8),
         8: (v < scale * 0.6) & (v > -scale + 2 * np.abs(u) * 1.1),
-        9: ((u - scale * 0.6) ** 2 + v * v < (width * 1.2) ** 2) | ((u + scale * 0.6) ** 2 + v * v < (width * 1.2) ** 2),
+        9: np.minimum((u - scale * 0.6) ** 2, (u + scale * 0.6) ** 2) + v * v < (width * 1.2) ** 2,
     }
     return shapes[kind].astype(np.float64)
 

@@ -168,7 +168,8 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
             say(f"image size: {bundle.info['image_size_choice']}")
         say(f"{args.dataset}: {config['num_train']} train, {config['num_valid_samples']} valid, "
             f"{bundle.num_classes} classes; {config['noise_type']} noise {args.noise_ratio} -> realised "
-            f"{config['realised_noise_rate']:.4f}; {settings.net_type}{settings.depth} on {device}, {threads} threads, {args.precision}"
+            f"{config['realised_noise_rate']:.4f}; {settings.net_type}{settings.depth} on {device}, {threads} threads, "
+            f"{args.precision}"
             + (f" x {dist.world} processes" if dist.active else "") + f" -> {run_dir}")
         return _train(args, plan, model, dist, device)
 
