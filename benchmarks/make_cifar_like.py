@@ -40,5 +40,13 @@ def main(out: str, source: str | None = None) -> None:
     print(f"wrote {folder}")
 
 
+def ensure(out: str | Path) -> Path:
+    """``out``, holding the CIFAR-like data (made now unless a previous call made it): for the benchmarks that
+    train on it."""
+    if not (Path(out) / "cifar10" / "cifar-10-batches-py" / "test_batch").is_file():
+        main(str(out))
+    return Path(out)
+
+
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "/tmp/cifar_like", sys.argv[2] if len(sys.argv) > 2 else None)

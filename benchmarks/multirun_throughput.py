@@ -14,7 +14,6 @@ idle between kernel launches even with CUDA graphs, which concurrent processes f
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import make_cifar_like  # noqa: E402
 from core.io import write_json  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 
@@ -59,9 +59,7 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/multirun_throughput.json",
                    help="under the repository root unless absolute")
     a = p.parse_args()
-    data = Path(a.data)
-    if not (data / "cifar10" / "cifar-10-batches-py").is_dir():
-        subprocess.run([sys.executable, str(ROOT / "benchmarks/make_cifar_like.py"), str(data)], check=True)
+    data = make_cifar_like.ensure(a.data)
     rows = []
     for jobs in a.jobs:
         row = throughput(data, jobs, a)
