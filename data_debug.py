@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from core.errors import run_cli
+from labeltrace.errors import run_cli
 from pipeline import data_debug
 
 

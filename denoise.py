@@ -9,7 +9,7 @@ A killed retraining resumes from its last finished epoch when the same command i
 """
 from __future__ import annotations
 
-from core.errors import run_cli
+from labeltrace.errors import run_cli
 from pipeline import denoise
 
 

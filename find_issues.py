@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from core.errors import run_cli
+from labeltrace.errors import run_cli
 from pipeline import issues
 
 if __name__ == "__main__":

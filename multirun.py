@@ -5,7 +5,7 @@ train_detector.py, denoise.py or data_debug.py before its flags.
 """
 from __future__ import annotations
 
-from core.errors import run_cli
+from labeltrace.errors import run_cli
 from pipeline import multirun
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.errors import run_cli
-from core.io import check_writable
+from labeltrace.errors import run_cli
+from labeltrace.io import check_writable
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> None:
     import torch
 
-    from detector_models.traces import load_run
+    from labeltrace.traces import load_run
     from plotting.run_plots import make_plots
 
     torch.set_num_threads(args.threads)
@@ -38,7 +38,7 @@ def main(args: argparse.Namespace) -> None:
     check_writable(out, flag="--out", folder=True)  # before the detector runs and the first figure is drawn
     extra = {}
     if args.detector is not None:
-        from detector_models.predict import load_detector, score
+        from labeltrace.predict import load_detector, score
 
         model, info = load_detector(args.detector, what="detector checkpoint (--detector)")
         p_noisy, note = score(model, info, load_run(args.run_dir).td)

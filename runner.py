@@ -8,7 +8,7 @@ A killed run resumes from its last finished epoch when the same command is run a
 from __future__ import annotations
 
 from core.distributed import end_worker, launched_by_torchrun
-from core.errors import run_cli
+from labeltrace.errors import run_cli
 from pipeline import generate
 
 

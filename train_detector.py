@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 
 from core import cli
-from core.errors import UsageError, run_cli
-from core.io import check_writable, torch_save
-from detector_models.features import FEATURES, check_features
-from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
-from detector_models.predict import load_detector, read_checkpoint
-from detector_models.traces import load_run
-from detector_models.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, \
+from labeltrace.errors import UsageError, run_cli
+from labeltrace.io import check_writable, torch_save
+from labeltrace.features import FEATURES, check_features
+from labeltrace.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
+from labeltrace.predict import load_detector, read_checkpoint
+from labeltrace.traces import load_run
+from labeltrace.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, \
     pool_runs, train_detector
 
 MAX_VAL_FRACTION = 0.5

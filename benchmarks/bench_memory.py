@@ -30,8 +30,8 @@ def peak_mib() -> float:
 def measure_here(n: int, epochs: int, classes: int, folder: Path, batch: int = 1024) -> dict:
     import numpy as np
 
-    from core.recorder import TraceRecorder
-    from core.runfiles import RAW_TRACES_FILE, TRACES_FILE
+    from labeltrace.recorder import TraceRecorder
+    from labeltrace.runfiles import RAW_TRACES_FILE, TRACES_FILE
 
     rng = np.random.default_rng(0)
     assigned = rng.integers(0, classes, n)

@@ -28,13 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.lodo import BASELINES, lodo_detector, training_runs  # noqa: E402
 from benchmarks.pool import POOL, Run, is_done  # noqa: E402
-from core.io import write_json, write_text  # noqa: E402
-from detector_models.baselines import score_baselines  # noqa: E402
-from detector_models.lstm import LSTMDetector  # noqa: E402
-from detector_models.metrics import detection_metrics  # noqa: E402
-from detector_models.predict import load_detector, score  # noqa: E402
-from detector_models.traces import load_run  # noqa: E402
-from detector_models.train import pool_runs, train_detector  # noqa: E402
+from labeltrace.io import write_json, write_text  # noqa: E402
+from labeltrace.baselines import score_baselines  # noqa: E402
+from labeltrace.lstm import LSTMDetector  # noqa: E402
+from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.predict import load_detector, score  # noqa: E402
+from labeltrace.traces import load_run  # noqa: E402
+from labeltrace.train import pool_runs, train_detector  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 
 DETECTOR = "prob+margin, anchored"

@@ -20,9 +20,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from core.io import write_json  # noqa: E402
-from detector_models.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, LSTMDetector  # noqa: E402
-from detector_models.predict import DetectorInfo, load_detector, score  # noqa: E402
+from labeltrace.io import write_json  # noqa: E402
+from labeltrace.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, LSTMDetector  # noqa: E402
+from labeltrace.predict import DetectorInfo, load_detector, score  # noqa: E402
 
 
 def random_traces(n: int, t: int, classes: int = 10) -> np.ndarray:

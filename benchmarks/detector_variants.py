@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from core.io import write_json  # noqa: E402
-from detector_models.lstm import VARIANTS  # noqa: E402
-from detector_models.traces import load_run  # noqa: E402
-from detector_models.train import train_detector  # noqa: E402
+from labeltrace.io import write_json  # noqa: E402
+from labeltrace.lstm import VARIANTS  # noqa: E402
+from labeltrace.traces import load_run  # noqa: E402
+from labeltrace.train import train_detector  # noqa: E402
 
 RECIPES = {f"{v} lr1e-3 x20": dict(variant=v, lr=1e-3, epochs=20) for v in VARIANTS}
 RECIPES["original: forward lr0.1 x10"] = dict(variant="forward", lr=0.1, epochs=10)

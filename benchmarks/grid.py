@@ -27,12 +27,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detector_models.baselines import score_baselines  # noqa: E402
-from detector_models.lstm import LSTMDetector  # noqa: E402
-from detector_models.metrics import detection_metrics  # noqa: E402
-from detector_models.predict import predict_p_noisy  # noqa: E402
-from detector_models.traces import load_run, resample_time  # noqa: E402
-from detector_models.train import train_detector  # noqa: E402
+from labeltrace.baselines import score_baselines  # noqa: E402
+from labeltrace.lstm import LSTMDetector  # noqa: E402
+from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.predict import predict_p_noisy  # noqa: E402
+from labeltrace.traces import load_run, resample_time  # noqa: E402
+from labeltrace.train import train_detector  # noqa: E402
 from pipeline import generate  # noqa: E402
 
 DATASET_FLAGS = {"digits": ["--num_epochs", "40"],
@@ -177,7 +177,7 @@ def write_table(out: Path, results, a, seconds: float, command: str | None = Non
                     cells.append(f"**{cell}**" if vals and np.isclose(np.mean(vals), best[s]) else cell)
                 lines.append(f"| {n} | " + " | ".join(cells) + " |")
     out.parent.mkdir(parents=True, exist_ok=True)
-    from core.io import write_json, write_text
+    from labeltrace.io import write_json, write_text
     write_text(out, "\n".join(lines) + "\n")
     write_json(out.with_suffix(".json"), {"seconds": seconds, "command": command, "results": {
         f"{d}|{s}": {n: v for n, v in r.items()} for (d, s), r in results.items()}})

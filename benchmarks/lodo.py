@@ -28,12 +28,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.pool import POOL, is_done  # noqa: E402
-from core.io import torch_save, write_json, write_text  # noqa: E402
-from detector_models.baselines import score_baselines  # noqa: E402
-from detector_models.metrics import detection_metrics  # noqa: E402
-from detector_models.predict import load_detector, score  # noqa: E402
-from detector_models.traces import load_run  # noqa: E402
-from detector_models.train import pool_runs, train_detector  # noqa: E402
+from labeltrace.io import torch_save, write_json, write_text  # noqa: E402
+from labeltrace.baselines import score_baselines  # noqa: E402
+from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.predict import load_detector, score  # noqa: E402
+from labeltrace.traces import load_run  # noqa: E402
+from labeltrace.train import pool_runs, train_detector  # noqa: E402
 
 CANDIDATES = {  # name -> train_detector options; the paper's input first
     "paper input (prob)": dict(features=("prob",), anchor=False),

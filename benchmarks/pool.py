@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.runfiles import SUMMARY_FILE  # noqa: E402
+from labeltrace.runfiles import SUMMARY_FILE  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 from pipeline.paths import td_run_dir  # noqa: E402
 

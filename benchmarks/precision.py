@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.lodo import BASELINES, lodo_detector, training_runs  # noqa: E402
 from benchmarks.pool import POOL, is_done  # noqa: E402
-from core.io import write_json, write_text  # noqa: E402
-from detector_models.baselines import score_baselines  # noqa: E402
-from detector_models.metrics import detection_metrics  # noqa: E402
-from detector_models.predict import load_detector, score  # noqa: E402
-from detector_models.traces import load_run  # noqa: E402
+from labeltrace.io import write_json, write_text  # noqa: E402
+from labeltrace.baselines import score_baselines  # noqa: E402
+from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.predict import load_detector, score  # noqa: E402
+from labeltrace.traces import load_run  # noqa: E402
 
 DETECTOR = "prob+margin, anchored"  # the shipped design
 PRECISIONS = ("fp32", "bf16")

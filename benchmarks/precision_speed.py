@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import make_cifar_like  # noqa: E402
-from core.io import write_json  # noqa: E402
+from labeltrace.io import write_json  # noqa: E402
 
 
 def one_run(data: Path, save: Path, *, mode: str, precision: str, a: argparse.Namespace) -> dict:

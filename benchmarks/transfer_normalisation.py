@@ -18,11 +18,11 @@ import torch
 from scipy.stats import rankdata
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from detector_models.lstm import LSTMDetector  # noqa: E402
-from detector_models.metrics import detection_metrics  # noqa: E402
-from detector_models.predict import predict_p_noisy  # noqa: E402
-from detector_models.traces import RunTraces, load_run, resample_time  # noqa: E402
-from detector_models.train import train_detector  # noqa: E402
+from labeltrace.lstm import LSTMDetector  # noqa: E402
+from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.predict import predict_p_noisy  # noqa: E402
+from labeltrace.traces import RunTraces, load_run, resample_time  # noqa: E402
+from labeltrace.train import train_detector  # noqa: E402
 
 
 def epoch_ranks(curves: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.distributed import shard
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 
 
 class Feed(Protocol):

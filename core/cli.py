@@ -10,7 +10,7 @@ import argparse
 import math
 from typing import Callable, NoReturn, TypeVar
 
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 
 T = TypeVar("T", int, float)
 # numpy's legacy seeding takes 0..2**32-1; torch's per-epoch seeds (seed * 1_000_003 + epoch) then fit too.

@@ -20,15 +20,15 @@ import torch
 from core.batches import Feed
 from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
-from core.errors import fail
-from core.io import torch_save, write_csv
+from labeltrace.errors import fail
+from labeltrace.io import torch_save, write_csv
 from core.inference import inference_copy
 from core.loop import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
-from core.recorder import TraceRecorder, raw_file_problem
-from core.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
+from labeltrace.recorder import TraceRecorder, raw_file_problem
+from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
     TRAIN_LOG_FILE, VALID_RESULTS_FILE
 from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
-from core.seed import epoch_generator
+from labeltrace.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
 LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_error", "valid_loss"]

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from core.errors import UsageError, fail
-from core.io import load_torch, remove_stale_temps, write_json, write_text
-from core.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE
+from labeltrace.errors import UsageError, fail
+from labeltrace.io import load_torch, remove_stale_temps, write_json, write_text
+from labeltrace.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE
 
 # Settings that may change between a run and its resumption (compute placement and where the run folder is
 # reached from, not the experiment). Resuming with another world size or --compile continues correctly but is

@@ -6,7 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from core.errors import fail
+from labeltrace.errors import fail
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import UsageError, fail
+from labeltrace.errors import UsageError, fail
 from datasets.base import ArraySplit, Augment, DatasetBundle, check_labels
 
 CIFAR = {

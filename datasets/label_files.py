@@ -10,7 +10,7 @@ Formats (docs/formats.md, "Labels files"), each covering the dataset's *full* tr
   one (``worse_label``, ``aggre_label``, ``noisy_label``, ...). Read with ``weights_only=True``: only numpy
   arrays and tensors, never code.
 
-Every problem is a one-line :class:`~core.errors.UsageError` naming the file or flag; nothing here writes.
+Every problem is a one-line :class:`~labeltrace.errors.UsageError` naming the file or flag; nothing here writes.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from core.errors import UsageError, fail
+from labeltrace.errors import UsageError, fail
 from datasets.base import DatasetBundle, check_labels
 
 EXTENSIONS = (".csv", ".npy", ".json", ".pt")
@@ -130,7 +130,7 @@ def _numpy_globals() -> list[Any]:
 def _read_pt(path: Path, key: str | None) -> Any:
     import torch
 
-    from core.io import load_torch
+    from labeltrace.io import load_torch
 
     with torch.serialization.safe_globals(_numpy_globals()):
         data = load_torch(path, what="labels file (a dict of label arrays)")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.errors import fail
-from core.seed import calibration_rng, noise_rng
+from labeltrace.errors import fail
+from labeltrace.seed import calibration_rng, noise_rng
 
 # The seed README's "asym"/"sym" spellings are accepted as aliases of the original code's names.
 NOISE_TYPES = {"uniform": "uniform", "sym": "uniform", "symmetric": "uniform",
@@ -145,7 +145,7 @@ def inject_labels(assigned: np.ndarray, true: np.ndarray, *, ratio: float, rows:
     ``assigned``, each to a class drawn uniformly among those that are neither its assigned nor its true label
     (an injected flip never repairs a label, so every injected label is wrong).
 
-    Drawn from its own stream of ``split_seed`` (:func:`core.seed.calibration_rng`): the data's own noise is the
+    Drawn from its own stream of ``split_seed`` (:func:`labeltrace.seed.calibration_rng`): the data's own noise is the
     same with and without ``--calibrate``.
 
     Parameters

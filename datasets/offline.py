@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import fail
+from labeltrace.errors import fail
 from datasets.base import ArraySplit, Augment, DatasetBundle, channel_stats, check_labels
 
 DIGITS_TEST = 300  # the last 300 of scikit-learn's 1,797 digits are the test set; 1,497 train

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from core.errors import fail
+from labeltrace.errors import fail
 from datasets.base import DatasetBundle
 from datasets.cifar import load_cifar
 from datasets.folders import load_image_folder

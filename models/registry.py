@@ -7,8 +7,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from core.errors import fail
-from core.io import load_torch
+from labeltrace.errors import fail
+from labeltrace.io import load_torch
 from models.cifar_resnet import CifarResNet
 from models.small import SmallCNN
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 
 from core import cli
-from core.errors import fail, run_cli
-from core.io import check_writable, write_text
+from labeltrace.errors import fail, run_cli
+from labeltrace.io import check_writable, write_text
 from paper import timing
 from paper.jobs import Context, Job, unique
 from paper.scales import SCALES, get_scale

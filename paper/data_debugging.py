@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import fail
+from labeltrace.errors import fail
 from paper import jobs, label_files, report
 from paper.common import cli_main
 from paper.detectors import detector_jobs

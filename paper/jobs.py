@@ -11,7 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.runfiles import SUMMARY_FILE
+from labeltrace.runfiles import SUMMARY_FILE
 from paper import timing
 from paper.scales import Profile, Scale
 
@@ -135,7 +135,7 @@ def denoise(ctx: Context, profile: Profile, seed: int, noise: tuple[str, float] 
     """STEP 3 (``denoise.py``): the ``removals`` (``detector``, ``random``, ``oracle``, ``none``) of one run,
     each retrained, in one process; ``markers[i]`` is the summary.json of ``removals[i]``."""
     from pipeline.denoise import STAGE, get_args_parser, run_folder
-    from pipeline.scoring import detector_name
+    from labeltrace.scoring import detector_name
 
     flags = [*_data_flags(ctx, profile, seed, noise), *_retrain_flags(ctx, profile), "--removal", ",".join(removals),
              "--remove_ratio", str(remove_ratio), *(["--detector", detector_file] if detector_file else [])]
@@ -155,7 +155,7 @@ def relabel(ctx: Context, profile: Profile, seed: int, noise: tuple[str, float] 
     """Data debugging (``data_debug.py --retrain``): relabel the top ``ratio`` (``truth`` or ``model`` labels),
     write the corrected labels, retrain on them; ``model`` first retrains without those samples (STEP 3)."""
     from pipeline.data_debug import get_args_parser, relabel_folder
-    from pipeline.scoring import detector_name
+    from labeltrace.scoring import detector_name
 
     flags = [*_data_flags(ctx, profile, seed, noise), *_retrain_flags(ctx, profile), "--detector", detector_file,
              "--relabel_ratio", str(ratio), "--label_source", source, "--retrain"]

@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from core.errors import fail
-from core.io import write_text
-from core.runfiles import CORRECTED_LABELS_BY_PATH_FILE, CORRECTED_LABELS_FILE, METADATA_FILE, read_metadata
+from labeltrace.errors import fail
+from labeltrace.io import write_text
+from labeltrace.runfiles import CORRECTED_LABELS_BY_PATH_FILE, CORRECTED_LABELS_FILE, METADATA_FILE, read_metadata
 
 OUT_DIR = "dividemix"
 

@@ -30,9 +30,9 @@ def step3_values(path: Path) -> Values:
 def baseline_values(td_run: Path, baseline: str) -> Values:
     """ROC-AUC and mAP of a hand-crafted score on a STEP 1 run (no retraining: the score ranks, nothing more);
     empty without ground truth."""
-    from detector_models.metrics import detection_metrics
-    from detector_models.traces import load_run
-    from pipeline.scoring import score_run
+    from labeltrace.metrics import detection_metrics
+    from labeltrace.traces import load_run
+    from labeltrace.scoring import score_run
 
     traces = load_run(td_run)
     if traces.label_flipped is None or not traces.label_flipped.any():

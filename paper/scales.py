@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import fail
+from labeltrace.errors import fail
 
 
 @dataclass(frozen=True)

@@ -28,24 +28,26 @@ import pandas as pd
 import torch
 
 from core import cli
-from core.errors import fail
+from labeltrace.errors import fail
 from core.fit import completed_summary
-from core.io import write_csv, write_json, write_text
-from core.runfiles import BEST_MODEL_FILE, CORRECTED_LABELS_BY_PATH_FILE, CORRECTED_LABELS_CSV_FILE, \
+from labeltrace.io import write_csv, write_json, write_text
+from labeltrace.runfiles import BEST_MODEL_FILE, CORRECTED_LABELS_BY_PATH_FILE, CORRECTED_LABELS_CSV_FILE, \
     CORRECTED_LABELS_FILE
 from core.runfolder import prepare_run_dir
 from core.inference import inference_copy
 from core.loop import predict_probs
-from core.seed import epoch_generator
+from labeltrace.seed import epoch_generator
 from datasets.base import FolderSplit
-from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
-from detector_models.relabel import noise_rate, relabel, relabel_counts
+from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
+from labeltrace.relabel import noise_rate, relabel, relabel_counts
 from models.registry import build_model
 from pipeline import denoise
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
-from pipeline.issues import write_issue_files
-from pipeline.scoring import Step3Inputs, score_run, step3_inputs
+from labeltrace.issues import write_issue_files
+from pipeline.issues import split_pictures
+from labeltrace.scoring import score_run
+from pipeline.scoring import Step3Inputs, step3_inputs
 
 SOURCES = ("auto", "truth", "model")
 STAGE = "relabel"
@@ -66,7 +68,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def relabel_folder(settings, detector: str, relabel_ratio: float, source: str) -> Path:
     """``<experiment>/relabel_seed<seed>/detector_<detector>/percrelabel<ratio>_<truth|model>`` (``settings``:
-    :class:`pipeline.settings.RunSettings`; ``detector``: :func:`pipeline.scoring.detector_name`)."""
+    :class:`pipeline.settings.RunSettings`; ``detector``: :func:`labeltrace.scoring.detector_name`)."""
     return settings.stage_root(STAGE) / f"detector_{detector}" / f"percrelabel{relabel_ratio}_{source}"
 
 
@@ -109,7 +111,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
                               "stage": STAGE, "label_source": source, "td_run": str(step1.run_dir)})
     write_labels(run_dir, bundle, step1, corrected, result, scores.p_noisy)
     # The suggestion shown is the model's (never the ground truth, which a user would not have).
-    write_issue_files(run_dir, step1.traces, scores, split=bundle.train, classes=bundle.classes,
+    write_issue_files(run_dir, step1.traces, scores, **split_pictures(bundle.train), classes=bundle.classes,
                       suggested=replacement if source == "model" else None, title=run_dir.parent.parent.name)
     metrics = detection_metrics(scores.p_noisy, truth, remove_ratio=args.relabel_ratio)
     print(format_metrics(metrics, remove_ratio=args.relabel_ratio, name=f"detector {scores.name}"))

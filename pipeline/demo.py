@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.errors import run_cli
-from core.io import write_csv, write_text
-from detector_models.predict import GENERALIST, read_checkpoint
+from labeltrace.errors import run_cli
+from labeltrace.io import write_csv, write_text
+from labeltrace.predict import GENERALIST, read_checkpoint
 from pipeline import data_debug, denoise, generate
 
 SHIPPED = GENERALIST

@@ -20,14 +20,16 @@ import numpy as np
 import pandas as pd
 
 from core import cli
-from core.errors import fail
+from labeltrace.errors import fail
 from core.fit import completed_summary
-from core.io import write_csv, write_text
-from core.runfiles import REMOVED_FILE
-from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
+from labeltrace.io import write_csv, write_text
+from labeltrace.runfiles import REMOVED_FILE
+from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
-from pipeline.issues import write_issue_files
-from pipeline.scoring import Scores, Step3Inputs, score_run, step3_inputs
+from labeltrace.issues import write_issue_files
+from pipeline.issues import split_pictures
+from labeltrace.scoring import Scores, score_run
+from pipeline.scoring import Step3Inputs, step3_inputs
 
 REMOVALS = ("detector", "random", "oracle", "none")
 TABLE_ORDER = ("none", "detector", "random", "oracle")  # "all" runs and tabulates them in this order
@@ -188,7 +190,7 @@ def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     scores = score_run(args.detector, step1.traces) if "detector" in removals or args.detector else None
     root = settings.stage_root(STAGE)
     if scores is not None:  # what was found, listed and shown, beside the retrainings it drives
-        write_issue_files(root / f"detector_{scores.name}", step1.traces, scores, split=bundle.train,
+        write_issue_files(root / f"detector_{scores.name}", step1.traces, scores, **split_pictures(bundle.train),
                           classes=bundle.classes, title=root.name)
     summaries = [denoise_one(r, args, inputs, scores=scores, remove_ratio=args.remove_ratio) for r in removals]
     if len(summaries) > 1:

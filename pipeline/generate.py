@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from core import cli, distributed
-from core.errors import fail
+from labeltrace.errors import fail
 from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, resume_point, \
     write_valid_results
-from core.io import write_json
-from core.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
+from labeltrace.io import write_json
+from labeltrace.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
-from core.seed import noise_rng, seed_everything
+from labeltrace.seed import noise_rng, seed_everything
 from datasets.label_files import labels_sha1, read_bundle_labels
 from datasets.base import DatasetBundle
 from datasets.noise import corrupt_labels, inject_labels

@@ -11,19 +11,20 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import fail, run_cli
-from core.io import check_writable, write_csv
-from core.runfiles import CONFIG_FILE, ISSUES_CSV, ISSUES_PNG
+from labeltrace.errors import fail, run_cli
+from labeltrace.io import check_writable
+from labeltrace.runfiles import CONFIG_FILE
 from datasets.base import ArraySplit
 from datasets.registry import load_dataset
-from detector_models.issues import label_issue_table
-from detector_models.predict import GENERALIST
-from detector_models.traces import load_run
-from pipeline.scoring import score_run
+from labeltrace.issues import write_issue_files
+from labeltrace.predict import GENERALIST
+from labeltrace.scoring import score_run
+from labeltrace.traces import load_run
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("rank a run's samples by how likely their label is wrong; list and show them")
-    p.add_argument("run_dir", help="a STEP 1 run folder (or one written by detector_models.api.DynamicsRecorder)")
+    p.add_argument("run_dir", help="a STEP 1 run folder (or one written by labeltrace.api.DynamicsRecorder)")
     p.add_argument("--detector", default=str(GENERALIST), help="a checkpoint or baseline:<score> (default: generalist)")
     p.add_argument("--top", type=int, default=48, help="images on the contact sheet")
     p.add_argument("--data", default=None, help="data directory (default: the one in the run's config.json)")
@@ -65,39 +66,17 @@ def write_label_issues(run_dir: Path, detector: str, *, top: int = 48, data: str
     scores = score_run(detector, traces)
     config_file = run_dir / CONFIG_FILE
     split, classes = _dataset(json.loads(config_file.read_text()) if config_file.is_file() else {}, data)
-    return write_issue_files(out, traces, scores, split=split, classes=classes, top=top,
+    return write_issue_files(out, traces, scores, **split_pictures(split), classes=classes, top=top,
                              title=f"{run_dir.parent.name}/{run_dir.name}")
 
 
-def write_issue_files(out: Path, traces, scores, *, split=None, classes=None, top: int = 48,
-                      suggested: np.ndarray | None = None, title: str = "") -> Path:
-    """Write ``label_issues.csv`` (every row of ``traces``, most suspicious by ``scores`` first) and, when the
-    training ``split`` is given, ``label_issues.png`` (its ``top`` images) into ``out``; return the CSV's path.
-    STEP 3 and data debugging call this with what they have already scored."""
-    indices = traces.train_indices if traces.train_indices is not None else np.arange(len(traces.td))
-    paths = None if split is None or isinstance(split, ArraySplit) else split.paths
-    table = label_issue_table(traces.td, traces.labels, scores.p_noisy, indices=indices, class_names=classes,
-                              paths=paths, suggested=suggested)
-    out.mkdir(parents=True, exist_ok=True)
-    write_csv(out / ISSUES_CSV, table)
-    print(f"{len(table)} samples ranked by {scores.name} -> {out / ISSUES_CSV}")
+def split_pictures(split) -> dict:
+    """The ``pictures`` and ``paths`` arguments of :func:`labeltrace.issues.write_issue_files` for a training
+    split (none for a run with no dataset)."""
     if split is None:
-        print("note: the run has no config.json naming its dataset: label_issues.png not drawn")
-        return out / ISSUES_CSV
-    from plotting.figures import contact_sheet, save_png
-
-    shown = table.head(top)
-    captions = [f"#{r} {table_name(classes, g)} -> {table_name(classes, s)}\np_noisy {p:.2f}" for r, g, s, p in
-                zip(shown["rank"], shown["given_label"], shown["suggested_label"], shown["p_noisy"])]
-    save_png(contact_sheet(_pictures(split, shown["index"].to_numpy()), captions,
-                           title=f"{title}: the {len(shown)} most suspicious labels (given -> suggested), "
-                                 f"{scores.name}"), out / ISSUES_PNG)
-    print(f"top {len(shown)} drawn in {out / ISSUES_PNG}")
-    return out / ISSUES_CSV
-
-
-def table_name(classes, c: int) -> str:
-    return str(classes[c]) if classes is not None else str(c)
+        return {}
+    paths = None if isinstance(split, ArraySplit) else split.paths
+    return {"pictures": lambda rows: _pictures(split, rows), "paths": paths}
 
 
 def main(args: argparse.Namespace) -> Path:

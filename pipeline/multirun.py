@@ -33,8 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import fail, run_cli
-from core.runfiles import CONFIG_FILE
+from labeltrace.errors import fail, run_cli
+from labeltrace.runfiles import CONFIG_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
 # What runner.py prints: "... -> <run_dir>" when it trains, "<run_dir>: already complete ..." when it skips.

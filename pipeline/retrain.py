@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from core.fit import FitData, Recipe, fit, recipe_dict, resume_point, write_valid_results
-from core.io import write_json
-from core.runfiles import SUMMARY_FILE
+from labeltrace.io import write_json
+from labeltrace.runfiles import SUMMARY_FILE
 from core.runfolder import locked_run_dir, prepare_run_dir
-from core.seed import seed_everything
+from labeltrace.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
 from pipeline.feeds import eval_batch_size, make_feed, place_model, select

@@ -8,7 +8,7 @@ import torch
 
 from core import cli
 from core.distributed import Dist
-from core.errors import UsageError, fail
+from labeltrace.errors import UsageError, fail
 from core.fit import Runtime
 
 PRECISIONS = ("auto", "fp32", "bf16")

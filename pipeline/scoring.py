@@ -1,7 +1,7 @@
 """STEP 3's inputs: find the STEP 1 run of the same settings, check it fits the dataset, score its traces.
 
 A "detector" is a checkpoint file (``*.pth.tar``, STEP 2) or ``baseline:<name>``, one of the hand-crafted
-scores of :mod:`detector_models.baselines` (e.g. ``baseline:confidence`` = minus the mean assigned-label
+scores of :mod:`labeltrace.baselines` (e.g. ``baseline:confidence`` = minus the mean assigned-label
 probability), so every comparison in STEP 3 runs through the same code.
 """
 from __future__ import annotations
@@ -14,18 +14,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
-from core.errors import fail
-from core.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
+from labeltrace.errors import fail
+from labeltrace.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
 from datasets.base import DatasetBundle
-from detector_models.baselines import get_baseline
-from detector_models.predict import load_detector, score
-from detector_models.traces import RunTraces, load_run
+from labeltrace.traces import RunTraces, load_run
 
 if TYPE_CHECKING:  # the settings pull in the dataset and model registries, which scoring alone does not need
     from pipeline.settings import RunSettings
-
-BASELINE_PREFIX = "baseline:"
-
 
 @dataclass
 class Step1Run:
@@ -73,45 +68,6 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
                     has_truth=settings.has_ground_truth, config=config)
-
-
-def detector_name(spec: str) -> str:
-    """The ``<name>`` of ``detector_<name>``: the checkpoint's file name without its suffixes, or
-    ``baseline_<score>``."""
-    if spec.startswith(BASELINE_PREFIX):
-        return "baseline_" + spec[len(BASELINE_PREFIX):]
-    name = Path(spec).name
-    for suffix in (".tar", ".pth", ".pt"):
-        name = name[: -len(suffix)] if name.endswith(suffix) else name
-    return name
-
-
-@dataclass(frozen=True)
-class Scores:
-    """``p_noisy`` of shape (N,) over the traces' rows (higher = more suspicious) and how it was made."""
-
-    p_noisy: np.ndarray
-    name: str
-    info: dict[str, Any]
-    note: str | None = None
-
-
-def score_run(spec: str, traces: RunTraces) -> Scores:
-    """Score every trace with a detector checkpoint or a ``baseline:<name>`` score."""
-    if not spec:
-        fail("--detector: a detector checkpoint (*.pth.tar) or baseline:<name> is needed for this removal")
-    if spec.startswith(BASELINE_PREFIX):
-        name = spec[len(BASELINE_PREFIX):]
-        p_noisy = np.asarray(get_baseline(name)(traces.td, traces.labels), dtype=np.float64)
-        return Scores(p_noisy, detector_name(spec), {"kind": "baseline", "baseline": name})
-    path = Path(spec)
-    if not path.is_file():
-        fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
-    model, info = load_detector(path)
-    p_noisy, note = score(model, info, traces.td)
-    return Scores(p_noisy.astype(np.float64), detector_name(spec),
-                  {"kind": "lstm", "path": str(path), "variant": info.variant, "train_length": info.train_length,
-                   "val_auc": info.val_auc}, note)
 
 
 class Step3Inputs(NamedTuple):

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.errors import fail
+from labeltrace.errors import fail
 from datasets.label_files import check_labels_flags
 from datasets.noise import canonical_noise_type
 from datasets.registry import CLEAN_LABELS, LARGE

@@ -1,6 +1,6 @@
 """All figures of one run folder, and the baselines' detection metrics next to them.
 
-Reads ``training_dynamics.npz`` + ``metadata.pth`` (through :func:`detector_models.traces.load_run`) and
+Reads ``training_dynamics.npz`` + ``metadata.pth`` (through :func:`labeltrace.traces.load_run`) and
 ``train_log.csv``; writes into ``out_dir``:
 
 - ``data_map.png``: confidence vs variability, flipped samples marked;
@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import UsageError
-from core.io import write_json
-from core.runfiles import TRAIN_LOG_FILE
-from detector_models.baselines import assigned_prob, confidence, score_baselines, variability
-from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
-from detector_models.traces import load_run
-from plotting import figures
+from labeltrace.errors import UsageError
+from labeltrace.io import write_json
+from labeltrace.runfiles import TRAIN_LOG_FILE
+from labeltrace.baselines import assigned_prob, confidence, score_baselines, variability
+from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
+from labeltrace.traces import load_run
+from labeltrace import figures
 
 PLOT_NAMES = ("data_map.png", "roc.png", "precision_recall.png", "assigned_prob_curve.png",
               "training_curves.png")

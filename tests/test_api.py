@@ -1,4 +1,4 @@
-"""detector_models.api: a plain PyTorch loop records its dynamics, every stage reads them, issues are ranked."""
+"""labeltrace.api: a plain PyTorch loop records its dynamics, every stage reads them, issues are ranked."""
 import numpy as np
 import pytest
 import torch
@@ -6,9 +6,9 @@ import torch.nn.functional as F
 
 from datasets.noise import corrupt_labels
 from datasets.offline import load_digits_bundle
-from detector_models.api import DynamicsRecorder, find_label_issues, get_label_quality_scores
-from detector_models.metrics import detection_metrics
-from detector_models.traces import load_run
+from labeltrace.api import DynamicsRecorder, find_label_issues, get_label_quality_scores
+from labeltrace.metrics import detection_metrics
+from labeltrace.traces import load_run
 from models.registry import build_model
 
 torch.set_num_threads(1)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from core.errors import UsageError
-from detector_models import baselines as bl
+from labeltrace.errors import UsageError
+from labeltrace import baselines as bl
 
 # Channel 0 = assigned label. Sample 0: learned both epochs; 1: never learned; 2: learned, then forgotten.
 TD = np.array([

@@ -11,8 +11,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from datasets.noise import corrupt_labels, inject_labels
-from detector_models.metrics import num_kept
-from detector_models.traces import load_run
+from labeltrace.metrics import num_kept
+from labeltrace.traces import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "digits_cnn3_percmislabeled0.2_uniform_calib0.1/computation4td_seed1"
@@ -76,7 +76,7 @@ def test_detector_trained_on_injected_labels_finds_the_data_noise(calibrated, tm
                           capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "10.0% injected" in done.stdout
-    from detector_models.predict import load_detector, score
+    from labeltrace.predict import load_detector, score
 
     own = load_run(calibrated / RUN).without_injected()
     assert len(own.td) == 1497 - 150 and not own.label_injected.any()

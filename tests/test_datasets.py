@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 from datasets.offline import FASHION_SYSTEM_DIR
 from datasets.registry import load_dataset
 from tests.conftest import write_cifar, write_fashion, write_image_folder

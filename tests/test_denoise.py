@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 import torch
 
-from core.errors import UsageError
-from detector_models.predict import make_checkpoint
-from detector_models.traces import load_run
-from detector_models.train import train_detector
+from labeltrace.errors import UsageError
+from labeltrace.predict import make_checkpoint
+from labeltrace.traces import load_run
+from labeltrace.train import train_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = "digits_cnn3_percmislabeled0.2_uniform"

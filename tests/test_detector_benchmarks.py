@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from detector_models.lstm import LSTMDetector
-from detector_models.metrics import detection_metrics
-from detector_models.predict import load_detector, make_checkpoint, score
-from detector_models.traces import load_run
+from labeltrace.lstm import LSTMDetector
+from labeltrace.metrics import detection_metrics
+from labeltrace.predict import load_detector, make_checkpoint, score
+from labeltrace.traces import load_run
 from tests.synthetic_run import write_run
 
 ROOT = Path(__file__).resolve().parents[1]

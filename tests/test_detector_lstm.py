@@ -1,8 +1,8 @@
-"""detector_models.lstm: the variants, their shapes and their state_dict keys."""
+"""labeltrace.lstm: the variants, their shapes and their state_dict keys."""
 import pytest
 import torch
 
-from detector_models.lstm import DEFAULT_VARIANT, VARIANTS, LSTMDetector
+from labeltrace.lstm import DEFAULT_VARIANT, VARIANTS, LSTMDetector
 
 torch.set_num_threads(1)
 ORIGINAL_KEYS = {f"lstm.{kind}_{part}_l{layer}" for kind in ("weight", "bias") for part in ("ih", "hh")

@@ -1,11 +1,11 @@
-"""detector_models.metrics and get_order, against values computed by hand."""
+"""labeltrace.metrics and get_order, against values computed by hand."""
 import math
 
 import numpy as np
 import pytest
 
-from detector_models.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept
-from detector_models.predict import detection_report, get_order
+from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept
+from labeltrace.predict import detection_report, get_order
 
 P_NOISY = np.array([0.9, 0.1, 0.8, 0.3, 0.6, 0.2])
 FLIPPED = np.array([1, 0, 0, 1, 0, 0], bool)
@@ -49,8 +49,8 @@ def test_single_class_ground_truth_is_nan_not_a_crash():
 
 
 def test_one_removal_cut_serves_metrics_relabelling_and_denoise():
-    from detector_models.metrics import removal_cut
-    from detector_models.relabel import suspicious_rows
+    from labeltrace.metrics import removal_cut
+    from labeltrace.relabel import suspicious_rows
     from pipeline.denoise import removed_rows
 
     # int(6 * (1 - 0.34)) = int(3.96) = 3 kept: 0.1 (row 1), 0.2 (row 5), 0.3 (row 3); removed, most suspicious

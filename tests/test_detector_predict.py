@@ -1,4 +1,4 @@
-"""detector_models.predict: checkpoint compatibility with the original code, safe loading, scoring."""
+"""labeltrace.predict: checkpoint compatibility with the original code, safe loading, scoring."""
 import os
 from pathlib import Path
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from core.errors import UsageError
-from detector_models.lstm import VARIANTS, LSTMDetector
-from detector_models.predict import load_detector, make_checkpoint, predict_p_noisy, score
-from detector_models.traces import resample_time
+from labeltrace.errors import UsageError
+from labeltrace.lstm import VARIANTS, LSTMDetector
+from labeltrace.predict import load_detector, make_checkpoint, predict_p_noisy, score
+from labeltrace.traces import resample_time
 
 torch.set_num_threads(1)
 
@@ -142,7 +142,7 @@ def test_bfloat16_scores_rank_like_float32():
     spans 2e-4, where a constant or shuffled output would pass any tolerance that bfloat16 needs)."""
     from scipy.stats import spearmanr
 
-    from detector_models.metrics import removal_cut
+    from labeltrace.metrics import removal_cut
     from tests.synthetic_run import synth_curves
 
     checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"

@@ -1,10 +1,10 @@
-"""detector_models.traces: loading STEP 1 run folders, their validation, and time resampling."""
+"""labeltrace.traces: loading STEP 1 run folders, their validation, and time resampling."""
 import numpy as np
 import pytest
 import torch
 
-from core.errors import UsageError
-from detector_models.traces import load_run, resample_time
+from labeltrace.errors import UsageError
+from labeltrace.traces import load_run, resample_time
 from tests.synthetic_run import write_run
 
 torch.set_num_threads(1)

@@ -1,13 +1,13 @@
-"""detector_models.train and the train_detector.py entry point, on tiny synthetic runs."""
+"""labeltrace.train and the train_detector.py entry point, on tiny synthetic runs."""
 import numpy as np
 import pytest
 import torch
 
 import train_detector
-from core.errors import UsageError
-from detector_models.predict import load_detector
-from detector_models.metrics import detection_metrics
-from detector_models.train import stratified_split, train_detector as fit
+from labeltrace.errors import UsageError
+from labeltrace.predict import load_detector
+from labeltrace.metrics import detection_metrics
+from labeltrace.train import stratified_split, train_detector as fit
 from tests.synthetic_run import synth_curves, write_run
 
 torch.set_num_threads(1)
@@ -71,8 +71,8 @@ def test_resume_fine_tunes_and_keeps_or_improves_target_auc(tmp_path):
     ckpt = torch.load(tuned, weights_only=True)
     assert ckpt["train_length"] == 20 and ckpt["variant"] == "pooled"
     # Both detectors on the same held-out target rows (the fine-tune's validation split).
-    from detector_models.predict import score
-    from detector_models.traces import load_run
+    from labeltrace.predict import score
+    from labeltrace.traces import load_run
     run = load_run(target)
     flipped = run.label_flipped
     _, val = stratified_split(flipped.astype(int), val_fraction=0.1, seed=3)
@@ -94,7 +94,7 @@ def test_resume_with_a_conflicting_variant_is_refused(tmp_path):
 
 
 def test_time_warp_moves_the_middle_and_keeps_the_ends():
-    from detector_models.train import warp_time
+    from labeltrace.train import warp_time
 
     x = torch.linspace(0, 1, 5)[None, :, None]  # values equal positions t / (T-1)
     out = warp_time(x, 2.0)[0, :, 0]  # positions (t/4)^2 * 4 = 0, 0.25, 1, 2.25, 4 -> values / 4

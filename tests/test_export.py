@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from core.errors import UsageError
-from detector_models import baselines as bl
-from detector_models.export import epoch_records, export_data_maps, main
+from labeltrace.errors import UsageError
+from labeltrace import baselines as bl
+from labeltrace.export import epoch_records, export_data_maps, main
 from tests.synthetic_run import make_run, make_traces
 
 TD = np.array([[[0.75, 0.125, 0.125], [0.875, 0.0625, 0.0625]],

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from core import io
-from core.errors import UsageError
+from labeltrace import io
+from labeltrace.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "digits_cnn2_percmislabeled0.2_uniform/computation4td_seed5"
@@ -37,12 +37,12 @@ def reference(tmp_path_factory) -> Path:
 # -- corrupt or truncated traces files -------------------------------------------------------------------------
 
 def _loaders():
-    yield "core.io.load_npz", lambda path: io.load_npz(path, keys=("td", "labels"))
+    yield "labeltrace.io.load_npz", lambda path: io.load_npz(path, keys=("td", "labels"))
     try:
-        from detector_models.traces import load_run
+        from labeltrace.traces import load_run
     except ImportError:  # the detector package is optional
         return
-    yield "detector_models.traces.load_run", load_run
+    yield "labeltrace.traces.load_run", load_run
 
 
 @pytest.mark.parametrize("loader", [name for name, _ in _loaders()])
@@ -155,7 +155,7 @@ def test_full_disk_mid_run_loses_nothing(reference, tmp_path, monkeypatch):
     """The disk fills while epoch 2 writes its log: the run stops with one line naming the problem, epoch 1
     stays committed, and re-running the same command (space freed) ends exactly like an uninterrupted run."""
     import core.fit
-    from core.errors import run_cli
+    from labeltrace.errors import run_cli
     from runner import main
 
     real = core.fit.write_csv
@@ -185,7 +185,7 @@ def test_full_disk_mid_run_loses_nothing(reference, tmp_path, monkeypatch):
 
 
 def test_full_disk_message(capsys):
-    from core.errors import run_cli
+    from labeltrace.errors import run_cli
 
     with pytest.raises(SystemExit) as info:
         run_cli(lambda: _no_space())

@@ -1,14 +1,14 @@
-"""detector_models.features: per-epoch inputs, hand-computed; checkpoints that record them."""
+"""labeltrace.features: per-epoch inputs, hand-computed; checkpoints that record them."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from core.errors import UsageError
-from detector_models.features import FEATURES, check_features, detector_inputs, feature_stack
-from detector_models.lstm import LSTMDetector
-from detector_models.predict import load_detector, make_checkpoint, predict_p_noisy, score
+from labeltrace.errors import UsageError
+from labeltrace.features import FEATURES, check_features, detector_inputs, feature_stack
+from labeltrace.lstm import LSTMDetector
+from labeltrace.predict import load_detector, make_checkpoint, predict_p_noisy, score
 
 torch.set_num_threads(1)
 
@@ -41,7 +41,7 @@ def test_loss_is_capped_at_one_for_probabilities_below_1e4():
 
 
 def test_float16_traces_are_read_in_chunks_like_float32(monkeypatch):
-    import detector_models.features as features
+    import labeltrace.features as features
 
     rng = np.random.default_rng(0)
     td = rng.dirichlet(np.ones(5), size=(37, 6)).astype(np.float16)
@@ -112,5 +112,5 @@ def test_run_context_is_a_statistic_of_the_whole_run_at_each_epoch():
     # spread = population std of the margins: |0.20 - 0.30| / 2 = 0.05; |-0.50 - 0.70| / 2 = 0.60
     np.testing.assert_allclose(x[:, :, 1], [[0.05, 0.60], [0.05, 0.60]], atol=1e-6)
     # Rows scored alone still get the whole run's context when it is passed in.
-    from detector_models.features import run_context
+    from labeltrace.features import run_context
     np.testing.assert_allclose(feature_stack(td[:1], ["run_learned"], run_context(td))[0, :, 0], [1.0, 0.5])

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from detector_models.metrics import detection_metrics
-from detector_models.predict import load_detector, score
-from detector_models.traces import load_run
+from labeltrace.metrics import detection_metrics
+from labeltrace.predict import load_detector, score
+from labeltrace.traces import load_run
 from tests.synthetic_run import make_traces
 
-GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
+GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"  # the clone's link
 torch.set_num_threads(1)
 
 

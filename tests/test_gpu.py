@@ -14,7 +14,7 @@ import copy
 from core.batches import TensorFeed
 from core.cuda_graph import CudaGraphStep
 from core.loop import eager_step, predict_probs
-from core.seed import epoch_generator
+from labeltrace.seed import epoch_generator
 from models.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Label issues listed and shown: detector_models.issues (hand-computed) and find_issues.py on a real run."""
+"""Label issues listed and shown: labeltrace.issues (hand-computed) and find_issues.py on a real run."""
 import subprocess
 import sys
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from detector_models.issues import label_issue_table, suggested_labels
-from detector_models.traces import load_run
+from labeltrace.issues import label_issue_table, suggested_labels
+from labeltrace.traces import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

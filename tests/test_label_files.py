@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.errors import UsageError, run_cli
+from labeltrace.errors import UsageError, run_cli
 from datasets.label_files import read_bundle_labels, read_labels_file
 from datasets.registry import load_dataset
 from tests.conftest import write_image_folder

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.recorder import TraceRecorder, order_channels
+from labeltrace.recorder import TraceRecorder, order_channels
 
 ROOT = Path(__file__).resolve().parents[1]
 

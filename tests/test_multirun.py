@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 from pipeline.multirun import read_settings
 
 ROOT = Path(__file__).resolve().parents[1]

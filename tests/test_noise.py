@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 from datasets.noise import canonical_noise_type, corrupt_labels
 
 TRUE = np.arange(20000) % 10

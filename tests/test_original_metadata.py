@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import UsageError
-from core.runfiles import assigned_from_traces, read_metadata
-from detector_models.traces import load_run
+from labeltrace.errors import UsageError
+from labeltrace.runfiles import assigned_from_traces, read_metadata
+from labeltrace.traces import load_run
 
 FOUR_KEYS = ("train_indices", "valid_indices", "true_targets", "label_flipped")
 EXP = "digits_cnn3_percmislabeled0.2_uniform"
@@ -62,7 +62,8 @@ def test_four_keys_without_traces_is_a_one_line_error(runs, tmp_path):
 def test_scoring_and_step3_load_a_four_key_run(runs):
     """STEP 3 finds, checks and scores the four-key run as the five-key one, and retrains the oracle on it."""
     from denoise import get_args_parser, main
-    from pipeline.scoring import score_run, step3_inputs
+    from labeltrace.scoring import score_run
+    from pipeline.scoring import step3_inputs
 
     five, four = runs
     flags = ["--dataset", "digits", "--seed", "1", "--noise_ratio", "0.2", "--save", str(four.parents[1]),

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.errors import UsageError
-from core.runfiles import read_metadata
-from detector_models.metrics import detection_metrics
-from detector_models.traces import load_run
+from labeltrace.errors import UsageError
+from labeltrace.runfiles import read_metadata
+from labeltrace.metrics import detection_metrics
+from labeltrace.traces import load_run
 from paper import common, data_debugging, label_files, large_datasets, small_datasets, timing
 from paper.jobs import DETECTORS_DIR
-from pipeline.scoring import score_run
+from labeltrace.scoring import score_run
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 300  # the tiny scale's training images

@@ -78,8 +78,8 @@ def test_extra_scores_join_the_curves(run_dir, tmp_path):
 
 
 def test_detector_checkpoint(run_dir, tmp_path):
-    from detector_models.lstm import LSTMDetector
-    from detector_models.predict import make_checkpoint
+    from labeltrace.lstm import LSTMDetector
+    from labeltrace.predict import make_checkpoint
 
     torch.manual_seed(0)
     model = LSTMDetector()
@@ -95,7 +95,7 @@ def test_detector_checkpoint(run_dir, tmp_path):
     # The checkpoint's own p_noisy on the run's rows, recomputed here: even untrained (p_noisy 0.53786-0.53812)
     # it ranks the 21 flipped first, ROC-AUC 1.0; the wrong sign gives 0.0, rows out of step with the ground
     # truth ~0.5.
-    from detector_models.predict import load_detector, score
+    from labeltrace.predict import load_detector, score
 
     p_noisy = score(*load_detector(tmp_path / "toy_0.25_lstm_detector.pth.tar"),
                     np.load(run_dir / "training_dynamics.npz")["td"])[0]
@@ -115,7 +115,7 @@ def test_without_ground_truth_no_roc(tmp_path):
 
 
 def test_extra_score_of_wrong_length(run_dir, tmp_path):
-    from core.errors import UsageError
+    from labeltrace.errors import UsageError
 
     with pytest.raises(UsageError, match="extra score"):
         make_plots(run_dir, tmp_path, extra_scores={"bad": np.zeros(3)}, log=lambda _: None)
@@ -125,7 +125,7 @@ def test_extra_score_of_wrong_length(run_dir, tmp_path):
 def test_training_curves_draw_percent(train_error, drawn):
     import pandas as pd
 
-    from plotting.figures import training_curves
+    from labeltrace.figures import training_curves
 
     fig = training_curves(pd.DataFrame({"epoch": [1, 2], "train_error": train_error, "train_loss": [1.0, 0.5]}))
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), drawn)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from core import cli
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 from pipeline.settings import resolve_settings
 
 

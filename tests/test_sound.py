@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.errors import UsageError, run_cli
+from labeltrace.errors import UsageError, run_cli
 from tests.conftest import write_cifar, write_image_folder
 from tests.synthetic_run import write_run
 
@@ -53,7 +53,7 @@ def plots(*argv: str):
 
 
 def export(*argv: str):
-    from detector_models.export import main
+    from labeltrace.export import main
 
     return lambda: main(list(argv))
 
@@ -232,7 +232,7 @@ class FullDisk:
 def test_full_disk_inside_torch_save_is_one_line(resumable, capsys, monkeypatch):
     """torch.save re-raises ENOSPC as a RuntimeError (two tracebacks before); it is the full-disk line now."""
     import core.fit
-    from core import io
+    from labeltrace import io
 
     def torch_save(obj, path):
         with io.atomic_open(path, "wb") as handle:
@@ -458,7 +458,7 @@ def test_nan_at_epoch_1_names_no_missing_checkpoint(tmp_path, capsys):
 
 
 def test_ctrl_c_in_detector_training_does_not_promise_a_resume(synthetic, tmp_path):
-    code = ("import runpy, sys; import detector_models.train as t\n"
+    code = ("import runpy, sys; import labeltrace.train as t\n"
             "def interrupted(*a, **k): raise KeyboardInterrupt\n"
             "t.train_detector = interrupted\n"
             f"sys.argv = ['train_detector.py', '--files_path', {str(synthetic)!r}, '--out', {str(tmp_path / 'd')!r}]\n"
@@ -468,7 +468,7 @@ def test_ctrl_c_in_detector_training_does_not_promise_a_resume(synthetic, tmp_pa
 
 
 def test_malicious_metadata_is_refused_without_torchs_advice(synthetic, tmp_path):
-    from detector_models.traces import load_run
+    from labeltrace.traces import load_run
 
     marker = tmp_path / "pwned"
     torch.save(OrderedDict(train_indices=Evil(marker)), synthetic / "metadata.pth")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from core.recorder import order_channels
+from labeltrace.recorder import order_channels
 from tests.conftest import DIGITS_EPOCHS
 
 N_TRAIN, C = 1497, 10
@@ -60,7 +60,7 @@ def test_channel0_is_assigned_label_probability(digits_run, traces, meta):
     from pipeline.feeds import make_feed
     from core.inference import inference_copy
     from core.loop import predict_probs
-    from core.seed import epoch_generator
+    from labeltrace.seed import epoch_generator
 
     td, _ = traces
     b = load_dataset("digits", None)

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import UsageError
-from core.io import load_npz, load_torch, torch_save
+from labeltrace.errors import UsageError
+from labeltrace.io import load_npz, load_torch, torch_save
 
 TRACES_FILE = "training_dynamics.npz"  # td [N, T, C] float16, labels [N, C] int16
 METADATA_FILE = "metadata.pth"  # the noisy labels and ground truth over the full training set
-RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (core/recorder.py)
+RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (labeltrace/recorder.py)
 RESUME_FILE = "resume.pth"  # the last committed epoch's state, while a run is unfinished
 BEST_MODEL_FILE = "model.pth"
 LAST_MODEL_FILE = "model.pth.last"

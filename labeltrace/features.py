@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from detector_models.traces import resample_time
+from labeltrace.traces import resample_time
 
 PAPER_FEATURES = ("prob",)
 _LOSS_CAP = np.log(1e4)  # -log p beyond p = 1e-4 carries no more information at float16 precision

@@ -4,13 +4,16 @@ Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from detector_models.baselines import score_baselines
-from detector_models.metrics import order_by_noisiness
+from labeltrace.baselines import score_baselines
+from labeltrace.io import write_csv
+from labeltrace.metrics import order_by_noisiness
+from labeltrace.runfiles import ISSUES_CSV, ISSUES_PNG
 
 TABLE_BASELINES = ("aum", "confidence", "last_self_confidence", "forgetting")  # beside the detector, cheap
 
@@ -52,3 +55,40 @@ def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *
     for name, values in score_baselines(td, labels, names=list(TABLE_BASELINES)).items():
         table[name] = np.round(values[order], 6)
     return pd.DataFrame(table)
+
+
+def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, classes=None, top: int = 48,
+                      suggested: np.ndarray | None = None, title: str = "") -> Path:
+    """Write ``label_issues.csv`` (every row of ``traces``, most suspicious by ``scores`` first) and, when
+    ``pictures`` is given, ``label_issues.png`` (the ``top`` most suspicious images) into ``out``; return the
+    CSV's path.
+
+    ``traces``: a :class:`labeltrace.traces.RunTraces`; ``scores``: a :class:`labeltrace.scoring.Scores`.
+    ``pictures(rows)`` returns the images at training-set positions ``rows`` (int array of shape (K,)), each
+    (H, W) or (H, W, 3) uint8; ``paths`` (indexed by training-set position) adds a ``path`` column.
+    """
+    indices = traces.train_indices if traces.train_indices is not None else np.arange(len(traces.td))
+    table = label_issue_table(traces.td, traces.labels, scores.p_noisy, indices=indices, class_names=classes,
+                              paths=paths, suggested=suggested)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / ISSUES_CSV, table)
+    print(f"{len(table)} samples ranked by {scores.name} -> {out / ISSUES_CSV}")
+    if pictures is None:
+        print("note: no images for this run (no dataset named in its config.json, no --images): "
+              "label_issues.png not drawn")
+        return out / ISSUES_CSV
+    from labeltrace.figures import contact_sheet, save_png
+
+    shown = table.head(top)
+    captions = [f"#{r} {table_name(classes, g)} -> {table_name(classes, s)}\np_noisy {p:.2f}" for r, g, s, p in
+                zip(shown["rank"], shown["given_label"], shown["suggested_label"], shown["p_noisy"])]
+    save_png(contact_sheet(pictures(shown["index"].to_numpy()), captions,
+                           title=f"{title}: the {len(shown)} most suspicious labels (given -> suggested), "
+                                 f"{scores.name}"), out / ISSUES_PNG)
+    print(f"top {len(shown)} drawn in {out / ISSUES_PNG}")
+    return out / ISSUES_CSV
+
+
+def table_name(classes, c: int) -> str:
+    return str(classes[c]) if classes is not None else str(c)

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from core.io import save_npz_chunked
+from labeltrace.io import save_npz_chunked
 
 DTYPE = np.dtype(np.float16)
 CHUNK_VALUES = 1 << 22  # values per chunk when streaming the traces out

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import UsageError
-from core.runfiles import METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata, read_traces
+from labeltrace.errors import UsageError
+from labeltrace.runfiles import METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata, read_traces
 
 
 @dataclass(frozen=True)

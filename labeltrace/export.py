@@ -1,6 +1,6 @@
 """Export recorded traces in the data-maps layout of Dataset Cartography (allenai/cartography).
 
-    python -m detector_models.export runs/digits_.../computation4td_seed1 [--out DIR]
+    python -m labeltrace.export runs/digits_.../computation4td_seed1 [--out DIR]
 
 Cartography's ``log_training_dynamics`` writes one JSON-lines file per epoch,
 ``<model_dir>/training_dynamics/dynamics_epoch_{e}.jsonl``, one record per training sample:
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core.errors import UsageError, run_cli
-from core.io import atomic_open, check_writable
-from detector_models.baselines import to_class_order
-from detector_models.traces import load_run
+from labeltrace.errors import UsageError, run_cli
+from labeltrace.io import atomic_open, check_writable
+from labeltrace.baselines import to_class_order
+from labeltrace.traces import load_run
 
 LOG_FLOOR = 1e-8  # float16 probabilities reach 0; log(0) is not JSON
 DECIMALS = 4  # float16 holds ~3 significant digits: more is noise

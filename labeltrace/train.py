@@ -17,12 +17,12 @@ import torch
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from core.errors import UsageError
-from core.seed import epoch_generator
-from detector_models.features import PAPER_FEATURES, RUN_FEATURES, detector_inputs, run_context
-from detector_models.lstm import DEFAULT_VARIANT, LSTMDetector
-from detector_models.metrics import detection_metrics
-from detector_models.predict import make_checkpoint, predict_p_noisy
+from labeltrace.errors import UsageError
+from labeltrace.seed import epoch_generator
+from labeltrace.features import PAPER_FEATURES, RUN_FEATURES, detector_inputs, run_context
+from labeltrace.lstm import DEFAULT_VARIANT, LSTMDetector
+from labeltrace.metrics import detection_metrics
+from labeltrace.predict import make_checkpoint, predict_p_noisy
 
 DEFAULT_LR = 1e-3  # AdamW; 0.1 (original) diverges or collapses to a constant for some seeds
 DEFAULT_EPOCHS = 20
@@ -50,7 +50,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
     def checkpoint(self, **extra) -> dict:
-        """The checkpoint dict of the best epoch (:func:`~detector_models.predict.make_checkpoint`), the original's
+        """The checkpoint dict of the best epoch (:func:`~labeltrace.predict.make_checkpoint`), the original's
         ``best_prec`` holding its validation accuracy; ``extra`` keys are stored beside."""
         return make_checkpoint(self.state_dict, epoch=self.best_epoch, best_prec=self.val_accuracy,
                                optimizer_state=self.optimizer_state, variant=self.variant,
@@ -129,7 +129,7 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
     flipped : ndarray of shape (N,), bool
         Ground truth: True = mislabeled.
     features : tuple of str
-        What the F input channels are (stored with the model; see ``detector_models/features.py``).
+        What the F input channels are (stored with the model; see ``labeltrace/features.py``).
     anchor : bool
         Add the linear anchor on feature means (``LSTMDetector``); a fresh model starts as its logistic fit.
     time_warp : float
@@ -260,7 +260,7 @@ def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run
               seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The training set of a pool of runs: inputs (N, length, F), flipped (N,) and run index (N,).
 
-    ``runs`` are :class:`~detector_models.traces.RunTraces` with ground truth, each resampled to ``length``
+    ``runs`` are :class:`~labeltrace.traces.RunTraces` with ground truth, each resampled to ``length``
     epochs. ``max_per_run`` keeps at most that many rows of a run (a seeded draw, stratified by
     clean/mislabeled), so a pool's cost is bounded while its regimes stay; the loss weighs every run the same.
     """

@@ -17,7 +17,7 @@ from typing import IO, Any, Iterator, Mapping
 
 import numpy as np
 
-from core.errors import DISK_FULL, UsageError, fail, os_error_in_chain
+from labeltrace.errors import DISK_FULL, UsageError, fail, os_error_in_chain
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -151,7 +151,7 @@ def check_torch_file(path: str | os.PathLike, *, what: str) -> None:
 
 def load_torch(path: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
     """``torch.load(path, weights_only=True)`` to the CPU; a missing file, one that is not a torch file, one
-    that carries code and one that is truncated are each a :class:`~core.errors.UsageError` naming the file
+    that carries code and one that is truncated are each a :class:`~labeltrace.errors.UsageError` naming the file
     and ``what`` it should have been."""
     import torch
 
@@ -170,7 +170,7 @@ def load_torch(path: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
 def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = (),
              only: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (no pickles), or those named in ``only``, read whole; a missing, truncated or
-    corrupt file, or one without ``keys``, is a :class:`~core.errors.UsageError` naming the file."""
+    corrupt file, or one without ``keys``, is a :class:`~labeltrace.errors.UsageError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such file")

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve  # noqa: E402
 
-from core.io import atomic_open  # noqa: E402
+from labeltrace.io import atomic_open  # noqa: E402
 
 CLEAN, FLIPPED = "tab:blue", "tab:red"
 STYLES = ("-", "--", "-.", ":")  # scores often tie: vary the dash so overlapping curves stay visible

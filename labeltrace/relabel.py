@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detector_models.metrics import removal_cut
+from labeltrace.metrics import removal_cut
 
 
 @dataclass(frozen=True)

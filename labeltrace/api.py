@@ -1,6 +1,6 @@
 """A Python API for your own training loop: record its training dynamics, then rank its label issues.
 
-    from detector_models.api import DynamicsRecorder, find_label_issues
+    from labeltrace.api import DynamicsRecorder, find_label_issues
     recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10)
     for epoch in range(num_epochs):
         for images, targets, index in loader:          # index: each sample's position in the training set
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.io import save_npz
-from core.recorder import order_channels
-from core.runfiles import TRACES_FILE, write_metadata
-from detector_models.metrics import removal_cut
-from detector_models.predict import GENERALIST, load_detector, score
-from detector_models.traces import load_run
+from labeltrace.io import save_npz
+from labeltrace.recorder import order_channels
+from labeltrace.runfiles import TRACES_FILE, write_metadata
+from labeltrace.metrics import removal_cut
+from labeltrace.predict import GENERALIST, load_detector, score
+from labeltrace.traces import load_run
 
 class DynamicsRecorder:
     """Collects each training sample's softmax at every epoch of a loop you write.

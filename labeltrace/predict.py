@@ -15,15 +15,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.errors import UsageError
-from core.io import check_torch_file
-from detector_models.features import PAPER_FEATURES, RUN_FEATURES, check_features, feature_stack, run_context
-from detector_models.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
-from detector_models.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
-from detector_models.traces import resample_time
+from labeltrace.errors import UsageError
+from labeltrace.io import check_torch_file
+from labeltrace.features import PAPER_FEATURES, RUN_FEATURES, check_features, feature_stack, run_context
+from labeltrace.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
+from labeltrace.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
+from labeltrace.traces import resample_time
 
-# The shipped default detector (benchmarks/make_generalist.sh): the quick start, find_issues.py and the API use it.
-GENERALIST = Path(__file__).resolve().parents[1] / "checkpoints" / "generalist_lstm_detector.pth.tar"
+# The shipped default detector (benchmarks/make_generalist.sh), installed as package data: the quick start,
+# find_issues.py, the `labeltrace` command and the API use it. checkpoints/ in a clone links to the same file.
+GENERALIST = Path(__file__).resolve().parent / "data" / "generalist_lstm_detector.pth.tar"
 ORIGINAL_TRAIN_LENGTH = 200  # the paper's 200 epochs: the length of a checkpoint without 'train_length'
 SCORE_BATCH = 4096  # rows per forward pass: fastest of 1k-16k at T=200 (benchmarks/detector_speed.py)
 
@@ -150,7 +151,7 @@ def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int |
     given = 1 if curves.ndim == 2 else curves.shape[2]
     if reads is not None and given != reads:
         raise ValueError(f"the detector reads {reads} features per epoch ({', '.join(model.features)}), got inputs "
-                         f"of shape {curves.shape}: compute them with detector_models.features.feature_stack, "
+                         f"of shape {curves.shape}: compute them with labeltrace.features.feature_stack, "
                          "or score the traces with predict.score")
     model.eval()
     out = np.empty(len(curves), dtype=np.float32)

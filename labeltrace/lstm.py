@@ -21,7 +21,7 @@ load into the original code (which then reads the curve forward: only ``forward`
 
 Beyond the paper (both stored in the checkpoint, ``features`` and ``anchor``):
 
-- ``features``: the per-epoch inputs (``detector_models/features.py``); the paper's is ``("prob",)``, one
+- ``features``: the per-epoch inputs (``labeltrace/features.py``); the paper's is ``("prob",)``, one
   channel. More features widen ``lstm.weight_ih_l0`` to (256, F), so only one-feature detectors load into the
   original code.
 - ``anchor``: a linear term on each feature's mean over time, added to the LSTM's logits. Initialised by
@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from detector_models.features import PAPER_FEATURES, check_features
+from labeltrace.features import PAPER_FEATURES, check_features
 
 VARIANTS = ("forward", "reversed", "pooled", "bidirectional")
 DEFAULT_VARIANT = "pooled"  # chosen by measurement: docs/detector.md, benchmarks/detector_variants.py

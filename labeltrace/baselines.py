@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.errors import UsageError
+from labeltrace.errors import UsageError
 
 Score = Callable[..., np.ndarray]
 

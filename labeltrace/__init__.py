@@ -1,0 +1,22 @@
+"""labeltrace: find mislabeled training samples from the traces a classifier leaves while it learns.
+
+    from labeltrace import DynamicsRecorder, find_label_issues
+    recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10)
+    ...                                    # recorder.update(index, logits) in your loop, end_epoch() after each
+    recorder.save()
+    issues = find_label_issues("runs/mine", return_indices_ranked_by="p_noisy")
+
+Adapters for the Hugging Face ``Trainer`` (``labeltrace.hf``) and Lightning (``labeltrace.lightning``) record
+the same run folder without a hand-written loop; ``labeltrace issues RUN_DIR`` ranks a run from the shell.
+"""
+__all__ = ["DynamicsRecorder", "find_label_issues", "get_label_quality_scores"]
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Lazy, so that `import labeltrace.io` (the run-folder helpers every stage uses) does not load torch and pandas.
+    if name in __all__:
+        from labeltrace import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'labeltrace' has no attribute {name!r}")

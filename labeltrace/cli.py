@@ -1,0 +1,99 @@
+"""The ``labeltrace`` command: what a practitioner runs after training.
+
+    labeltrace issues RUN_DIR                          # rank with the shipped generalist detector
+    labeltrace issues RUN_DIR --detector baseline:aum  # or a hand-crafted score, or a checkpoint file
+    labeltrace issues RUN_DIR --images images.npy --classes cat,dog,...   # and draw the contact sheet
+    labeltrace baselines                               # the names --detector baseline:<name> takes
+
+RUN_DIR is a run folder: one that :class:`labeltrace.DynamicsRecorder` (or an adapter) wrote, or a STEP 1 run.
+Writes ``label_issues.csv`` (every sample, most suspicious first) and, with ``--images``, ``label_issues.png``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from labeltrace.errors import fail, run_cli
+
+GENERALIST_NAME = "generalist"
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser("labeltrace", description="Find mislabeled samples from training dynamics.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    issues = commands.add_parser("issues", help="rank a run folder's samples by how likely their label is wrong")
+    issues.add_argument("run_dir", type=Path, help="a run folder (training_dynamics.npz + metadata.pth)")
+    issues.add_argument("--detector", default=GENERALIST_NAME,
+                        help="'generalist' (default, shipped), a detector checkpoint, or baseline:<name>")
+    issues.add_argument("--out", type=Path, default=None, help="output folder (default: the run folder)")
+    issues.add_argument("--top", type=int, default=48, help="images on the contact sheet (default 48)")
+    issues.add_argument("--images", type=Path, default=None,
+                        help=".npy of the training images by sample index, (N, H, W) or (N, H, W, 3) uint8: "
+                             "draws label_issues.png")
+    issues.add_argument("--classes", default=None, help="class names, comma-separated, in label order")
+    issues.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    commands.add_parser("baselines", help="list the hand-crafted scores --detector baseline:<name> accepts")
+    return parser
+
+
+def _images(path: Path | None, n: int):
+    """A ``pictures(rows)`` callable over the uint8 images in ``path`` (memory-mapped), or None."""
+    if path is None:
+        return None
+    if not path.is_file():
+        fail(f"--images: {path}: no such file (expected a .npy of the training images)")
+    try:
+        images = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        fail(f"--images: {path}: not a readable .npy file ({exc})")
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
+        fail(f"--images: {path}: expected uint8 of shape (N, H, W) or (N, H, W, 3), "
+             f"got {images.dtype} {images.shape}")
+    if len(images) < n:
+        fail(f"--images: {path} holds {len(images)} images for a run of {n} samples")
+    return lambda rows: [np.asarray(images[i]) for i in rows]
+
+
+def issues(args: argparse.Namespace) -> Path:
+    import torch
+
+    from labeltrace.io import check_writable
+    from labeltrace.issues import write_issue_files
+    from labeltrace.predict import GENERALIST
+    from labeltrace.scoring import score_run
+    from labeltrace.traces import load_run
+
+    if args.top < 1:
+        fail(f"--top: expected a positive number of images, got {args.top}")
+    torch.set_num_threads(args.threads)
+    out = args.out or args.run_dir
+    check_writable(out, flag="--out", folder=True)
+    traces = load_run(args.run_dir).without_injected()
+    classes = args.classes.split(",") if args.classes else None
+    num_classes = traces.labels.shape[1]
+    if classes is not None and len(classes) != num_classes:
+        fail(f"--classes: {len(classes)} names for a run of {num_classes} classes")
+    n = int(traces.train_indices.max()) + 1 if traces.train_indices is not None and len(traces.td) else len(traces.td)
+    pictures = _images(args.images, n)
+    spec = str(GENERALIST) if args.detector == GENERALIST_NAME else args.detector
+    scores = score_run(spec, traces)
+    if scores.note:
+        print(scores.note)
+    return write_issue_files(out, traces, scores, pictures=pictures, classes=classes, top=args.top,
+                             title=args.run_dir.name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = get_args_parser().parse_args(argv)
+    if args.command == "baselines":
+        from labeltrace.baselines import BASELINES
+
+        print("\n".join(f"baseline:{name}" for name in BASELINES))
+        return
+    run_cli(lambda: issues(args), resumable=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""What the framework adapters share: a dataset wrapper that carries each sample's index through the batch,
+and the readers that take it back out and find the logits in a model's output.
+
+The index is the only thing a recorder needs that a framework does not pass along: every training forward
+pass gives logits, but which samples they belong to is lost in shuffling. Wrapping the training set once
+(``with_index(train_set)``) puts it in every batch; the adapter removes it before the user's code sees it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+INDEX_KEY = "sample_index"  # the batch entry (dict items) that carries the sample positions
+
+
+class IndexedDataset(Dataset):
+    """``dataset`` with each item's position added: a dict item gains ``sample_index``, a tuple item
+    ``(x, y)`` becomes ``(x, y, {"sample_index": index})``, any other item ``x`` becomes
+    ``(x, {"sample_index": index})``. In a tuple the index rides in a dict of its own, so that it cannot be
+    mistaken for a label (both collate to 1-D integer tensors)."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        item = self.dataset[index]
+        if isinstance(item, dict):
+            return {**item, INDEX_KEY: index}
+        if isinstance(item, (tuple, list)):
+            return (*item, {INDEX_KEY: index})
+        return item, {INDEX_KEY: index}
+
+
+def with_index(dataset) -> IndexedDataset:
+    """Wrap a map-style training set so that its batches carry each sample's index (see :class:`IndexedDataset`)."""
+    return IndexedDataset(dataset)
+
+
+def pop_index(batch: Any) -> torch.Tensor:
+    """Take the sample indices, shape (B,), out of a collated batch of :class:`IndexedDataset` items, in place:
+    the ``sample_index`` entry of a dict batch, or the last entry of a list batch (default collation turns
+    the items' tuples into a list), a dict holding only ``sample_index``."""
+    if isinstance(batch, dict) and INDEX_KEY in batch:
+        return batch.pop(INDEX_KEY)
+    if isinstance(batch, list) and batch and isinstance(batch[-1], dict) and set(batch[-1]) == {INDEX_KEY}:
+        return batch.pop()[INDEX_KEY]
+    raise ValueError("the training batch carries no sample index: wrap the training set with "
+                     "labeltrace.with_index(train_set)")
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """The (B, C) logits in a model's output: a tensor, an object or dict with ``logits`` (Hugging Face's
+    ``ModelOutput``), or the first 2-D floating tensor of a tuple (``(loss, logits)``)."""
+    if torch.is_tensor(output):
+        return output
+    found = getattr(output, "logits", None)
+    if found is None and isinstance(output, dict):
+        found = output.get("logits")
+    if found is None and isinstance(output, (tuple, list)):
+        found = next((o for o in output if torch.is_tensor(o) and o.ndim == 2 and o.is_floating_point()), None)
+    if found is None:
+        raise ValueError(f"no logits in the model's output ({type(output).__name__}): return a (B, C) tensor, "
+                         "a dict or object with 'logits', or a tuple holding them")
+    return found
