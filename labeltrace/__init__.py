@@ -1,6 +1,6 @@
 """labeltrace: find mislabeled training samples from the traces a classifier leaves while it learns.
 
-    from labeltrace import DynamicsRecorder, find_label_issues
+    from labeltrace import DynamicsRecorder, find_label_issues, with_index
     recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10)
     ...                                    # recorder.update(index, logits) in your loop, end_epoch() after each
     recorder.save()
@@ -9,14 +9,16 @@
 Adapters for the Hugging Face ``Trainer`` (``labeltrace.hf``) and Lightning (``labeltrace.lightning``) record
 the same run folder without a hand-written loop; ``labeltrace issues RUN_DIR`` ranks a run from the shell.
 """
-__all__ = ["DynamicsRecorder", "find_label_issues", "get_label_quality_scores"]
+_HOMES = {"DynamicsRecorder": "api", "find_label_issues": "api", "get_label_quality_scores": "api",
+          "with_index": "indexed"}
+__all__ = list(_HOMES)
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
     # Lazy, so that `import labeltrace.io` (the run-folder helpers every stage uses) does not load torch and pandas.
-    if name in __all__:
-        from labeltrace import api
+    if name in _HOMES:
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(f"labeltrace.{_HOMES[name]}"), name)
     raise AttributeError(f"module 'labeltrace' has no attribute {name!r}")

@@ -75,8 +75,8 @@ def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, c
     write_csv(out / ISSUES_CSV, table)
     print(f"{len(table)} samples ranked by {scores.name} -> {out / ISSUES_CSV}")
     if pictures is None:
-        print("note: no images for this run (no dataset named in its config.json, no --images): "
-              "label_issues.png not drawn")
+        print("note: label_issues.png not drawn: no images (find_issues.py reads them from the dataset a run's "
+              "config.json names; labeltrace issues from --images)")
         return out / ISSUES_CSV
     from labeltrace.figures import contact_sheet, save_png
 

@@ -1,0 +1,77 @@
+"""``pip install <clone>`` into a fresh venv, used from outside the clone: one package named ``labeltrace``,
+nothing under a generic name, Hugging Face's ``datasets`` unshadowed beside it, the console command working.
+
+The venv sees this environment's packages (torch and the rest) through a ``.pth`` line, so that the test
+installs only the project and ``datasets`` (from PyPI) instead of a second torch."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from labeltrace.runfiles import read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list, cwd: Path) -> str:
+    done = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=900,
+                          env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+    assert done.returncode == 0, (done.stdout[-1500:], done.stderr[-3000:])
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("user")
+    env = home / "venv"
+    _run([sys.executable, "-m", "venv", env], home)
+    site = Path(_run([env / "bin/python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                     home).strip())
+    (site / "host_packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # What an sdist holds, copied, since pip builds in the source tree (build/, *.egg-info) and the clone stays clean.
+    source = home / "source"
+    shutil.copytree(ROOT / "labeltrace", source / "labeltrace", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    _run([env / "bin/python", "-m", "pip", "install", "-q", source], home)
+    _run([env / "bin/python", "-m", "pip", "install", "-q", "datasets"], home)
+    return env
+
+
+def test_one_distinctive_package_is_installed(venv):
+    # Every file the distribution installed, by top-level name in site-packages ("../" ones: the command in bin/).
+    code = ("import importlib.metadata as m; "
+            "print(sorted({f.parts[0] for f in m.files('labeltrace') if f.parts[0] != '..'}))")
+    top = _run([venv / "bin/python", "-c", code], venv.parent)
+    assert top.strip() == "['labeltrace', 'labeltrace-0.1.0.dist-info']", top
+    assert (venv / "bin/labeltrace").is_file()
+    where = _run([venv / "bin/python", "-c", "import labeltrace.predict as p; print(p.__file__, p.GENERALIST.is_file())"],
+                 venv.parent)
+    assert str(venv) in where and where.split()[1] == "True", where  # the generalist ships as package data
+
+
+def test_hugging_face_datasets_is_not_shadowed(venv):
+    out = _run([venv / "bin/python", "-c", "import labeltrace, datasets; print(datasets.__file__); "
+                                           "print(hasattr(datasets, 'load_dataset'))"], venv.parent)
+    assert "site-packages/datasets/" in out and out.split()[-1] == "True", out
+
+
+def test_console_command_ranks_a_run_folder(venv, tmp_path, digits_run):
+    out = _run([venv / "bin/labeltrace", "issues", digits_run, "--out", tmp_path / "out"], tmp_path)
+    assert "1497 samples ranked by generalist_lstm_detector" in out, out
+    table = pd.read_csv(tmp_path / "out" / "label_issues.csv")
+    flipped = read_metadata(digits_run / "metadata.pth").label_flipped[table["index"].to_numpy()]
+    # The table's order (rank 1 = most suspicious) against the synthesized flips; the library scores 0.998.
+    assert roc_auc_score(flipped, -table["rank"].to_numpy()) > 0.97
+    assert list(table.columns[:5]) == ["rank", "index", "given_label", "suggested_label", "p_noisy"]
+    listed = _run([venv / "bin/labeltrace", "baselines"], tmp_path)
+    assert "baseline:aum" in listed.split()
+
