@@ -1,0 +1,57 @@
+"""The ``labeltrace`` command, in-process: what it writes and how it refuses bad input (exit 2, nothing written)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from labeltrace.cli import main
+from tests.synthetic_run import write_run
+
+
+@pytest.fixture()
+def run(tmp_path):
+    return write_run(tmp_path / "run", n=40, t=10, num_classes=4, noise_rate=0.3, seed=2)
+
+
+def _refused(capsys, argv: list[str], message: str) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([str(a) for a in argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+
+
+def test_issues_with_images_and_class_names(run, tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (40, 8, 8), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    main(["issues", str(run), "--detector", "baseline:aum", "--images", str(tmp_path / "images.npy"),
+          "--classes", "a,b,c,d", "--top", "6", "--out", str(tmp_path / "out")])
+    table = pd.read_csv(tmp_path / "out" / "label_issues.csv")
+    assert len(table) == 40 and list(table["rank"]) == list(range(1, 41))
+    # given_name is the class name of given_label: "a,b,c,d"[label]
+    assert (table["given_name"] == table["given_label"].map(dict(enumerate("abcd")))).all()
+    # Ranked by the AUM score itself (minus the margin: higher = more suspect), so the two columns agree.
+    np.testing.assert_allclose(table["p_noisy"], table["aum"], atol=1e-6)
+    assert table["p_noisy"].is_monotonic_decreasing
+    assert (tmp_path / "out" / "label_issues.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--top", "0"], "--top: expected a positive number"),
+    (["--classes", "a,b"], "--classes: 2 names for a run of 4 classes"),
+    (["--images", "missing.npy"], "--images: missing.npy: no such file"),
+    (["--detector", "baseline:nope"], "nope"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(run, tmp_path, capsys, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    _refused(capsys, ["issues", run, *extra], message)
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_images_of_the_wrong_kind_are_refused(run, tmp_path, capsys):
+    np.save(tmp_path / "small.npy", np.zeros((39, 8, 8), np.uint8))
+    _refused(capsys, ["issues", run, "--images", tmp_path / "small.npy"], "holds 39 images for a run of 40 samples")
+    np.save(tmp_path / "float.npy", np.zeros((40, 8, 8), np.float32))
+    _refused(capsys, ["issues", run, "--images", tmp_path / "float.npy"], "expected uint8 of shape")
