@@ -1,0 +1,204 @@
+"""One run's training dynamics against cleanlab's own flow, at equal data, network, recipe and epochs.
+
+    python benchmarks/vs_cleanlab.py                                   # every dataset, 3 seeds (long)
+    python benchmarks/vs_cleanlab.py --datasets digits --seeds 1       # one dataset, one seed
+
+Per dataset and noise setting (uniform / flip / instance at 0.2 and 0.4):
+- ours: ONE training run, its training-pass softmax recorded with :class:`labeltrace.DynamicsRecorder`,
+  ranked by the shipped generalist and by the hand-crafted scores (AUM, confidence);
+- cleanlab's documented flow: K = 5 stratified folds, each fold's network trained on the other four with the
+  same recipe, its softmax on the held-out fold as out-of-sample ``pred_probs``, ranked by
+  ``get_label_quality_scores`` (self_confidence, normalized_margin) and flagged by ``find_label_issues``.
+Columns: ROC-AUC, mAP, precision at the true noise count, false-negative rate when flagging as many samples
+as the nominal noise rate (the protocol of arXiv 2510.16211), training passes over the data and seconds.
+Writes ``docs/cleanlab_flow.json`` and ``docs/cleanlab_flow.md``; a finished setting is not recomputed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.fit import Recipe, lr_at  # noqa: E402
+from datasets.noise import corrupt_labels  # noqa: E402
+from datasets.registry import load_dataset  # noqa: E402
+from labeltrace import DynamicsRecorder, get_label_quality_scores  # noqa: E402
+from labeltrace.baselines import get_baseline  # noqa: E402
+from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.traces import load_run  # noqa: E402
+from models.registry import build_model  # noqa: E402
+
+# The pool's CPU settings of each dataset (benchmarks/pool.py): subset, network, depth, epochs.
+SETTINGS = {"digits": dict(max_train=None, net="cnn", depth=3, epochs=40),
+            "fashion_mnist": dict(max_train=3000, net="cnn", depth=2, epochs=20),
+            "shapes": dict(max_train=None, net="cnn", depth=3, epochs=40)}
+NOISE = [(kind, ratio) for kind in ("uniform", "flip", "instance") for ratio in (0.2, 0.4)]
+FOLDS = 5
+BATCH = 128
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser("one run of training dynamics vs cleanlab's K-fold flow")
+    p.add_argument("--datasets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "cleanlab_flow.json")
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "vs_cleanlab", help="run folders of our flow")
+    p.add_argument("--threads", type=int, default=1)
+    return p
+
+
+def _data(name: str):
+    """Normalized images (N, C, H, W) float32, true labels (N,), uint8 images for instance noise, classes."""
+    bundle = load_dataset(name, FASHION_DIR if name == "fashion_mnist" else None)
+    bundle = bundle.subset(SETTINGS[name]["max_train"], None)
+    images = bundle.train.images
+    mean = torch.tensor(bundle.mean).view(1, -1, 1, 1)
+    std = torch.tensor(bundle.std).view(1, -1, 1, 1)
+    x = (torch.from_numpy(images).float() / 255 - mean) / std
+    return x, np.asarray(bundle.train.targets, np.int64), images, bundle
+
+
+def _train(x: torch.Tensor, y: np.ndarray, bundle, name: str, seed: int, on_batch=None, on_epoch=None):
+    """Train the dataset's network on (x, y) with STEP 1's recipe (SGD, Nesterov, LR drops at 50%/75%);
+    ``on_batch(index, logits)`` sees every training forward pass. Returns the trained model."""
+    s = SETTINGS[name]
+    torch.manual_seed(seed)
+    model = build_model(s["net"], s["depth"], num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+                        image_size=bundle.image_size)
+    recipe = Recipe(epochs=s["epochs"])
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                          weight_decay=recipe.weight_decay)
+    labels, gen = torch.from_numpy(y), torch.Generator().manual_seed(seed)
+    for epoch in range(recipe.epochs):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(recipe, epoch)
+        model.train()
+        for idx in torch.randperm(len(y), generator=gen).split(BATCH):
+            logits = model(x[idx])
+            loss = torch.nn.functional.cross_entropy(logits, labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if on_batch is not None:
+                on_batch(idx, logits)
+        if on_epoch is not None:
+            on_epoch()
+    return model
+
+
+def _ours(x, true, noisy, bundle, name, seed, run_dir: Path) -> tuple[dict, float]:
+    """p_noisy of the generalist, AUM and confidence from one recorded run, and its seconds."""
+    start = time.perf_counter()
+    recorder = DynamicsRecorder(run_dir, labels=noisy, num_classes=bundle.num_classes, true_labels=true)
+    _train(x, noisy, bundle, name, seed, on_batch=recorder.update, on_epoch=recorder.end_epoch)
+    recorder.save()
+    seconds = time.perf_counter() - start
+    traces = load_run(run_dir)
+    scores = {"generalist": 1 - get_label_quality_scores(run_dir)}
+    for baseline in ("aum", "confidence"):
+        scores[baseline] = np.asarray(get_baseline(baseline)(traces.td, traces.labels), np.float64)
+    return scores, seconds
+
+
+def _cleanlab(x, noisy, bundle, name, seed) -> tuple[dict, np.ndarray, float]:
+    """cleanlab's scores from K-fold out-of-sample probabilities, its default issue mask, and its seconds."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores as cl_scores
+    from sklearn.model_selection import StratifiedKFold
+
+    start = time.perf_counter()
+    pred_probs = np.zeros((len(noisy), bundle.num_classes), np.float32)
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(noisy)), noisy)
+    for k, (fit_rows, held_rows) in enumerate(folds):
+        model = _train(x[fit_rows], noisy[fit_rows], bundle, name, seed * 100 + k)
+        model.eval()
+        with torch.no_grad():
+            pred_probs[held_rows] = torch.softmax(model(x[held_rows]), 1).numpy()
+    seconds = time.perf_counter() - start
+    scores = {f"cleanlab {m}": 1 - cl_scores(noisy, pred_probs, method=m)
+              for m in ("self_confidence", "normalized_margin")}
+    return scores, find_label_issues(noisy, pred_probs), seconds
+
+
+def ranking_metrics(score: np.ndarray, flipped: np.ndarray, *, budget_rate: float) -> dict:
+    """ROC-AUC, mAP, precision among the ``flipped.sum()`` highest scores, and the false-negative rate among
+    the ``round(budget_rate * N)`` highest (the share of flipped samples not flagged)."""
+    m = detection_metrics(score, flipped, remove_ratio=budget_rate)
+    order = np.argsort(-score, kind="stable")
+    n_true, budget = int(flipped.sum()), int(round(budget_rate * len(score)))
+    return {"roc_auc": m.roc_auc, "map": m.average_precision,
+            "precision_at_noise": float(flipped[order[:n_true]].mean()),
+            "fnr_at_budget": float(1 - flipped[order[:budget]].sum() / n_true)}
+
+
+def one_setting(name: str, kind: str, ratio: float, seed: int, work: Path, data) -> list[dict]:
+    x, true, images, bundle = data
+    noisy = corrupt_labels(true, ratio=ratio, noise_type=kind, num_classes=bundle.num_classes, split_seed=seed,
+                           images=images).assigned
+    flipped = noisy != true
+    ours, ours_s = _ours(x, true, noisy, bundle, name, seed, work / f"{name}_{kind}{ratio}_seed{seed}")
+    theirs, mask, theirs_s = _cleanlab(x, noisy, bundle, name, seed)
+    epochs, rows = SETTINGS[name]["epochs"], []
+    for method, score in {**ours, **theirs}.items():
+        is_ours = not method.startswith("cleanlab")
+        rows.append({"dataset": name, "noise": kind, "ratio": ratio, "seed": seed, "method": method,
+                     **ranking_metrics(score, flipped, budget_rate=ratio),
+                     "passes": epochs if is_ours else epochs * (FOLDS - 1),  # K trainings on (K-1)/K of the data
+                     "seconds": round(ours_s if is_ours else theirs_s, 1)})
+    hits = int((mask & flipped).sum())
+    rows.append({"dataset": name, "noise": kind, "ratio": ratio, "seed": seed, "method": "cleanlab find_label_issues",
+                 "flagged": int(mask.sum()), "precision": hits / max(int(mask.sum()), 1),
+                 "recall": hits / max(int(flipped.sum()), 1), "passes": epochs * (FOLDS - 1),
+                 "seconds": round(theirs_s, 1)})
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    """Mean per dataset and method over every noise setting and seed, as a markdown table."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r for r in rows if "roc_auc" in r])
+    means = frame.groupby(["dataset", "method"], sort=False)[
+        ["roc_auc", "map", "precision_at_noise", "fnr_at_budget", "passes", "seconds"]].mean()
+    lines = ["| dataset | method | ROC-AUC | mAP | precision at noise count | FNR at budget | passes | seconds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for (dataset, method), r in means.iterrows():
+        lines.append(f"| {dataset} | {method} | {r.roc_auc:.4f} | {r['map']:.4f} | {r.precision_at_noise:.4f} | "
+                     f"{r.fnr_at_budget:.4f} | {r.passes:.0f} | {r.seconds:.0f} |")
+    issues = pd.DataFrame([r for r in rows if "recall" in r]).groupby("dataset", sort=False)[
+        ["flagged", "precision", "recall"]].mean()
+    lines += ["", "| dataset | cleanlab find_label_issues: flagged | precision | recall |", "|---|---|---|---|"]
+    lines += [f"| {d} | {r.flagged:.0f} | {r.precision:.3f} | {r.recall:.3f} |" for d, r in issues.iterrows()]
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> None:
+    from labeltrace.io import write_json, write_text
+
+    torch.set_num_threads(args.threads)
+    rows = json.loads(args.out.read_text()) if args.out.is_file() else []
+    done = {(r["dataset"], r["noise"], r["ratio"], r["seed"]) for r in rows}
+    for name in args.datasets:
+        data = _data(name)
+        for kind, ratio in NOISE:
+            for seed in args.seeds:
+                if (name, kind, ratio, seed) in done:
+                    continue
+                rows += one_setting(name, kind, ratio, seed, args.work, data)
+                write_json(args.out, rows)  # after every setting: a killed benchmark resumes there
+                print(f"{name} {kind} {ratio} seed {seed}: done", flush=True)
+    write_text(args.out.with_suffix(".md"), _table(rows) + "\n")
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
