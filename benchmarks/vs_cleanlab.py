@@ -2,6 +2,7 @@
 
     python benchmarks/vs_cleanlab.py                                   # every dataset, 3 seeds (long)
     python benchmarks/vs_cleanlab.py --datasets digits --seeds 1       # one dataset, one seed
+    python benchmarks/vs_cleanlab.py --finetune_from fashion_mnist --datasets digits shapes   # fine-tuning
 
 Per dataset and noise setting (uniform / flip / instance at 0.2 and 0.4):
 - ours: ONE training run, its training-pass softmax recorded with :class:`labeltrace.DynamicsRecorder`,
@@ -11,6 +12,9 @@ Per dataset and noise setting (uniform / flip / instance at 0.2 and 0.4):
   ``get_label_quality_scores`` (self_confidence, normalized_margin) and flagged by ``find_label_issues``.
 Columns: ROC-AUC, mAP, precision at the true noise count, false-negative rate when flagging as many samples
 as the nominal noise rate (the protocol of arXiv 2510.16211), training passes over the data and seconds.
+With ``--finetune_from``, every training (ours and each fold's) starts from a network the benchmark first
+trains on another offline dataset's clean labels (the head re-initialised) and fine-tunes for
+:data:`FINETUNE` epochs at a low constant rate: the regime of a practitioner starting from pretrained weights.
 Writes ``docs/cleanlab_flow.json`` and ``docs/cleanlab_flow.md``; a finished setting is not recomputed.
 """
 from __future__ import annotations
@@ -41,6 +45,7 @@ SETTINGS = {"digits": dict(max_train=None, net="cnn", depth=3, epochs=40),
             "fashion_mnist": dict(max_train=3000, net="cnn", depth=2, epochs=20),
             "shapes": dict(max_train=None, net="cnn", depth=3, epochs=40)}
 NOISE = [(kind, ratio) for kind in ("uniform", "flip", "instance") for ratio in (0.2, 0.4)]
+FINETUNE = dict(epochs=8, lr=0.01)  # few epochs at a low rate, no drops: clean samples are fitted at once
 FOLDS = 5
 BATCH = 128
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -52,6 +57,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "cleanlab_flow.json")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "vs_cleanlab", help="run folders of our flow")
+    p.add_argument("--finetune_from", default=None, choices=list(SETTINGS),
+                   help="pretrain on this dataset's clean labels, then fine-tune every training from it")
     p.add_argument("--threads", type=int, default=1)
     return p
 
@@ -67,14 +74,22 @@ def _data(name: str):
     return x, np.asarray(bundle.train.targets, np.int64), images, bundle
 
 
-def _train(x: torch.Tensor, y: np.ndarray, bundle, name: str, seed: int, on_batch=None, on_epoch=None):
-    """Train the dataset's network on (x, y) with STEP 1's recipe (SGD, Nesterov, LR drops at 50%/75%);
-    ``on_batch(index, logits)`` sees every training forward pass. Returns the trained model."""
-    s = SETTINGS[name]
+def _recipe(name: str, init: dict | None) -> Recipe:
+    """STEP 1's recipe (SGD, Nesterov, LR drops at 50%/75%) at the dataset's epochs, or :data:`FINETUNE`."""
+    if init is None:
+        return Recipe(epochs=SETTINGS[name]["epochs"])
+    return Recipe(epochs=FINETUNE["epochs"], lr=FINETUNE["lr"], milestones=())
+
+
+def _train(x: torch.Tensor, y: np.ndarray, bundle, net: tuple[str, int], recipe: Recipe, seed: int, *,
+           on_batch=None, on_epoch=None, init: dict | None = None):
+    """Train ``net`` (type, depth) on (x, y) with ``recipe``, from ``init`` (a state_dict without the head)
+    when given; ``on_batch(index, logits)`` sees every training forward pass. Returns the trained model."""
     torch.manual_seed(seed)
-    model = build_model(s["net"], s["depth"], num_classes=bundle.num_classes, in_channels=bundle.in_channels,
+    model = build_model(*net, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size)
-    recipe = Recipe(epochs=s["epochs"])
+    if init is not None:
+        model.load_state_dict(init, strict=False)
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                           weight_decay=recipe.weight_decay)
     labels, gen = torch.from_numpy(y), torch.Generator().manual_seed(seed)
@@ -95,11 +110,29 @@ def _train(x: torch.Tensor, y: np.ndarray, bundle, name: str, seed: int, on_batc
     return model
 
 
-def _ours(x, true, noisy, bundle, name, seed, run_dir: Path) -> tuple[dict, float]:
+def _net(name: str) -> tuple[str, int]:
+    return SETTINGS[name]["net"], SETTINGS[name]["depth"]
+
+
+def pretrained(source: str, target: str, work: Path) -> dict:
+    """The target's network trained on ``source``'s clean training labels at ``source``'s recipe, its head
+    left out (the classes differ in meaning); cached in ``work``. SmallCNN's convolutions and global pooling
+    do not depend on image size, so the weights fit the target's images."""
+    path = work / f"pretrained_{source}_for_{target}.pt"
+    if not path.is_file():
+        x, true, _, bundle = _data(source)
+        model = _train(x, true, bundle, _net(target), _recipe(source, None), seed=0)
+        work.mkdir(parents=True, exist_ok=True)
+        torch.save({k: v for k, v in model.state_dict().items() if not k.startswith("fc.")}, path)
+    return torch.load(path, weights_only=True)
+
+
+def _ours(x, true, noisy, bundle, name, seed, run_dir: Path, init) -> tuple[dict, float]:
     """p_noisy of the generalist, AUM and confidence from one recorded run, and its seconds."""
     start = time.perf_counter()
     recorder = DynamicsRecorder(run_dir, labels=noisy, num_classes=bundle.num_classes, true_labels=true)
-    _train(x, noisy, bundle, name, seed, on_batch=recorder.update, on_epoch=recorder.end_epoch)
+    _train(x, noisy, bundle, _net(name), _recipe(name, init), seed, on_batch=recorder.update,
+           on_epoch=recorder.end_epoch, init=init)
     recorder.save()
     seconds = time.perf_counter() - start
     traces = load_run(run_dir)
@@ -109,7 +142,7 @@ def _ours(x, true, noisy, bundle, name, seed, run_dir: Path) -> tuple[dict, floa
     return scores, seconds
 
 
-def _cleanlab(x, noisy, bundle, name, seed) -> tuple[dict, np.ndarray, float]:
+def _cleanlab(x, noisy, bundle, name, seed, init) -> tuple[dict, np.ndarray, float]:
     """cleanlab's scores from K-fold out-of-sample probabilities, its default issue mask, and its seconds."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores as cl_scores
@@ -119,7 +152,8 @@ def _cleanlab(x, noisy, bundle, name, seed) -> tuple[dict, np.ndarray, float]:
     pred_probs = np.zeros((len(noisy), bundle.num_classes), np.float32)
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(noisy)), noisy)
     for k, (fit_rows, held_rows) in enumerate(folds):
-        model = _train(x[fit_rows], noisy[fit_rows], bundle, name, seed * 100 + k)
+        model = _train(x[fit_rows], noisy[fit_rows], bundle, _net(name), _recipe(name, init), seed * 100 + k,
+                       init=init)
         model.eval()
         with torch.no_grad():
             pred_probs[held_rows] = torch.softmax(model(x[held_rows]), 1).numpy()
@@ -140,22 +174,25 @@ def ranking_metrics(score: np.ndarray, flipped: np.ndarray, *, budget_rate: floa
             "fnr_at_budget": float(1 - flipped[order[:budget]].sum() / n_true)}
 
 
-def one_setting(name: str, kind: str, ratio: float, seed: int, work: Path, data) -> list[dict]:
+def one_setting(name: str, kind: str, ratio: float, seed: int, work: Path, data, init=None,
+                regime: str = "from scratch") -> list[dict]:
     x, true, images, bundle = data
     noisy = corrupt_labels(true, ratio=ratio, noise_type=kind, num_classes=bundle.num_classes, split_seed=seed,
                            images=images).assigned
     flipped = noisy != true
-    ours, ours_s = _ours(x, true, noisy, bundle, name, seed, work / f"{name}_{kind}{ratio}_seed{seed}")
-    theirs, mask, theirs_s = _cleanlab(x, noisy, bundle, name, seed)
-    epochs, rows = SETTINGS[name]["epochs"], []
+    tag = "" if init is None else "_finetuned"
+    ours, ours_s = _ours(x, true, noisy, bundle, name, seed, work / f"{name}{tag}_{kind}{ratio}_seed{seed}", init)
+    theirs, mask, theirs_s = _cleanlab(x, noisy, bundle, name, seed, init)
+    epochs, rows = _recipe(name, init).epochs, []
     for method, score in {**ours, **theirs}.items():
         is_ours = not method.startswith("cleanlab")
-        rows.append({"dataset": name, "noise": kind, "ratio": ratio, "seed": seed, "method": method,
+        rows.append({"dataset": name, "regime": regime, "noise": kind, "ratio": ratio, "seed": seed, "method": method,
                      **ranking_metrics(score, flipped, budget_rate=ratio),
                      "passes": epochs if is_ours else epochs * (FOLDS - 1),  # K trainings on (K-1)/K of the data
                      "seconds": round(ours_s if is_ours else theirs_s, 1)})
     hits = int((mask & flipped).sum())
-    rows.append({"dataset": name, "noise": kind, "ratio": ratio, "seed": seed, "method": "cleanlab find_label_issues",
+    rows.append({"dataset": name, "regime": regime, "noise": kind, "ratio": ratio, "seed": seed,
+                 "method": "cleanlab find_label_issues",
                  "flagged": int(mask.sum()), "precision": hits / max(int(mask.sum()), 1),
                  "recall": hits / max(int(flipped.sum()), 1), "passes": epochs * (FOLDS - 1),
                  "seconds": round(theirs_s, 1)})
@@ -166,18 +203,20 @@ def _table(rows: list[dict]) -> str:
     """Mean per dataset and method over every noise setting and seed, as a markdown table."""
     import pandas as pd
 
-    frame = pd.DataFrame([r for r in rows if "roc_auc" in r])
-    means = frame.groupby(["dataset", "method"], sort=False)[
+    frame = pd.DataFrame([{"regime": "from scratch", **r} for r in rows if "roc_auc" in r])
+    means = frame.groupby(["dataset", "regime", "method"], sort=False)[
         ["roc_auc", "map", "precision_at_noise", "fnr_at_budget", "passes", "seconds"]].mean()
-    lines = ["| dataset | method | ROC-AUC | mAP | precision at noise count | FNR at budget | passes | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
-    for (dataset, method), r in means.iterrows():
-        lines.append(f"| {dataset} | {method} | {r.roc_auc:.4f} | {r['map']:.4f} | {r.precision_at_noise:.4f} | "
+    lines = ["| dataset | regime | method | ROC-AUC | mAP | precision at noise count | FNR at budget | passes | "
+             "seconds |", "|---|---|---|---|---|---|---|---|---|"]
+    for (dataset, regime, method), r in means.iterrows():
+        lines.append(f"| {dataset} | {regime} | {method} | {r.roc_auc:.4f} | {r['map']:.4f} | {r.precision_at_noise:.4f} | "
                      f"{r.fnr_at_budget:.4f} | {r.passes:.0f} | {r.seconds:.0f} |")
-    issues = pd.DataFrame([r for r in rows if "recall" in r]).groupby("dataset", sort=False)[
-        ["flagged", "precision", "recall"]].mean()
-    lines += ["", "| dataset | cleanlab find_label_issues: flagged | precision | recall |", "|---|---|---|---|"]
-    lines += [f"| {d} | {r.flagged:.0f} | {r.precision:.3f} | {r.recall:.3f} |" for d, r in issues.iterrows()]
+    issues = pd.DataFrame([{"regime": "from scratch", **r} for r in rows if "recall" in r]).groupby(
+        ["dataset", "regime"], sort=False)[["flagged", "precision", "recall"]].mean()
+    lines += ["", "| dataset | regime | cleanlab find_label_issues: flagged | precision | recall |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {d} | {g} | {r.flagged:.0f} | {r.precision:.3f} | {r.recall:.3f} |"
+              for (d, g), r in issues.iterrows()]
     return "\n".join(lines)
 
 
@@ -186,16 +225,18 @@ def main(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     rows = json.loads(args.out.read_text()) if args.out.is_file() else []
-    done = {(r["dataset"], r["noise"], r["ratio"], r["seed"]) for r in rows}
+    regime = f"fine-tuned from {args.finetune_from}" if args.finetune_from else "from scratch"
+    done = {(r["dataset"], r.get("regime", "from scratch"), r["noise"], r["ratio"], r["seed"]) for r in rows}
     for name in args.datasets:
         data = _data(name)
+        init = pretrained(args.finetune_from, name, args.work) if args.finetune_from else None
         for kind, ratio in NOISE:
             for seed in args.seeds:
-                if (name, kind, ratio, seed) in done:
+                if (name, regime, kind, ratio, seed) in done:
                     continue
-                rows += one_setting(name, kind, ratio, seed, args.work, data)
+                rows += one_setting(name, kind, ratio, seed, args.work, data, init, regime)
                 write_json(args.out, rows)  # after every setting: a killed benchmark resumes there
-                print(f"{name} {kind} {ratio} seed {seed}: done", flush=True)
+                print(f"{name} ({regime}) {kind} {ratio} seed {seed}: done", flush=True)
     write_text(args.out.with_suffix(".md"), _table(rows) + "\n")
     print(_table(rows))
 
