@@ -22,7 +22,7 @@ from labeltrace.features import FEATURES, check_features
 from labeltrace.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
 from labeltrace.predict import load_detector, read_checkpoint
 from labeltrace.traces import load_run
-from labeltrace.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, \
+from labeltrace.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, DetectorRecipe, \
     pool_runs, train_detector
 
 MAX_VAL_FRACTION = 0.5
@@ -102,9 +102,9 @@ def main(args: argparse.Namespace) -> dict:
     for path, run in zip(args.files_path, runs):
         note = f", resampled to T={length}" if run.num_epochs != length else ""
         print(f"{path}: {len(run.td)} traces, T={run.num_epochs}, {run.label_flipped.mean():.1%} {args.target}{note}")
-    result = train_detector(inputs, flipped, variant=variant, features=features, anchor=anchor, lr=args.lr,
-                            epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                            val_fraction=args.val_fraction, strata=strata, init_state=init_state)
+    recipe = DetectorRecipe(variant=variant, features=features, anchor=anchor, lr=args.lr, epochs=args.epochs,
+                            batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed)
+    result = train_detector(inputs, flipped, recipe, strata=strata, init_state=init_state)
     out = Path(args.out or default_name(args.dataset, args.r))
     out.parent.mkdir(parents=True, exist_ok=True)
     torch_save(result.checkpoint(args=json.loads(json.dumps(vars(args)))), out)
