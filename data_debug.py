@@ -9,16 +9,7 @@
 from __future__ import annotations
 
 from labeltrace.errors import run_cli
-from pipeline import data_debug
-
-
-def get_args_parser():
-    return data_debug.get_args_parser()
-
-
-def main(args):
-    return data_debug.main(args)
-
+from pipeline.data_debug import get_args_parser, main  # noqa: F401 (importable from here too)
 
 if __name__ == "__main__":
     run_cli(lambda: main(get_args_parser().parse_args()))

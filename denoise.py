@@ -10,16 +10,7 @@ A killed retraining resumes from its last finished epoch when the same command i
 from __future__ import annotations
 
 from labeltrace.errors import run_cli
-from pipeline import denoise
-
-
-def get_args_parser():
-    return denoise.get_args_parser()
-
-
-def main(args):
-    return denoise.main(args)
-
+from pipeline.denoise import get_args_parser, main  # noqa: F401 (importable from here too)
 
 if __name__ == "__main__":
     run_cli(lambda: main(get_args_parser().parse_args()))

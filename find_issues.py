@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from labeltrace.errors import run_cli
-from pipeline import issues
+from pipeline.find_issues import get_args_parser, main  # noqa: F401 (importable from here too)
 
 if __name__ == "__main__":
-    run_cli(lambda: issues.main(issues.get_args_parser().parse_args()))
+    run_cli(lambda: main(get_args_parser().parse_args()))

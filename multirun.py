@@ -6,7 +6,7 @@ train_detector.py, denoise.py or data_debug.py before its flags.
 from __future__ import annotations
 
 from labeltrace.errors import run_cli
-from pipeline import multirun
+from pipeline.multirun import get_args_parser, main  # noqa: F401 (importable from here too)
 
 if __name__ == "__main__":
-    run_cli(lambda: multirun.main(multirun.get_args_parser().parse_args()))
+    run_cli(lambda: main(get_args_parser().parse_args()))

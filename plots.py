@@ -1,5 +1,6 @@
 """Figures of a STEP 1 run: data map, ROC / precision-recall of the baselines (and a detector), the
-assigned-label probability of clean vs flipped samples over epochs (the paper's Figure 1), training curves.
+assigned-label probability of clean vs flipped samples over epochs (the paper's Figure 1), training curves
+(pipeline/plots.py).
 
     python plots.py runs/digits_cnn3_percmislabeled0.2_uniform/computation4td_seed1
     python plots.py RUN_DIR --detector checkpoints/digits_0.2_lstm_detector.pth.tar --out figs/
@@ -8,46 +9,8 @@ Writes PNGs and detection_metrics.json into --out (default: RUN_DIR/plots). See 
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 from labeltrace.errors import run_cli
-from labeltrace.io import check_writable
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", type=Path, help="STEP 1 run folder (training_dynamics.npz, metadata.pth, "
-                                                   "train_log.csv)")
-    parser.add_argument("--detector", type=Path, default=None,
-                        help="detector checkpoint (.pth.tar): its p_noisy joins the ROC/PR plots")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/plots)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for the detector (default 1)")
-    return parser
-
-
-def main(args: argparse.Namespace) -> None:
-    import torch
-
-    from labeltrace.traces import load_run
-    from plotting.run_plots import make_plots
-
-    torch.set_num_threads(args.threads)
-    out = args.out or args.run_dir / "plots"
-    check_writable(out, flag="--out", folder=True)  # before the detector runs and the first figure is drawn
-    extra = {}
-    if args.detector is not None:
-        from labeltrace.predict import load_detector, score
-
-        model, info = load_detector(args.detector, what="detector checkpoint (--detector)")
-        p_noisy, note = score(model, info, load_run(args.run_dir).td)
-        if note:
-            print(note)
-        extra[f"detector ({info.variant})"] = p_noisy
-    written = make_plots(args.run_dir, out, extra_scores=extra)
-    print(f"wrote {len(written)} figures and detection_metrics.json to {out}")
-
+from pipeline.plots import get_args_parser, main  # noqa: F401 (importable from here too)
 
 if __name__ == "__main__":
     run_cli(lambda: main(get_args_parser().parse_args()), resumable=False)

@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from core.distributed import end_worker, launched_by_torchrun
 from labeltrace.errors import run_cli
-from pipeline import generate
-
-
-def get_args_parser():
-    return generate.get_args_parser()
-
-
-def main(args) -> None:
-    generate.main(args)
-
+from pipeline.generate import get_args_parser, main  # noqa: F401 (importable from here too)
 
 if __name__ == "__main__":
     run_cli(lambda: main(get_args_parser().parse_args()))

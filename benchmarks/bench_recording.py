@@ -20,12 +20,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.inference import inference_copy  # noqa: E402
-from core.loop import predict_probs, train_epoch  # noqa: E402
+from core.passes import predict_probs, train_epoch  # noqa: E402
 from labeltrace.recorder import TraceRecorder  # noqa: E402
 from labeltrace.seed import epoch_generator, seed_everything  # noqa: E402
 from datasets.registry import load_dataset  # noqa: E402
 from models.registry import build_model  # noqa: E402
-from pipeline.feeds import make_feed  # noqa: E402
+from pipeline.loaders import make_feed  # noqa: E402
 
 MODES = ("none", "train", "eval")
 
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per mode")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--depth", type=int, default=3, help="conv blocks of the small CNN")
-    p.add_argument("--record_batch", type=int, default=64, help="as pipeline/feeds.py eval_batch_size on the CPU")
+    p.add_argument("--record_batch", type=int, default=64, help="as pipeline/loaders.py eval_batch_size on the CPU")
     p.add_argument("--loader", default="fast")
     p.add_argument("--out", default=None, help="write the figures as JSON here")
     a = p.parse_args()

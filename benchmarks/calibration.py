@@ -34,7 +34,7 @@ from labeltrace.lstm import LSTMDetector  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import load_detector, score  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
-from labeltrace.train import pool_runs, train_detector  # noqa: E402
+from labeltrace.train import DetectorRecipe, pool_runs, train_detector  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 
 DETECTOR = "prob+margin, anchored"
@@ -60,8 +60,8 @@ def calibrated(run, transferred: tuple, *, init: bool, epochs: int) -> tuple:
     (``init``), or fresh. Returns (model, info) as :func:`load_detector` does."""
     model, info = transferred
     inputs, target, strata = pool_runs([run.injected_as_truth()], features=info.features, length=info.train_length)
-    result = train_detector(inputs, target, variant=info.variant, features=info.features, anchor=info.anchor,
-                            epochs=epochs, seed=0, strata=strata, log=lambda line: None,
+    recipe = DetectorRecipe(variant=info.variant, features=info.features, anchor=info.anchor, epochs=epochs, seed=0)
+    result = train_detector(inputs, target, recipe, strata=strata, log=lambda line: None,
                             init_state=model.state_dict() if init else None)
     trained = LSTMDetector(info.variant, features=info.features, anchor=info.anchor)
     trained.load_state_dict(result.state_dict)

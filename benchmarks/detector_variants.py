@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labeltrace.io import write_json  # noqa: E402
 from labeltrace.lstm import VARIANTS  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
-from labeltrace.train import train_detector  # noqa: E402
+from labeltrace.train import DetectorRecipe, train_detector  # noqa: E402
 
 RECIPES = {f"{v} lr1e-3 x20": dict(variant=v, lr=1e-3, epochs=20) for v in VARIANTS}
 RECIPES["original: forward lr0.1 x10"] = dict(variant="forward", lr=0.1, epochs=10)
@@ -41,7 +41,8 @@ def main() -> None:
         for name in args.recipes:
             for seed in args.seeds:
                 start = time.perf_counter()
-                res = train_detector(run.curves, run.label_flipped, seed=seed, log=lambda s: None, **RECIPES[name])
+                res = train_detector(run.curves, run.label_flipped, DetectorRecipe(seed=seed, **RECIPES[name]),
+                                     log=lambda s: None)
                 losses = [h["train_loss"] for h in res.history]
                 rows.append(dict(run=run_dir, recipe=name, seed=seed, val_auc=res.val_auc, val_map=res.val_map,
                                  best_epoch=res.best_epoch, final_loss=losses[-1],

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 6 in one script, for a lent GPU (about 4 minutes on an H200):
+# The GPU checks (fast path, CUDA-graph step, recording cost) in one script, for a lent GPU (about 4 minutes on an H200):
 #   1. tests/test_gpu.py: the CUDA fast path gives the CPU's batches, probabilities and file layout, and the
 #      CUDA-graph training step trains like the eager one;
 #   2. the CIFAR-sized ResNet-32 recipe (Fashion-MNIST padded to 32x32x3 in CIFAR's pickle layout, 50,000 train /

@@ -32,7 +32,7 @@ from labeltrace.lstm import LSTMDetector  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import predict_p_noisy  # noqa: E402
 from labeltrace.traces import load_run, resample_time  # noqa: E402
-from labeltrace.train import train_detector  # noqa: E402
+from labeltrace.train import DetectorRecipe, train_detector  # noqa: E402
 from pipeline import generate  # noqa: E402
 
 DATASET_FLAGS = {"digits": ["--num_epochs", "40"],
@@ -58,7 +58,8 @@ def fit_detector(curves: list[np.ndarray], flipped: list[np.ndarray], **recipe) 
     length = curves[0].shape[1]
     x = np.concatenate([c if c.shape[1] == length else resample_time(c, length) for c in curves])
     strata = np.concatenate([np.full(len(c), i) for i, c in enumerate(curves)])
-    result = train_detector(x, np.concatenate(flipped), strata=strata, seed=0, log=lambda s: None, **recipe)
+    result = train_detector(x, np.concatenate(flipped), DetectorRecipe(seed=0, **recipe), strata=strata,
+                            log=lambda s: None)
     model = LSTMDetector(result.variant)
     model.load_state_dict(result.state_dict)
     return model, length

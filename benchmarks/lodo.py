@@ -33,7 +33,7 @@ from labeltrace.baselines import score_baselines  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import load_detector, score  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
-from labeltrace.train import pool_runs, train_detector  # noqa: E402
+from labeltrace.train import DetectorRecipe, pool_runs, train_detector  # noqa: E402
 
 CANDIDATES = {  # name -> train_detector options; the paper's input first
     "paper input (prob)": dict(features=("prob",), anchor=False),
@@ -62,8 +62,8 @@ def train_candidate(runs: list, options: dict, *, length: int, max_per_run: int,
                     out: Path) -> None:
     inputs, flipped, strata = pool_runs(runs, features=options["features"], length=length,
                                         max_per_run=max_per_run, seed=seed)
-    result = train_detector(inputs, flipped, strata=strata, epochs=epochs, batch_size=256, seed=seed,
-                            log=lambda line: None, **options)
+    result = train_detector(inputs, flipped, DetectorRecipe(epochs=epochs, batch_size=256, seed=seed, **options),
+                            strata=strata, log=lambda line: None)
     torch_save(result.checkpoint(trained_on=[r.source for r in runs]), out)
 
 

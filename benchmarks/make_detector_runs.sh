@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # STEP 1 runs the detector benchmarks and the shipped detectors are made from (runs/ is gitignored).
 # Digits: ~20 s per 40-epoch run; Fashion-MNIST (3k-sample subset, 20 epochs): ~5-8 min per run on a shared
-# 2-core CPU (a 10k subset costs ~90 s per epoch there, too slow for this session).
+# 2-core CPU (a 10k subset costs ~90 s per epoch there, too slow for a CPU pool).
 #   bash benchmarks/make_detector_runs.sh            # all
 #   bash benchmarks/make_detector_runs.sh digits     # only the digits ones
 set -euo pipefail

@@ -2,7 +2,7 @@
 
     python benchmarks/precision_speed.py            # ~8 min on 2 cores; writes benchmarks/results/precision_speed.json
 
-The data of the speed issue: 10,000 CIFAR-format images (Fashion-MNIST padded to 32x32x3,
+The speed benchmark's data: 10,000 CIFAR-format images (Fashion-MNIST padded to 32x32x3,
 ``benchmarks/make_cifar_like.py``; 2,000 test images validate), ResNet-32, batch 128, 3 epochs, both recording
 modes. Rounds run the four (mode, precision) processes one after another, so a change of machine load hits both
 precisions alike; the ratio is taken round by round. The epoch is train + valid + record seconds from

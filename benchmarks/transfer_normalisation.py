@@ -22,7 +22,7 @@ from labeltrace.lstm import LSTMDetector  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import predict_p_noisy  # noqa: E402
 from labeltrace.traces import RunTraces, load_run, resample_time  # noqa: E402
-from labeltrace.train import train_detector  # noqa: E402
+from labeltrace.train import DetectorRecipe, train_detector  # noqa: E402
 
 
 def epoch_ranks(curves: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def main(paths: list[str]) -> None:
     for src, run in runs.items():
         models = {}
         for feature, f in (("raw", lambda c: c), ("rank", epoch_ranks)):
-            trained = train_detector(f(run.curves), run.label_flipped, seed=0, log=lambda _: None)
+            trained = train_detector(f(run.curves), run.label_flipped, DetectorRecipe(seed=0), log=lambda _: None)
             model = LSTMDetector(trained.variant)
             model.load_state_dict(trained.state_dict)
             models[feature] = (model.eval(), f, trained.train_length)

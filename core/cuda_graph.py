@@ -2,7 +2,7 @@
 
 A CIFAR ResNet-32 step at batch 128 is a few hundred small kernels, and eager PyTorch spends longer launching
 them than the GPU spends running them; replaying a captured graph removes that cost. Same arithmetic as the
-eager step (``core.loop.eager_step``), which it captures:
+eager step (``core.passes.eager_step``), which it captures:
 
 - the first ``warmup`` steps run eagerly on a side stream (real training steps on real batches: lazy
   initialisation such as the momentum buffers and cuDNN's algorithm search must not happen inside a capture);
@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-from core.loop import StepFn, eager_step
+from core.passes import StepFn, eager_step
 
 
 class CudaGraphStep:

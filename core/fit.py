@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.batches import Feed
+from core.feeds import Feed
 from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
 from labeltrace.errors import fail
 from labeltrace.io import torch_save, write_csv
 from core.inference import inference_copy
-from core.loop import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
+from core.passes import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
 from labeltrace.recorder import TraceRecorder, raw_file_problem
 from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
     TRAIN_LOG_FILE, VALID_RESULTS_FILE

@@ -30,8 +30,8 @@ def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *,
                       indices: np.ndarray | None = None, class_names: Sequence[str] | None = None,
                       paths: Sequence[str] | None = None, suggested: np.ndarray | None = None) -> pd.DataFrame:
-    """Every sample, most suspicious first: ``rank, index, [path,] given_label, [given_name,] suggested_label,
-    [suggested_name,] p_noisy`` and the hand-crafted scores of :data:`TABLE_BASELINES` (higher = more suspect).
+    """Every sample, most suspicious first: ``rank, index, [path,] assigned_label, [assigned_name,]
+    suggested_label, [suggested_name,] p_noisy`` and the hand-crafted scores of :data:`TABLE_BASELINES` (higher = more suspect).
 
     ``indices`` (N,): the training-set position of each row (default ``arange(N)``); ``paths`` are indexed by it.
     ``suggested`` (N,): labels to suggest instead of :func:`suggested_labels` (e.g. a model trained on the
@@ -45,9 +45,9 @@ def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *
     table = {"rank": np.arange(1, n + 1), "index": indices[order]}
     if paths is not None:
         table["path"] = [paths[i] for i in indices[order]]
-    table["given_label"] = given[order]
+    table["assigned_label"] = given[order]
     if class_names is not None:
-        table["given_name"] = [class_names[c] for c in given[order]]
+        table["assigned_name"] = [class_names[c] for c in given[order]]
     table["suggested_label"] = suggested[order]
     if class_names is not None:
         table["suggested_name"] = [class_names[c] for c in suggested[order]]
@@ -82,7 +82,7 @@ def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, c
 
     shown = table.head(top)
     captions = [f"#{r} {table_name(classes, g)} -> {table_name(classes, s)}\np_noisy {p:.2f}" for r, g, s, p in
-                zip(shown["rank"], shown["given_label"], shown["suggested_label"], shown["p_noisy"])]
+                zip(shown["rank"], shown["assigned_label"], shown["suggested_label"], shown["p_noisy"])]
     save_png(contact_sheet(pictures(shown["index"].to_numpy()), captions,
                            title=f"{title}: the {len(shown)} most suspicious labels (given -> suggested), "
                                  f"{scores.name}"), out / ISSUES_PNG)

@@ -31,7 +31,7 @@ REMOVED_FILE = "removed.csv"
 CORRECTED_LABELS_FILE = "corrected_labels.json"
 CORRECTED_LABELS_CSV_FILE = "corrected_labels.csv"
 CORRECTED_LABELS_BY_PATH_FILE = "corrected_labels_by_path.json"
-ISSUES_CSV = "label_issues.csv"  # every sample, most suspicious first (pipeline/issues.py)
+ISSUES_CSV = "label_issues.csv"  # every sample, most suspicious first (pipeline/find_issues.py)
 ISSUES_PNG = "label_issues.png"  # the contact sheet of the top ones
 
 # One entry per training-set position. ``label_injected`` (ours, self-calibration runs only) marks the labels

@@ -113,28 +113,36 @@ def warp_time(x: torch.Tensor, gamma: float) -> torch.Tensor:
     return x[:, left] * (1 - frac) + x[:, left + 1] * frac
 
 
-def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DEFAULT_VARIANT,
-                   features: tuple[str, ...] = PAPER_FEATURES, anchor: bool = False, time_warp: float = 0.0,
-                   lr: float = DEFAULT_LR, epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE,
-                   seed: int = 0, val_fraction: float = DEFAULT_VAL_FRACTION, strata: np.ndarray | None = None,
-                   init_state: dict | None = None,
+@dataclass(frozen=True)
+class DetectorRecipe:
+    """How a detector is trained: its design (``variant``, ``features``, ``anchor``) and the optimisation. The
+    defaults are the measured recipe of the module docstring with the paper's one input."""
+
+    variant: str = DEFAULT_VARIANT
+    features: tuple[str, ...] = PAPER_FEATURES  # what the F input channels are (labeltrace/features.py)
+    anchor: bool = False  # the linear term on feature means (LSTMDetector); a fresh model starts as its logistic fit
+    lr: float = DEFAULT_LR  # AdamW
+    epochs: int = DEFAULT_EPOCHS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    seed: int = 0  # weights init, batch order and the validation split
+    # Augmentation measured by benchmarks/lodo.py (not adopted): each training batch warped in time by
+    # :func:`warp_time` with gamma = exp(u), u ~ U(-time_warp, time_warp); 0 = off.
+    time_warp: float = 0.0
+
+
+def train_detector(curves: np.ndarray, flipped: np.ndarray, recipe: DetectorRecipe = DetectorRecipe(), *,
+                   strata: np.ndarray | None = None, init_state: dict | None = None,
                    log: Callable[[str], None] = print) -> TrainResult:
-    """Train an :class:`LSTMDetector` to predict ``flipped`` from per-epoch inputs.
+    """Train an :class:`LSTMDetector` to predict ``flipped`` from per-epoch inputs, as ``recipe`` says.
 
     Parameters
     ----------
     curves : ndarray of shape (N, T) or (N, T, F)
         The detector's input, all of one length T: ``td[:, :, 0]`` for the paper's detector, else
-        ``feature_stack(td, features)`` (F = ``len(features)``).
+        ``feature_stack(td, recipe.features)`` (F = ``len(recipe.features)``).
     flipped : ndarray of shape (N,), bool
         Ground truth: True = mislabeled.
-    features : tuple of str
-        What the F input channels are (stored with the model; see ``labeltrace/features.py``).
-    anchor : bool
-        Add the linear anchor on feature means (``LSTMDetector``); a fresh model starts as its logistic fit.
-    time_warp : float
-        Augmentation: each training batch is warped in time by :func:`warp_time` with ``gamma = exp(u)``,
-        ``u ~ U(-time_warp, time_warp)`` (0: off), so the detector sees the same dynamics earlier or later.
     strata : ndarray of shape (N,), optional
         Which run each row came from: the split is stratified by it and every run weighs the same in the loss.
     init_state : dict, optional
@@ -144,9 +152,10 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
     -------
     TrainResult
     """
+    variant, features, anchor, seed = recipe.variant, tuple(recipe.features), recipe.anchor, recipe.seed
     curves, flipped = _check_inputs(curves, flipped, features)
     groups = flipped.astype(np.int64) + (2 * np.asarray(strata, dtype=np.int64) if strata is not None else 0)
-    train_idx, val_idx = stratified_split(groups, val_fraction=val_fraction, seed=seed)
+    train_idx, val_idx = stratified_split(groups, val_fraction=recipe.val_fraction, seed=seed)
     weights = _stratum_weights(strata, len(flipped))[train_idx]
     torch.manual_seed(seed)
     model = LSTMDetector(variant, features=features, anchor=anchor)
@@ -154,8 +163,8 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
         model.load_state_dict(init_state)
     elif anchor:
         _init_anchor(model, curves[train_idx], flipped[train_idx], weights)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    best = _BestEpoch(model, optimizer, curves[val_idx], flipped[val_idx], epochs=epochs, log=log)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr)
+    best = _BestEpoch(model, optimizer, curves[val_idx], flipped[val_idx], epochs=recipe.epochs, log=log)
     if init_state is not None or anchor:  # the starting point competes: fine-tuning or the anchor never loses
         best.consider(0, float("nan"), 0.0)
     if init_state is None and anchor:
@@ -164,13 +173,14 @@ def train_detector(curves: np.ndarray, flipped: np.ndarray, *, variant: str = DE
         with torch.no_grad():
             model.classifier.weight.normal_(0.0, RESIDUAL_INIT_STD, generator=epoch_generator(seed, 0))
     batches = _Batches(torch.from_numpy(curves[train_idx]), torch.from_numpy(flipped[train_idx].astype(np.int64)),
-                       torch.from_numpy(weights), batch_size=batch_size, seed=seed, time_warp=time_warp)
-    for epoch in range(1, epochs + 1):
+                       torch.from_numpy(weights), batch_size=recipe.batch_size, seed=seed,
+                       time_warp=recipe.time_warp)
+    for epoch in range(1, recipe.epochs + 1):
         start = time.perf_counter()
         loss = _train_epoch(model, optimizer, batches, epoch)
         best.consider(epoch, loss, time.perf_counter() - start)
     return TrainResult(state_dict=best.state, optimizer_state=best.optimizer_state, variant=variant,
-                       train_length=int(curves.shape[1]), features=tuple(features), anchor=anchor,
+                       train_length=int(curves.shape[1]), features=features, anchor=anchor,
                        best_epoch=best.epoch, val_auc=best.auc, val_map=best.ap, val_accuracy=best.accuracy,
                        val_indices=val_idx, history=best.history)
 

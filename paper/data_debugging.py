@@ -1,6 +1,6 @@
 """§4.3, data debugging: the 5% and 10% most suspicious samples of CUB-200-2011 (20% symmetric noise) get their
 ground-truth label back, those of mini-WebVision (WebVision50, real noise) the label of a model trained on the
-rest; the corrected labels are written as the files DivideMix / AugDesc read (paper/label_files.py).
+rest; the corrected labels are written as the files DivideMix / AugDesc read (paper/dividemix_files.py).
 
     bash paper/data_debugging.sh <datadir> <result_save_path> [--dry_run] [--scale proxy]
         [--webvision_filelist <webvision>/info/train_filelist_google.txt]
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labeltrace.errors import fail
-from paper import jobs, label_files, report
+from paper import dividemix_files, jobs, report
 from paper.common import cli_main
 from paper.detectors import detector_jobs
 from paper.jobs import Context, Job
@@ -88,20 +88,21 @@ def plan(ctx: Context, args: argparse.Namespace) -> list[Job]:
 
 def _file_name(case: Case, ratio: float, noise: tuple[str, float] | None) -> str:
     if case.source == "truth":
-        return label_files.noisy_name(noise[1]) if ratio == 0.0 else label_files.restored_name(noise[1], ratio)
-    return "(the dataset's own labels)" if ratio == 0.0 else label_files.repair_name(ratio)
+        return dividemix_files.noisy_name(noise[1]) if ratio == 0.0 else dividemix_files.restored_name(noise[1], ratio)
+    return "(the dataset's own labels)" if ratio == 0.0 else dividemix_files.repair_name(ratio)
 
 
 def _write_files(ctx: Context, case: Case, by_row: dict, filelist: Path | None) -> None:
     """Each seed's label files under ``dividemix/seed<seed>/<case.folder>/``."""
     noise = _noise(ctx, case)
     for seed in ctx.seeds:
-        folder = ctx.save / label_files.OUT_DIR / f"seed{seed}" / case.folder
+        folder = ctx.save / dividemix_files.OUT_DIR / f"seed{seed}" / case.folder
         if case.source == "truth":
-            label_files.write_noisy(jobs.td_run_dir(by_row[(None, seed)]), folder / _file_name(case, 0.0, noise))
+            dividemix_files.write_noisy(jobs.td_run_dir(by_row[(None, seed)]), folder / _file_name(case, 0.0, noise))
         for ratio in RELABEL_RATIOS:
-            label_files.write_corrected(by_row[(ratio, seed)].marker.parent, folder / _file_name(case, ratio, noise),
-                                        filelist=filelist if case.source == "model" else None)
+            dividemix_files.write_corrected(by_row[(ratio, seed)].marker.parent,
+                                            folder / _file_name(case, ratio, noise),
+                                            filelist=filelist if case.source == "model" else None)
 
 
 def _values(summary_file: Path, ratio: float) -> report.Values:
@@ -133,7 +134,7 @@ def table(ctx: Context, args: argparse.Namespace) -> str:
         "there is ground truth (CUB's synthesized noise, the proxies). Fixed/broken: wrong labels "
         "made right / right ones made wrong (ground truth needed). Test accuracy: the plain STEP 3 recipe "
         "retrained on those labels (no removal); DivideMix / AugDesc on the label files are run outside this "
-        f"repository. Label files: {ctx.save / label_files.OUT_DIR}/seed<seed>/. Datasets at this scale:",
+        f"repository. Label files: {ctx.save / dividemix_files.OUT_DIR}/seed<seed>/. Datasets at this scale:",
         describe(ctx.scale, DATASETS), "", report.markdown(header, rows), ""])
 
 

@@ -35,17 +35,17 @@ from labeltrace.runfiles import BEST_MODEL_FILE, CORRECTED_LABELS_BY_PATH_FILE, 
     CORRECTED_LABELS_FILE
 from core.runfolder import prepare_run_dir
 from core.inference import inference_copy
-from core.loop import predict_probs
+from core.passes import predict_probs
 from labeltrace.seed import epoch_generator
 from datasets.base import FolderSplit
 from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
 from labeltrace.relabel import noise_rate, relabel, relabel_counts
 from models.registry import build_model
 from pipeline import denoise
-from pipeline.feeds import eval_batch_size, make_feed, place_model, select
+from pipeline.loaders import eval_batch_size, make_feed, place_model, select
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from labeltrace.issues import write_issue_files
-from pipeline.issues import split_pictures
+from pipeline.find_issues import split_pictures
 from labeltrace.scoring import score_run
 from pipeline.scoring import Step3Inputs, step3_inputs
 

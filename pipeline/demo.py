@@ -45,7 +45,7 @@ def step1(a: argparse.Namespace, seed: int) -> Path:
 
 def fresh_detector(a: argparse.Namespace) -> Path:
     """Train a detector on the traces of another noisy copy of digits (seed + 1)."""
-    import train_detector
+    from pipeline import train_detector
 
     run = step1(a, a.seed + 1)
     out = Path(a.save) / f"digits_0.2_lstm_detector_seed{a.seed + 1}.pth.tar"

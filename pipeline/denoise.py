@@ -27,7 +27,7 @@ from labeltrace.runfiles import REMOVED_FILE
 from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
 from pipeline.retrain import add_args, finish, resolve_recipe, retrain, run_config
 from labeltrace.issues import write_issue_files
-from pipeline.issues import split_pictures
+from pipeline.find_issues import split_pictures
 from labeltrace.scoring import Scores, score_run
 from pipeline.scoring import Step3Inputs, step3_inputs
 

@@ -27,7 +27,7 @@ from datasets.base import DatasetBundle
 from datasets.noise import corrupt_labels, inject_labels
 from datasets.registry import DATASETS, load_dataset
 from models.registry import MODELS, build_model
-from pipeline.feeds import LOADERS, eval_batch_size, make_feed, place_model, select
+from pipeline.loaders import LOADERS, eval_batch_size, make_feed, place_model, select
 from pipeline.runtime import add_runtime_args, fit_runtime, pick_device, resolve_precision, set_threads
 from pipeline.settings import NOISE_RATIO_DEFAULT, RunSettings, resolve_settings
 

@@ -19,7 +19,7 @@ from core.runfolder import locked_run_dir, prepare_run_dir
 from labeltrace.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
-from pipeline.feeds import eval_batch_size, make_feed, place_model, select
+from pipeline.loaders import eval_batch_size, make_feed, place_model, select
 from pipeline.generate import add_data_args, add_train_args, make_recipe
 from pipeline.runtime import fit_runtime
 from pipeline.settings import RunSettings

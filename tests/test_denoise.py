@@ -19,7 +19,7 @@ import torch
 from labeltrace.errors import UsageError
 from labeltrace.predict import make_checkpoint
 from labeltrace.traces import load_run
-from labeltrace.train import train_detector
+from labeltrace.train import DetectorRecipe, train_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = "digits_cnn3_percmislabeled0.2_uniform"
@@ -40,7 +40,7 @@ def save(digits_run, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def detector(save) -> Path:
     run = load_run(save / EXP / "computation4td_seed1")
-    result = train_detector(run.curves, run.label_flipped, epochs=2, seed=0, log=lambda s: None)
+    result = train_detector(run.curves, run.label_flipped, DetectorRecipe(epochs=2, seed=0), log=lambda s: None)
     path = save / "digits_0.2_lstm_detector.pth.tar"
     torch.save(make_checkpoint(result.state_dict, epoch=result.best_epoch, best_prec=result.val_accuracy,
                                optimizer_state=result.optimizer_state, variant=result.variant,

@@ -7,7 +7,7 @@ import train_detector
 from labeltrace.errors import UsageError
 from labeltrace.predict import load_detector
 from labeltrace.metrics import detection_metrics
-from labeltrace.train import stratified_split, train_detector as fit
+from labeltrace.train import DetectorRecipe, stratified_split, train_detector as fit
 from tests.synthetic_run import synth_curves, write_run
 
 torch.set_num_threads(1)
@@ -24,7 +24,7 @@ def test_stratified_split_is_seeded_and_stratified():
 
 def test_training_learns_and_picks_best_by_auc():
     curves, flipped = synth_curves(300, 16, noise_rate=0.3, seed=0)
-    result = fit(curves, flipped, epochs=3, seed=0, **QUIET)
+    result = fit(curves, flipped, DetectorRecipe(epochs=3, seed=0), **QUIET)
     assert result.val_auc > 0.9 and result.train_length == 16 and result.variant == "pooled"
     best = max(h["val_auc"] for h in result.history)
     assert result.val_auc == best and result.history[result.best_epoch - 1]["val_auc"] == best
@@ -33,7 +33,7 @@ def test_training_learns_and_picks_best_by_auc():
 def test_training_without_both_classes_is_a_usage_error():
     curves, _ = synth_curves(50, 8, seed=0)
     with pytest.raises(UsageError, match="both clean and mislabeled"):
-        fit(curves, np.zeros(50, bool), epochs=1, **QUIET)
+        fit(curves, np.zeros(50, bool), DetectorRecipe(epochs=1), **QUIET)
 
 
 def test_cli_trains_on_several_runs_of_different_lengths(tmp_path, capsys):
@@ -103,7 +103,8 @@ def test_time_warp_moves_the_middle_and_keeps_the_ends():
 
 def test_anchored_detector_never_ends_below_its_starting_linear_score():
     curves, flipped = synth_curves(400, 12, noise_rate=0.3, seed=3)
-    result = fit(curves[:, :, None], flipped, features=("prob",), anchor=True, epochs=2, seed=0, **QUIET)
+    result = fit(curves[:, :, None], flipped, DetectorRecipe(features=("prob",), anchor=True, epochs=2, seed=0),
+                 **QUIET)
     start = result.history[0]
     assert start["epoch"] == 0 and result.val_auc >= start["val_auc"] > 0.9
     assert result.anchor and set(result.state_dict) >= {"anchor.weight", "anchor.bias"}

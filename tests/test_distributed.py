@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from core.batches import LoaderFeed, TensorFeed
+from core.feeds import LoaderFeed, TensorFeed
 from core.distributed import Dist, shard
 
 ROOT = Path(__file__).resolve().parents[1]

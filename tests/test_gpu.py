@@ -11,9 +11,9 @@ import torch
 
 import copy
 
-from core.batches import TensorFeed
+from core.feeds import TensorFeed
 from core.cuda_graph import CudaGraphStep
-from core.loop import eager_step, predict_probs
+from core.passes import eager_step, predict_probs
 from labeltrace.seed import epoch_generator
 from models.registry import build_model
 

@@ -26,7 +26,7 @@ def test_table_is_ranked_most_suspicious_first_with_names():
     table = label_issue_table(TD, LABELS, np.array([0.2, 0.9]), indices=np.array([10, 11]),
                               class_names=[f"c{i}" for i in range(10)])
     assert table["index"].tolist() == [11, 10] and table["rank"].tolist() == [1, 2]
-    assert table["given_name"].tolist() == ["c2", "c4"] and table["suggested_name"].tolist() == ["c0", "c1"]
+    assert table["assigned_name"].tolist() == ["c2", "c4"] and table["suggested_name"].tolist() == ["c0", "c1"]
     # AUM from probabilities, sample 11: margins 0.3 - 0.6 = -0.3 and 0.8 - 0.15 = 0.65 -> -mean = -0.175
     assert table["aum"].iloc[0] == -0.175
 

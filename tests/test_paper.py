@@ -14,7 +14,7 @@ from labeltrace.errors import UsageError
 from labeltrace.runfiles import read_metadata
 from labeltrace.metrics import detection_metrics
 from labeltrace.traces import load_run
-from paper import common, data_debugging, label_files, large_datasets, small_datasets, timing
+from paper import common, data_debugging, dividemix_files, large_datasets, small_datasets, timing
 from paper.jobs import DETECTORS_DIR
 from labeltrace.scoring import score_run
 
@@ -108,7 +108,7 @@ def test_data_debugging_table_and_label_files(tiny):
         assert changed.sum() == int(row[col["changed"]]) == int(row[col["fixed"]])  # truth: each change fixes
         np.testing.assert_array_equal(fixed[changed], meta.true_targets[changed])
     for ratio in (0.05, 0.1):
-        assert len(json.loads((files / "mini_webvision" / label_files.repair_name(ratio)).read_text())) == N
+        assert len(json.loads((files / "mini_webvision" / dividemix_files.repair_name(ratio)).read_text())) == N
 
 
 @pytest.mark.parametrize("module, argv, counts", [
@@ -172,11 +172,11 @@ def test_filelist_labels_follow_webvision_order(tmp_path):
     filelist = tmp_path / "train_filelist_google.txt"
     filelist.write_text("google/q0001/a.jpg 0\ngoogle/q0070/z.jpg 69\ngoogle/q0002/b.jpg 1\n")
     by_path = {"/data/webvision50/train/1/b.jpg": 0, "/data/webvision50/train/0/a.jpg": 1}
-    assert label_files.filelist_labels(by_path, filelist) == [1, 69, 0]
+    assert dividemix_files.filelist_labels(by_path, filelist) == [1, 69, 0]
     with pytest.raises(UsageError, match="1 of the 3 training images are not in it"):
-        label_files.filelist_labels({**by_path, "/x/c.jpg": 2}, filelist)
+        dividemix_files.filelist_labels({**by_path, "/x/c.jpg": 2}, filelist)
     with pytest.raises(UsageError, match="two images named a.jpg"):
-        label_files.filelist_labels({**by_path, "/x/a.jpg": 2}, filelist)
+        dividemix_files.filelist_labels({**by_path, "/x/a.jpg": 2}, filelist)
     filelist.write_text("google/q0001/a.jpg\n")
     with pytest.raises(UsageError, match=r"train_filelist_google.txt:1: expected '<image path> <label>'"):
-        label_files.filelist_labels(by_path, filelist)
+        dividemix_files.filelist_labels(by_path, filelist)

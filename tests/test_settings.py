@@ -1,4 +1,4 @@
-"""Issue 13 item 13: the run's settings resolved once (pipeline/settings.py), numeric flags checked while parsing
+"""The run's settings resolved once (pipeline/settings.py), numeric flags checked while parsing
 (core/cli.py), parse errors as the one-line UsageError."""
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""Issue 13, "sound to the core": every fault is a one-line error naming the file or flag (exit status 2), and
+"""Sound to the core: every fault is a one-line error naming the file or flag (exit status 2), and
 nothing is written or lost. Each case runs a command's ``main`` under ``run_cli``, as its entry point does, on a
 5-epoch digits run (or a small synthetic run folder) in seconds."""
 import fcntl

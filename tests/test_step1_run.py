@@ -57,9 +57,9 @@ def test_channel0_is_assigned_label_probability(digits_run, traces, meta):
     """Recompute the last epoch's eval pass from model.pth.last: channel 0 at T-1 is p(assigned)."""
     from datasets.registry import load_dataset
     from models.registry import build_model
-    from pipeline.feeds import make_feed
+    from pipeline.loaders import make_feed
     from core.inference import inference_copy
-    from core.loop import predict_probs
+    from core.passes import predict_probs
     from labeltrace.seed import epoch_generator
 
     td, _ = traces

@@ -1,7 +1,7 @@
 """Label issues, listed and shown: ``label_issues.csv`` (every sample, most suspicious first) and
 ``label_issues.png`` (a contact sheet of the top ones, given -> suggested label).
 
-    python find_issues.py RUN_DIR [--detector checkpoints/generalist_lstm_detector.pth.tar] [--top 48]
+    python find_issues.py RUN_DIR (or --td_run RUN_DIR) [--detector CHECKPOINT | baseline:aum] [--top 48]
 """
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import cli
 from labeltrace.errors import fail, run_cli
 from labeltrace.io import check_writable
 from labeltrace.runfiles import CONFIG_FILE
@@ -24,7 +25,7 @@ from labeltrace.traces import load_run
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("rank a run's samples by how likely their label is wrong; list and show them")
-    p.add_argument("run_dir", help="a STEP 1 run folder (or one written by labeltrace.api.DynamicsRecorder)")
+    cli.add_run_dir(p, help="a STEP 1 run folder (or one written by labeltrace.api.DynamicsRecorder)")
     p.add_argument("--detector", default=str(GENERALIST), help="a checkpoint or baseline:<score> (default: generalist)")
     p.add_argument("--top", type=int, default=48, help="images on the contact sheet")
     p.add_argument("--data", default=None, help="data directory (default: the one in the run's config.json)")
@@ -80,7 +81,7 @@ def split_pictures(split) -> dict:
 
 
 def main(args: argparse.Namespace) -> Path:
-    return write_label_issues(Path(args.run_dir), args.detector, top=args.top, data=args.data,
+    return write_label_issues(Path(cli.run_dir(args)), args.detector, top=args.top, data=args.data,
                               out=Path(args.out) if args.out else None)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.batches import Feed
+from core.feeds import Feed
 
 
 class NonFiniteLoss(RuntimeError):

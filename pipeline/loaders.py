@@ -1,10 +1,11 @@
-"""Turn a dataset bundle into the feeds of the training loop: the fast tensor path or the DataLoader path."""
+"""``--loader fast|standard``: which feed (core/feeds.py) a dataset split gets: the fast tensor path or the
+DataLoader path."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from core.batches import Feed, LoaderFeed, TensorFeed
+from core.feeds import Feed, LoaderFeed, TensorFeed
 from datasets.arrays import ArrayImages
 from datasets.base import ArraySplit, DatasetBundle, FolderSplit
 from datasets.folders import FolderImages
