@@ -1,6 +1,6 @@
 """The label-issue table: every sample ranked by suspicion, with the label the dynamics suggest instead.
 
-Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C): channel 0 = the given label).
+Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C): channel 0 = the assigned label).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ TABLE_BASELINES = ("aum", "confidence", "last_self_confidence", "forgetting")  #
 
 def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The class the network itself points to, int array of shape (N,): the last epoch's argmax when it is not
-    the given label, else (a run that fitted the given label in the end) the other class with the highest mean
-    probability over the epochs, which is channel 1 by the traces' channel order."""
+    the assigned label, else (a run that fitted the assigned label in the end) the other class with the highest
+    mean probability over the epochs, which is channel 1 by the traces' channel order."""
     last = np.asarray(td[:, -1, :], dtype=np.float32).argmax(axis=1)
     rows = np.arange(len(labels))
     return np.where(last != 0, labels[rows, last], labels[:, 1]).astype(np.int64)
@@ -84,7 +84,7 @@ def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, c
     captions = [f"#{r} {table_name(classes, g)} -> {table_name(classes, s)}\np_noisy {p:.2f}" for r, g, s, p in
                 zip(shown["rank"], shown["assigned_label"], shown["suggested_label"], shown["p_noisy"])]
     save_png(contact_sheet(pictures(shown["index"].to_numpy()), captions,
-                           title=f"{title}: the {len(shown)} most suspicious labels (given -> suggested), "
+                           title=f"{title}: the {len(shown)} most suspicious labels (assigned -> suggested), "
                                  f"{scores.name}"), out / ISSUES_PNG)
     print(f"top {len(shown)} drawn in {out / ISSUES_PNG}")
     return out / ISSUES_CSV

@@ -1,5 +1,5 @@
 """Label issues, listed and shown: ``label_issues.csv`` (every sample, most suspicious first) and
-``label_issues.png`` (a contact sheet of the top ones, given -> suggested label).
+``label_issues.png`` (a contact sheet of the top ones, assigned -> suggested label).
 
     python find_issues.py RUN_DIR (or --td_run RUN_DIR) [--detector CHECKPOINT | baseline:aum] [--top 48]
 """

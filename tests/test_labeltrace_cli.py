@@ -29,8 +29,8 @@ def test_issues_with_images_and_class_names(run, tmp_path):
           "--classes", "a,b,c,d", "--top", "6", "--out", str(tmp_path / "out")])
     table = pd.read_csv(tmp_path / "out" / "label_issues.csv")
     assert len(table) == 40 and list(table["rank"]) == list(range(1, 41))
-    # given_name is the class name of given_label: "a,b,c,d"[label]
-    assert (table["given_name"] == table["given_label"].map(dict(enumerate("abcd")))).all()
+    # assigned_name is the class name of assigned_label: "a,b,c,d"[label]
+    assert (table["assigned_name"] == table["assigned_label"].map(dict(enumerate("abcd")))).all()
     # Ranked by the AUM score itself (minus the margin: higher = more suspect), so the two columns agree.
     np.testing.assert_allclose(table["p_noisy"], table["aum"], atol=1e-6)
     assert table["p_noisy"].is_monotonic_decreasing

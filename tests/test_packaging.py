@@ -71,7 +71,7 @@ def test_console_command_ranks_a_run_folder(venv, tmp_path, digits_run):
     flipped = read_metadata(digits_run / "metadata.pth").label_flipped[table["index"].to_numpy()]
     # The table's order (rank 1 = most suspicious) against the synthesized flips; the library scores 0.998.
     assert roc_auc_score(flipped, -table["rank"].to_numpy()) > 0.97
-    assert list(table.columns[:5]) == ["rank", "index", "given_label", "suggested_label", "p_noisy"]
+    assert list(table.columns[:5]) == ["rank", "index", "assigned_label", "suggested_label", "p_noisy"]
     listed = _run([venv / "bin/labeltrace", "baselines"], tmp_path)
     assert "baseline:aum" in listed.split()
 
