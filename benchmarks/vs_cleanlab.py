@@ -15,7 +15,8 @@ as the nominal noise rate (the protocol of arXiv 2510.16211), training passes ov
 With ``--finetune_from``, every training (ours and each fold's) starts from a network the benchmark first
 trains on another offline dataset's clean labels (the head re-initialised) and fine-tunes for
 :data:`FINETUNE` epochs at a low constant rate: the regime of a practitioner starting from pretrained weights.
-Writes ``docs/cleanlab_flow.json`` and ``docs/cleanlab_flow.md``; a finished setting is not recomputed.
+Writes every row to ``docs/vs_cleanlab.json`` (a finished setting is not recomputed) and prints the mean table
+that docs/vs_cleanlab.md shows.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("one run of training dynamics vs cleanlab's K-fold flow")
     p.add_argument("--datasets", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     p.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    p.add_argument("--out", type=Path, default=ROOT / "docs" / "cleanlab_flow.json")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "vs_cleanlab.json")
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "vs_cleanlab", help="run folders of our flow")
     p.add_argument("--finetune_from", default=None, choices=list(SETTINGS),
                    help="pretrain on this dataset's clean labels, then fine-tune every training from it")
@@ -221,7 +222,7 @@ def _table(rows: list[dict]) -> str:
 
 
 def main(args: argparse.Namespace) -> None:
-    from labeltrace.io import write_json, write_text
+    from labeltrace.io import write_json
 
     torch.set_num_threads(args.threads)
     rows = json.loads(args.out.read_text()) if args.out.is_file() else []
@@ -237,7 +238,6 @@ def main(args: argparse.Namespace) -> None:
                 rows += one_setting(name, kind, ratio, seed, args.work, data, init, regime)
                 write_json(args.out, rows)  # after every setting: a killed benchmark resumes there
                 print(f"{name} ({regime}) {kind} {ratio} seed {seed}: done", flush=True)
-    write_text(args.out.with_suffix(".md"), _table(rows) + "\n")
     print(_table(rows))
 
 
