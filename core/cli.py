@@ -52,19 +52,3 @@ ratio = checked(float, lambda v: 0.0 <= v < 1.0, "a value in [0, 1)")
 learning_rate = checked(float, lambda v: 0.0 < v < math.inf, "a positive learning rate")
 momentum = checked(float, lambda v: 0.0 < v < 1.0, "a value in (0, 1)")  # SGD's Nesterov momentum needs > 0
 weight_decay = checked(float, lambda v: 0.0 <= v < math.inf, "a weight decay of 0 or more")
-
-
-def add_run_dir(p: argparse.ArgumentParser, help: str) -> None:
-    """A STEP 1 run folder taken as the positional ``RUN_DIR`` or as ``--td_run``, the flag every command
-    taking a STEP 1 run folder accepts; read it back with :func:`run_dir`."""
-    p.add_argument("run_dir", nargs="?", default=None, help=help)
-    p.add_argument("--td_run", default=None, metavar="RUN_DIR", help="the same as the positional RUN_DIR")
-
-
-def run_dir(args: argparse.Namespace) -> str:
-    """The run folder of :func:`add_run_dir`'s two spellings; neither, or two different ones, is a UsageError."""
-    given = {path for path in (args.run_dir, args.td_run) if path is not None}
-    if len(given) != 1:
-        raise UsageError("expected one STEP 1 run folder, as RUN_DIR or --td_run"
-                         + (f", got two: {' and '.join(sorted(given))}" if given else ""))
-    return given.pop()

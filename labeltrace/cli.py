@@ -1,6 +1,6 @@
 """The ``labeltrace`` command: what a practitioner runs after training.
 
-    labeltrace issues RUN_DIR                          # rank with the shipped generalist detector
+    labeltrace issues RUN_DIR                          # rank with the shipped generalist (or --td_run RUN_DIR)
     labeltrace issues RUN_DIR --detector baseline:aum  # or a hand-crafted score, or a checkpoint file
     labeltrace issues RUN_DIR --images images.npy --classes cat,dog,...   # and draw the contact sheet
     labeltrace baselines                               # the names --detector baseline:<name> takes
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labeltrace.errors import fail, run_cli
+from labeltrace.errors import UsageError, fail, run_cli
 
 GENERALIST_NAME = "generalist"
 
@@ -24,7 +24,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("labeltrace", description="Find mislabeled samples from training dynamics.")
     commands = parser.add_subparsers(dest="command", required=True)
     issues = commands.add_parser("issues", help="rank a run folder's samples by how likely their label is wrong")
-    issues.add_argument("run_dir", type=Path, help="a run folder (training_dynamics.npz + metadata.pth)")
+    add_run_dir(issues, help="a run folder (training_dynamics.npz + metadata.pth)")
     issues.add_argument("--detector", default=GENERALIST_NAME,
                         help="'generalist' (default, shipped), a detector checkpoint, or baseline:<name>")
     issues.add_argument("--out", type=Path, default=None, help="output folder (default: the run folder)")
@@ -36,6 +36,22 @@ def get_args_parser() -> argparse.ArgumentParser:
     issues.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     commands.add_parser("baselines", help="list the hand-crafted scores --detector baseline:<name> accepts")
     return parser
+
+
+def add_run_dir(p: argparse.ArgumentParser, help: str) -> None:
+    """A run folder taken as the positional ``RUN_DIR`` or as ``--td_run``, the flag every command
+    taking a run folder accepts; read it back with :func:`run_dir`."""
+    p.add_argument("run_dir", nargs="?", default=None, help=help)
+    p.add_argument("--td_run", default=None, metavar="RUN_DIR", help="the same as the positional RUN_DIR")
+
+
+def run_dir(args: argparse.Namespace) -> str:
+    """The run folder of :func:`add_run_dir`'s two spellings; neither, or two different ones, is a UsageError."""
+    given = {path for path in (args.run_dir, args.td_run) if path is not None}
+    if len(given) != 1:
+        raise UsageError("expected one STEP 1 run folder, as RUN_DIR or --td_run"
+                         + (f", got two: {' and '.join(sorted(given))}" if given else ""))
+    return given.pop()
 
 
 def _images(path: Path | None, n: int):
@@ -65,12 +81,13 @@ def issues(args: argparse.Namespace) -> Path:
     from labeltrace.scoring import score_run
     from labeltrace.traces import load_run
 
+    folder = Path(run_dir(args))
     if args.top < 1:
         fail(f"--top: expected a positive number of images, got {args.top}")
     torch.set_num_threads(args.threads)
-    out = args.out or args.run_dir
+    out = args.out or folder
     check_writable(out, flag="--out", folder=True)
-    traces = load_run(args.run_dir).without_injected()
+    traces = load_run(folder).without_injected()
     classes = args.classes.split(",") if args.classes else None
     num_classes = traces.labels.shape[1]
     if classes is not None and len(classes) != num_classes:
@@ -82,7 +99,7 @@ def issues(args: argparse.Namespace) -> Path:
     if scores.note:
         print(scores.note)
     return write_issue_files(out, traces, scores, pictures=pictures, classes=classes, top=args.top,
-                             title=args.run_dir.name)
+                             title=folder.name)
 
 
 def main(argv: list[str] | None = None) -> None:

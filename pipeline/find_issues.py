@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core import cli
+from labeltrace import cli
 from labeltrace.errors import fail, run_cli
 from labeltrace.io import check_writable
 from labeltrace.runfiles import CONFIG_FILE

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core import cli
+from labeltrace import cli
 from labeltrace.io import check_writable
 
 

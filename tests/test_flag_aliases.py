@@ -3,7 +3,7 @@ one, ``--num_epochs`` STEP 2's epochs; the old flags (``--files_path``, ``--epoc
 parse to the same values, so a checkpoint's recorded arguments do not depend on the spelling."""
 import pytest
 
-from core import cli
+from labeltrace import cli
 from labeltrace.errors import UsageError
 from pipeline import data_debug, denoise, find_issues, plots, train_detector
 

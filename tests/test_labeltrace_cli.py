@@ -55,3 +55,10 @@ def test_images_of_the_wrong_kind_are_refused(run, tmp_path, capsys):
     _refused(capsys, ["issues", run, "--images", tmp_path / "small.npy"], "holds 39 images for a run of 40 samples")
     np.save(tmp_path / "float.npy", np.zeros((40, 8, 8), np.float32))
     _refused(capsys, ["issues", run, "--images", tmp_path / "float.npy"], "expected uint8 of shape")
+
+
+def test_td_run_is_the_positional_run_folder(run, tmp_path, capsys):
+    main(["issues", str(run), "--detector", "baseline:aum", "--out", str(tmp_path / "a")])
+    main(["issues", "--td_run", str(run), "--detector", "baseline:aum", "--out", str(tmp_path / "b")])
+    assert (tmp_path / "a/label_issues.csv").read_bytes() == (tmp_path / "b/label_issues.csv").read_bytes()
+    _refused(capsys, ["issues", "--detector", "baseline:aum"], "expected one STEP 1 run folder")
