@@ -7,7 +7,6 @@ each epoch by ``resume.pth``; re-running the same command continues from the las
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,13 +20,14 @@ from core.batches import Feed
 from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
 from labeltrace.errors import fail
-from labeltrace.io import torch_save, write_csv
+from labeltrace.io import json_ready, read_json, torch_save, write_csv
 from core.inference import inference_copy
 from core.loop import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
-from labeltrace.recorder import TraceRecorder, raw_file_problem
-from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
+from core.committed import check_committed
+from labeltrace.recorder import TraceRecorder
+from labeltrace.runfiles import BEST_MODEL_FILE, CONFIG_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
     TRAIN_LOG_FILE, VALID_RESULTS_FILE
-from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
+from core.runfolder import check_resumable, read_resume_state
 from labeltrace.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
@@ -254,14 +254,7 @@ def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record
     if state is None:
         return None
     check_resumable(run_dir, config, saved=state["config"])
-    if record != "none":
-        raw = run_dir / RAW_TRACES_FILE
-        lost = f"the traces of the {state['epoch']} committed epochs are lost; add --restart to start over"
-        if not raw.is_file():
-            fail(f"{raw} is missing: {lost}")
-        problem = raw_file_problem(raw, raw_shape)
-        if problem:
-            fail(f"{problem}: {lost}")
+    check_committed(run_dir, state, raw_shape, record)
     return state
 
 
@@ -269,7 +262,12 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
             recorder: TraceRecorder | None, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
     """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch."""
     if recorder is not None:
-        recorder.flush()
+        try:
+            recorder.flush()
+        except OSError as exc:  # written in place, not through atomic_open: name the file here
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(recorder.path)) from exc
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if best["epoch"] == epoch + 1:
         torch_save(weights, run_dir / BEST_MODEL_FILE)
@@ -280,15 +278,26 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
 
 
 def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
-    """The ``summary.json`` of a finished run with the same settings in ``run_dir`` (re-running it is a no-op),
-    else None."""
+    """The ``summary.json`` of a finished run in ``run_dir`` (re-running it is a no-op), else None; a finished
+    run with other settings is refused (``--restart`` starts over). A finished run keeps its configuration in
+    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it)."""
     summary = run_dir / SUMMARY_FILE
-    saved = None if restart or not summary.is_file() else read_resume_state(run_dir)
-    if saved is None:
+    if restart or not summary.is_file():
         return None
-    if saved["epoch"] < config["recipe"]["epochs"] or config_differences(saved["config"], config, RESUME_IGNORES):
+    state = read_resume_state(run_dir)
+    if state is not None and state["epoch"] < config["recipe"]["epochs"]:
         return None
-    return json.loads(summary.read_text())
+    if state is None and not (run_dir / CONFIG_FILE).is_file():
+        return None
+    saved = state["config"] if state is not None else read_json(run_dir / CONFIG_FILE)
+    # config.json went through JSON: compare this command's configuration as JSON reads it back.
+    check_resumable(run_dir, json_ready(config) if state is None else config, saved=saved)
+    return read_json(summary)
+
+
+def finish_run(run_dir: Path) -> None:
+    """Called once ``summary.json`` is written: a complete run has no resume state (docs/formats.md)."""
+    (run_dir / RESUME_FILE).unlink(missing_ok=True)
 
 
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,

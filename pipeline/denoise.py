@@ -108,7 +108,7 @@ def denoise_one(removal: str, args: argparse.Namespace, inputs: Step3Inputs, *, 
             print(scores.note)
         summary.update(detector=scores.info, detector_note=scores.note,
                        detection=metrics.as_dict() if metrics else None,
-                       detection_note=None if metrics else NO_GROUND_TRUTH)
+                       detection_note=(metrics.undefined if metrics else NO_GROUND_TRUTH))
     if truth is not None:
         hits = int(truth[removed].sum())
         summary.update(removed_flipped=hits, precision_at_cut=hits / len(removed) if len(removed) else None,
