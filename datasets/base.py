@@ -92,7 +92,7 @@ def check_labels(targets: np.ndarray, num_classes: int, source: object) -> np.nd
         if not whole:  # int64 would truncate 0.5 to class 0 without a word
             at = int(np.flatnonzero(~(np.isfinite(raw) & (raw == np.round(raw))))[0]) \
                 if np.issubdtype(raw.dtype, np.floating) else 0
-            fail(f"{source}: label {raw.reshape(-1)[at]!r} at position {at} is not a whole class number")
+            fail(f"{source}: label {raw.reshape(-1)[at].item()!r} at position {at} is not a whole class number")
     targets = raw.astype(np.int64)
     bad = (targets < 0) | (targets >= num_classes)
     if bad.any():

@@ -46,10 +46,12 @@ def _pictures(split, rows: np.ndarray) -> list[np.ndarray]:
         return [im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0) for im in split.images[rows]]
     from PIL import Image
 
+    from datasets.folders import to_rgb
+
     pictures = []
     for i in rows:
         with Image.open(split.paths[i]) as image:
-            pictures.append(np.asarray(image.convert("RGB").resize((64, 64))))
+            pictures.append(np.asarray(to_rgb(image).resize((64, 64))))  # 16-bit images scaled, not white
     return pictures
 
 
