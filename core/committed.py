@@ -1,4 +1,5 @@
-"""What a resume may trust: ``resume.pth``'s epoch checked against the log rows and the raw traces it commits.
+"""Where a run stands: the state a resume continues from, checked against the log rows and raw traces it
+commits, and whether a finished run is complete.
 
 ``resume.pth`` is written last in an epoch's commit (``core/fit._commit``), after the raw traces and
 ``train_log.csv``. A resume state whose epoch disagrees with them, or raw traces whose committed rows are not
@@ -11,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
+from labeltrace.io import json_ready, read_json
 from labeltrace.recorder import raw_file_problem
-from labeltrace.runfiles import RAW_TRACES_FILE, RESUME_FILE, TRAIN_LOG_FILE
+from labeltrace.runfiles import CONFIG_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, TRAIN_LOG_FILE
 
 # A committed row is one float16 softmax vector: each value rounds by at most 2**-11 relative (bf16
 # arithmetic upstream by 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that
@@ -70,3 +73,40 @@ def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: i
             return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
                     + ("(never written: zeros)" if never else "(damaged)"))
     return None
+
+
+def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
+                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
+    """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
+    fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
+    (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
+    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
+    state = None if restart else read_resume_state(run_dir, mmap=mmap)
+    if state is None:
+        return None
+    check_resumable(run_dir, config, saved=state["config"])
+    check_committed(run_dir, state, raw_shape, record)
+    return state
+
+
+def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+    """The ``summary.json`` of a finished run in ``run_dir`` (re-running it is a no-op), else None; a finished
+    run with other settings is refused (``--restart`` starts over). A finished run keeps its configuration in
+    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it)."""
+    summary = run_dir / SUMMARY_FILE
+    if restart or not summary.is_file():
+        return None
+    state = read_resume_state(run_dir)
+    if state is not None and state["epoch"] < config["recipe"]["epochs"]:
+        return None
+    if state is None and not (run_dir / CONFIG_FILE).is_file():
+        return None
+    saved = state["config"] if state is not None else read_json(run_dir / CONFIG_FILE)
+    # config.json went through JSON: compare this command's configuration as JSON reads it back.
+    check_resumable(run_dir, json_ready(config) if state is None else config, saved=saved)
+    return read_json(summary)
+
+
+def finish_run(run_dir: Path) -> None:
+    """Called once ``summary.json`` is written: a complete run has no resume state (docs/formats.md)."""
+    (run_dir / RESUME_FILE).unlink(missing_ok=True)

@@ -20,14 +20,13 @@ from core.batches import Feed
 from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
 from labeltrace.errors import fail
-from labeltrace.io import json_ready, read_json, torch_save, write_csv
+from labeltrace.io import torch_save, write_csv
 from core.inference import inference_copy
 from core.loop import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
-from core.committed import check_committed
+from core.committed import resume_point
 from labeltrace.recorder import TraceRecorder
-from labeltrace.runfiles import BEST_MODEL_FILE, CONFIG_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
-    TRAIN_LOG_FILE, VALID_RESULTS_FILE
-from core.runfolder import check_resumable, read_resume_state
+from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, TRAIN_LOG_FILE, \
+    VALID_RESULTS_FILE
 from labeltrace.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
@@ -244,20 +243,6 @@ class _EpochLoop:
             self.recorder.record(epoch, np.arange(len(probs)), probs)
 
 
-def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
-                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
-    """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
-    fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
-    (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
-    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
-    state = None if restart else read_resume_state(run_dir, mmap=mmap)
-    if state is None:
-        return None
-    check_resumable(run_dir, config, saved=state["config"])
-    check_committed(run_dir, state, raw_shape, record)
-    return state
-
-
 def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             recorder: TraceRecorder | None, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
     """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch."""
@@ -275,29 +260,6 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
     write_csv(run_dir / TRAIN_LOG_FILE, pd.DataFrame(rows, columns=LOG_COLUMNS))
     torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
                 "rows": rows, "config": config}, run_dir / RESUME_FILE)
-
-
-def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
-    """The ``summary.json`` of a finished run in ``run_dir`` (re-running it is a no-op), else None; a finished
-    run with other settings is refused (``--restart`` starts over). A finished run keeps its configuration in
-    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it)."""
-    summary = run_dir / SUMMARY_FILE
-    if restart or not summary.is_file():
-        return None
-    state = read_resume_state(run_dir)
-    if state is not None and state["epoch"] < config["recipe"]["epochs"]:
-        return None
-    if state is None and not (run_dir / CONFIG_FILE).is_file():
-        return None
-    saved = state["config"] if state is not None else read_json(run_dir / CONFIG_FILE)
-    # config.json went through JSON: compare this command's configuration as JSON reads it back.
-    check_resumable(run_dir, json_ready(config) if state is None else config, saved=saved)
-    return read_json(summary)
-
-
-def finish_run(run_dir: Path) -> None:
-    """Called once ``summary.json`` is written: a complete run has no resume state (docs/formats.md)."""
-    (run_dir / RESUME_FILE).unlink(missing_ok=True)
 
 
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,

@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import cli
 from labeltrace.errors import fail
-from core.fit import completed_summary
+from core.committed import completed_summary
 from labeltrace.io import write_csv, write_text
 from labeltrace.runfiles import REMOVED_FILE
 from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut

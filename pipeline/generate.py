@@ -16,8 +16,8 @@ import torch
 
 from core import cli, distributed
 from labeltrace.errors import fail
-from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, finish_run, fit, lr_at, recipe_dict, \
-    resume_point, write_valid_results
+from core.committed import completed_summary, finish_run, resume_point
+from core.fit import RECORD_MODES, FitData, Recipe, fit, lr_at, recipe_dict, write_valid_results
 from labeltrace.io import write_json
 from labeltrace.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
