@@ -48,7 +48,26 @@ positive_int = checked(int, lambda v: v >= 1, "a positive number")
 positive_int_or_default = checked(int, lambda v: v >= 1, "a positive number",
                                   hint=" (leave the flag out for the default)")
 non_negative_int = checked(int, lambda v: v >= 0, "0 or more")
-ratio = checked(float, lambda v: 0.0 <= v < 1.0, "a value in [0, 1)")
+
+
+def in_range(low: float, high: float, *, low_open: bool = False, high_open: bool = True,
+             what: str = "") -> Callable[[str], float]:
+    """The one float-range check of every fractional flag: a ``type=`` that refuses NaN, infinities and any value
+    outside ``[low, high)`` (``low_open``/``high_open`` say which ends are excluded), stating the range once
+    as "expected a value in (0, 0.5], got 1.5"; ``what`` follows the range (what the value stands for)."""
+    def ok(v: float) -> bool:
+        return math.isfinite(v) and (low < v if low_open else low <= v) and (v < high if high_open else v <= high)
+
+    text = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    return checked(float, ok, f"a value in {text}{' ' + what if what else ''}")
+
+
+ratio = in_range(0.0, 1.0)
 learning_rate = checked(float, lambda v: 0.0 < v < math.inf, "a positive learning rate")
-momentum = checked(float, lambda v: 0.0 < v < 1.0, "a value in (0, 1)")  # SGD's Nesterov momentum needs > 0
+momentum = in_range(0.0, 1.0, low_open=True)  # SGD's Nesterov momentum needs > 0
+# Past one half the injected labels would outnumber the clean ones in a class on average.
+calibrate = in_range(0.0, 0.5, low_open=True, high_open=False, what="(a fraction of the training labels)")
+# A milestone is a fraction of training strictly inside it: at 0 or before, the rate drops before epoch 1; at 1
+# or beyond, never.
+milestone = in_range(0.0, 1.0, low_open=True)
 weight_decay = checked(float, lambda v: 0.0 <= v < math.inf, "a weight decay of 0 or more")

@@ -7,7 +7,6 @@ each epoch by ``resume.pth``; re-running the same command continues from the las
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -24,10 +23,10 @@ from labeltrace.errors import fail
 from labeltrace.io import torch_save, write_csv
 from core.inference import inference_copy
 from core.passes import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
-from labeltrace.recorder import TraceRecorder, raw_file_problem
-from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, \
-    TRAIN_LOG_FILE, VALID_RESULTS_FILE
-from core.runfolder import RESUME_IGNORES, check_resumable, config_differences, read_resume_state
+from core.committed import resume_point
+from labeltrace.recorder import TraceRecorder
+from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, TRAIN_LOG_FILE, \
+    VALID_RESULTS_FILE
 from labeltrace.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
@@ -244,32 +243,16 @@ class _EpochLoop:
             self.recorder.record(epoch, np.arange(len(probs)), probs)
 
 
-def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
-                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
-    """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
-    fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
-    (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
-    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
-    state = None if restart else read_resume_state(run_dir, mmap=mmap)
-    if state is None:
-        return None
-    check_resumable(run_dir, config, saved=state["config"])
-    if record != "none":
-        raw = run_dir / RAW_TRACES_FILE
-        lost = f"the traces of the {state['epoch']} committed epochs are lost; add --restart to start over"
-        if not raw.is_file():
-            fail(f"{raw} is missing: {lost}")
-        problem = raw_file_problem(raw, raw_shape)
-        if problem:
-            fail(f"{problem}: {lost}")
-    return state
-
-
 def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
             recorder: TraceRecorder | None, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
     """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch."""
     if recorder is not None:
-        recorder.flush()
+        try:
+            recorder.flush()
+        except OSError as exc:  # written in place, not through atomic_open: name the file here
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(recorder.path)) from exc
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if best["epoch"] == epoch + 1:
         torch_save(weights, run_dir / BEST_MODEL_FILE)
@@ -277,18 +260,6 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
     write_csv(run_dir / TRAIN_LOG_FILE, pd.DataFrame(rows, columns=LOG_COLUMNS))
     torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
                 "rows": rows, "config": config}, run_dir / RESUME_FILE)
-
-
-def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
-    """The ``summary.json`` of a finished run with the same settings in ``run_dir`` (re-running it is a no-op),
-    else None."""
-    summary = run_dir / SUMMARY_FILE
-    saved = None if restart or not summary.is_file() else read_resume_state(run_dir)
-    if saved is None:
-        return None
-    if saved["epoch"] < config["recipe"]["epochs"] or config_differences(saved["config"], config, RESUME_IGNORES):
-        return None
-    return json.loads(summary.read_text())
 
 
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,

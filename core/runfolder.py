@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from labeltrace.errors import UsageError, fail
 from labeltrace.io import load_torch, remove_stale_temps, write_json, write_text
-from labeltrace.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE
+from labeltrace.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE, RUN_FILES
 
 # Settings that may change between a run and its resumption (compute placement and where the run folder is
 # reached from, not the experiment). Resuming with another world size or --compile continues correctly but is
@@ -52,7 +52,7 @@ def locked_run_dir(run_dir: Path, *, flag: str = "--save", lock: bool = True) ->
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fail(f"{run_dir} is in use by another process (it holds {run_dir / LOCK_FILE}): wait for it to end")
-        remove_stale_temps(run_dir)
+        remove_stale_temps(run_dir, RUN_FILES)
         yield
     finally:
         handle.close()  # releases the lock

@@ -85,7 +85,15 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
 def check_labels(targets: np.ndarray, num_classes: int, source: object) -> np.ndarray:
     """``targets`` as int64, or a one-line error naming ``source`` when one lies outside 0..num_classes-1
     (noise would otherwise be drawn around a class that does not exist)."""
-    targets = np.asarray(targets, dtype=np.int64)
+    raw = np.asarray(targets)
+    if raw.size and not np.issubdtype(raw.dtype, np.integer):
+        whole = np.issubdtype(raw.dtype, np.number) and not np.issubdtype(raw.dtype, np.complexfloating) \
+            and bool(np.all(np.isfinite(raw))) and bool(np.all(raw == np.round(raw)))
+        if not whole:  # int64 would truncate 0.5 to class 0 without a word
+            at = int(np.flatnonzero(~(np.isfinite(raw) & (raw == np.round(raw))))[0]) \
+                if np.issubdtype(raw.dtype, np.floating) else 0
+            fail(f"{source}: label {raw.reshape(-1)[at].item()!r} at position {at} is not a whole class number")
+    targets = raw.astype(np.int64)
     bad = (targets < 0) | (targets >= num_classes)
     if bad.any():
         fail(f"{source}: label {int(targets[bad][0])} at position {int(np.flatnonzero(bad)[0])} is outside the "

@@ -77,6 +77,8 @@ def load_image_folder(root: Path, name: str, image_size: int | None, default_siz
     if not train_dir.is_dir() or test_dir is None:
         fail(f"{name}: expected {train_dir}/<class>/<image> and {root / 'val'}/<class>/<image>")
     train, classes = scan_split(train_dir)
+    if len(classes) < 2:  # no noise can be drawn, and a one-class network learns nothing
+        fail(f"{train_dir}: one class folder ({classes[0]}): a classifier needs 2 or more")
     test, _ = scan_split(test_dir, classes)
     image_size, why = choose_size(train.paths, image_size, default_size)
     small = image_size <= 64
@@ -84,6 +86,20 @@ def load_image_folder(root: Path, name: str, image_size: int | None, default_siz
                          image_size=image_size, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                          augment=Augment(pad=image_size // 8 if small else 0, flip=True), classes=classes,
                          info={"path": str(root), "image_size_choice": f"{image_size} px: {why}"})
+
+
+def to_rgb(img):
+    """A PIL image as 8-bit RGB. 16-bit and 32-bit grey images (``I;16``, ``I``) are scaled to 0..255 first:
+    ``convert("RGB")`` clips them, and a 16-bit PNG becomes pure white."""
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") else max(float(values.max()), 1.0)
+        img = Image.fromarray(np.clip(values * 255.0 / top, 0, 255).round().astype(np.uint8), mode="L")
+    elif img.mode == "F":
+        img = Image.fromarray(np.clip(np.asarray(img) * 255.0, 0, 255).round().astype(np.uint8), mode="L")
+    return img.convert("RGB")
 
 
 class FolderImages(Dataset):
@@ -116,7 +132,7 @@ class FolderImages(Dataset):
         path = self.split.paths[i]
         try:
             with Image.open(path) as img:
-                return self.transform(img.convert("RGB")), i
+                return self.transform(to_rgb(img)), i
         except (OSError, SyntaxError, ValueError) as exc:  # PIL's ways of saying the file is not an image
             fail(f"{path}: unreadable image ({type(exc).__name__}: {exc}): replace it with a readable one and "
                  "re-run the same command to resume")

@@ -36,6 +36,8 @@ def check_labels_flags(labels_file: str | None, labels_key: str | None) -> None:
             fail(f"--labels_key {labels_key}: needs --labels_file (a CIFAR-N style .pt file)")
         return
     path = Path(labels_file)
+    if path.is_dir():
+        fail(f"--labels_file: {labels_file} is a folder: give the labels file itself")
     if not path.is_file():
         fail(f"--labels_file: no such file {labels_file}")
     ext = path.suffix.lower()

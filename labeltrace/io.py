@@ -11,7 +11,6 @@ import pickle
 import re
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 from typing import IO, Any, Iterator, Mapping
 
@@ -44,13 +43,22 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[str]:
-    """Delete the temporary files :func:`atomic_open` leaves when killed mid-write (``.<name>.<random>.tmp``);
-    call it only while no other process writes into ``folder`` (the run folder's lock). Returns their names."""
-    stale = sorted(Path(folder).glob(".*.tmp"))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return [p.name for p in stale]
+def remove_stale_temps(folder: str | os.PathLike, names: tuple[str, ...]) -> list[str]:
+    """Delete the temporary files :func:`atomic_open` leaves when killed mid-write into ``folder``: regular
+    files named ``.<name>.<random>.tmp`` for one of the ``names`` the project writes there. Anything else (a
+    user's ``.notes.tmp``, a folder called ``.cache.tmp``) stays. Call it only while no other process writes
+    into ``folder`` (the run folder's lock). Returns the names removed."""
+    stale = []
+    for path in sorted(Path(folder).glob(".*.tmp")):
+        match = _TEMP_NAME.fullmatch(path.name)
+        if match and match.group(1) in names and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            stale.append(path.name)
+    return stale
+
+
+# atomic_open's temporary names: mkstemp's random part is lower-case letters, digits and underscores.
+_TEMP_NAME = re.compile(r"\.(.+)\.([a-z0-9_]+)\.tmp")
 
 
 def check_writable(path: str | os.PathLike, *, flag: str, folder: bool) -> None:
@@ -74,8 +82,35 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` as :func:`write_json` stores it and ``json.load`` reads it back: NaN and infinities become None
+    (JSON has no token for them: ``NaN`` makes the file invalid JSON), tuples lists, anything else ``str``."""
+    return json.loads(json.dumps(_finite(obj), default=str))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) or isinstance(obj, np.floating):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    """Write ``obj`` as indented JSON; a NaN or infinite number is written as ``null`` (:func:`json_ready`)."""
+    write_text(path, json.dumps(json_ready(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The content of a JSON file; a missing or unreadable one is a :class:`UsageError` naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable JSON file ({exc})") from None
 
 
 def write_csv(path: str | os.PathLike, frame) -> None:
@@ -127,6 +162,8 @@ def save_npz_chunked(path: str | os.PathLike, arrays: Mapping[str, Any], chunk_r
 
 
 TORCH_MAGIC = (b"PK\x03\x04", b"\x80")  # a zip archive (torch >= 1.6), or a pickle (the legacy format)
+# The legacy format's first pickle: torch's magic number as a 10-byte LONG1 (pickle opcode 0x8a, length 10).
+LEGACY_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
 
 
 def _reason(exc: BaseException) -> str:
@@ -144,9 +181,12 @@ def check_torch_file(path: str | os.PathLike, *, what: str) -> None:
     if not path.is_file():
         fail(f"{path}: no such {what}")
     with open(path, "rb") as handle:
-        head = handle.read(4)
-    if not head.startswith(TORCH_MAGIC):
-        fail(f"{path}: not a {what}: {'an empty file' if not head else 'not a file torch.save writes'}")
+        head = handle.read(16)
+    # A pickle is torch's only if it is the legacy format, which begins with torch's magic number (any other
+    # pickle would reach torch.load's UserWarning and "truncated or corrupt?").
+    legacy = head.startswith(b"\x80") and head[2:14] == LEGACY_MAGIC
+    if not (head.startswith(TORCH_MAGIC[0]) or legacy):
+        fail(f"{path}: not a {what}: {'an empty file' if not head else 'not a file torch.save writes'}; refused")
 
 
 def load_torch(path: str | os.PathLike, *, what: str, **kwargs: Any) -> Any:
@@ -172,8 +212,15 @@ def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = (),
     """Every array of an ``.npz`` (no pickles), or those named in ``only``, read whole; a missing, truncated or
     corrupt file, or one without ``keys``, is a :class:`~labeltrace.errors.UsageError` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path}: a folder, not an .npz file")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head not in NPZ_MAGIC:  # np.load would try it as a pickle and relay its allow_pickle advice
+        raise UsageError(f"{path}: not an .npz file ({'empty' if not head else 'no zip archive'}): "
+                         "truncated or corrupt?")
     try:
         with np.load(path, allow_pickle=False) as data:
             missing = sorted(set(keys) - set(data.files))
@@ -182,5 +229,10 @@ def load_npz(path: str | os.PathLike, *, keys: tuple[str, ...] = (),
             return {name: data[name] for name in data.files if only is None or name in only}
     except UsageError:  # a ValueError too, but already names the file and the problem
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise UsageError(f"{path}: unreadable .npz file (truncated or corrupt?): {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - zip, zlib, and numpy's header parser (SyntaxError, TokenError)
+        reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"{path}: unreadable .npz file (truncated or corrupt?): {type(exc).__name__}: "
+                         f"{reason}") from None
+
+
+NPZ_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip archive, or an empty one

@@ -49,7 +49,17 @@ class DetectionMetrics:
     num_flipped: int
     num_removed: int
 
+    @property
+    def undefined(self) -> str | None:
+        """Why ROC-AUC and mAP are undefined (they need both groups), or None when they are defined."""
+        if self.num_flipped == 0:
+            return "undefined: no flipped samples"
+        if self.num_flipped == self.num_samples:
+            return "undefined: no clean samples"
+        return None
+
     def as_dict(self) -> dict:
+        """The fields; a ``nan`` is written as ``null`` by ``labeltrace.io.write_json``."""
         return asdict(self)
 
 
@@ -83,6 +93,7 @@ def format_metrics(metrics: DetectionMetrics | None, *, remove_ratio: float, nam
     if metrics is None:
         return f"{name}: {NO_GROUND_TRUTH}"
     m = metrics
-    return (f"{name}: ROC-AUC {m.roc_auc:.4f}  mAP {m.average_precision:.4f}  | removing {m.num_removed}/"
+    ranking = f"ROC-AUC/mAP {m.undefined}" if m.undefined else f"ROC-AUC {m.roc_auc:.4f}  mAP {m.average_precision:.4f}"
+    return (f"{name}: {ranking}  | removing {m.num_removed}/"
             f"{m.num_samples} ({remove_ratio:.0%}): precision {m.precision:.4f} recall {m.recall:.4f} "
             f"F1 {m.f1:.4f}  ({m.num_flipped} flipped)")

@@ -122,6 +122,10 @@ def load_detector(path: str | Path, *, what: str = "detector checkpoint") -> tup
         raise UsageError(f"{path}: weights do not fit the {variant} LSTM detector (2 layers, hidden 64, "
                          f"features {','.join(features)}{', anchored' if anchor else ''}): "
                          + "; ".join(problems[:4]) + (f"; ... {len(problems) - 4} more" if len(problems) > 4 else ""))
+    bad = non_finite_weights(state)
+    if bad:  # it would score every sample NaN: the ranking would be the row order
+        raise UsageError(f"{path}: {bad} of the detector's weights are NaN or infinite (its training diverged): "
+                         "refused")
     model.load_state_dict(state)
     model.eval()
 
@@ -130,13 +134,20 @@ def load_detector(path: str | Path, *, what: str = "detector checkpoint") -> tup
         ok = isinstance(value, (int, float, np.generic)) or (torch.is_tensor(value) and value.numel() == 1)
         return float(value) if ok else None
 
-    epoch = ckpt.get("epoch")
-    info = DetectorInfo(path=str(path), variant=variant,
-                        train_length=int(ckpt.get("train_length", ORIGINAL_TRAIN_LENGTH)),
+    epoch, train_length = ckpt.get("epoch"), ckpt.get("train_length", ORIGINAL_TRAIN_LENGTH)
+    if isinstance(train_length, bool) or not isinstance(train_length, (int, np.integer)) or train_length < 1:
+        raise UsageError(f"{path}: train_length {train_length!r}: expected a positive number of epochs")
+    info = DetectorInfo(path=str(path), variant=variant, train_length=int(train_length),
                         features=features, anchor=anchor,
                         epoch=int(epoch) if isinstance(epoch, (int, np.integer)) else None, best_prec=num("best_prec"),
                         val_auc=num("val_auc"), val_map=num("val_map"))
     return model, info
+
+
+def non_finite_weights(state: dict) -> int:
+    """How many values of a state_dict's floating tensors are NaN or infinite."""
+    return sum(int((~torch.isfinite(v)).sum()) for v in state.values()
+               if isinstance(v, torch.Tensor) and v.is_floating_point())
 
 
 def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int | None = None,
@@ -199,6 +210,9 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *,
         inputs = chunk[:, :, 0] if info.features == PAPER_FEATURES else feature_stack(chunk, info.features, context)
         p_noisy[i:i + len(chunk)] = predict_p_noisy(model, inputs, length=info.train_length,
                                                     batch_size=batch_size, bfloat16=bfloat16)
+    bad = int(np.count_nonzero(~np.isfinite(p_noisy)))
+    if bad:  # a NaN score ranks nothing: the order would be the row order
+        raise UsageError(f"{info.path}: the detector outputs NaN for {bad} of {len(p_noisy)} traces: refused")
     return p_noisy, note
 
 

@@ -33,12 +33,32 @@ CORRECTED_LABELS_CSV_FILE = "corrected_labels.csv"
 CORRECTED_LABELS_BY_PATH_FILE = "corrected_labels_by_path.json"
 ISSUES_CSV = "label_issues.csv"  # every sample, most suspicious first (pipeline/find_issues.py)
 ISSUES_PNG = "label_issues.png"  # the contact sheet of the top ones
+# Every file above that the project writes atomically into a run folder: only their temporary files
+# (``.<name>.<random>.tmp``) are swept when a killed run is resumed.
+RUN_FILES = (TRACES_FILE, METADATA_FILE, RESUME_FILE, BEST_MODEL_FILE, LAST_MODEL_FILE, TRAIN_LOG_FILE,
+             VALID_RESULTS_FILE, COMMAND_FILE, CONFIG_FILE, SUMMARY_FILE, REMOVED_FILE, CORRECTED_LABELS_FILE,
+             CORRECTED_LABELS_CSV_FILE, CORRECTED_LABELS_BY_PATH_FILE, ISSUES_CSV, ISSUES_PNG)
 
 # One entry per training-set position. ``label_injected`` (ours, self-calibration runs only) marks the labels
 # flipped on top by ``--calibrate``; the original code ignores it.
 PER_SAMPLE_KEYS = ("true_targets", "assigned_targets", "label_flipped", "label_injected")
 BOOL_KEYS = ("label_flipped", "label_injected")
 METADATA_KEYS = ("train_indices", "valid_indices", *PER_SAMPLE_KEYS)
+
+
+def check_output_file(path: str | Path, *, flag: str, inputs: tuple[str | Path, ...] = ()) -> None:
+    """Fail with one line, before anything runs, when the output file ``path`` is one of ``inputs`` or one of
+    the files a run folder holds (``--out RUN/training_dynamics.npz`` would replace the traces)."""
+    path = Path(path)
+    target = path.resolve()
+    for source in inputs:
+        source = Path(source)
+        if target in (source.resolve(), (source / TRACES_FILE).resolve(), (source / METADATA_FILE).resolve()):
+            raise UsageError(f"{flag}: {path} is an input of this command: give another file name")
+    folder = target.parent
+    if path.name in (*RUN_FILES, RAW_TRACES_FILE, LOCK_FILE) and any(
+            (folder / name).exists() for name in (TRACES_FILE, METADATA_FILE, RAW_TRACES_FILE, RESUME_FILE)):
+        raise UsageError(f"{flag}: {path} is the {path.name} of the run folder {path.parent}: give another file name")
 
 
 def write_metadata(run_dir: Path, *, train_indices: np.ndarray, valid_indices: np.ndarray,
@@ -207,13 +227,32 @@ def read_traces(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != (td.shape[0], td.shape[2]) or not np.issubdtype(labels.dtype, np.integer):
         raise UsageError(f"{path}: 'labels' must be integers of shape {(td.shape[0], td.shape[2])} "
                          f"to match td {td.shape}, found {labels.dtype} {labels.shape}")
-    bad = _count_non_finite(td)
+    c = td.shape[2]
+    if c < 2:  # every score compares the assigned label's channel with the others
+        raise UsageError(f"{path}: 'td' has {c} class channel: the traces of a classifier have 2 or more")
+    if len(labels) and not 0 <= labels.min() <= labels.max() < c:
+        raise UsageError(f"{path}: 'labels' run from {labels.min()} to {labels.max()}, outside the {c} classes "
+                         f"0..{c - 1} of 'td'")
+    bad, outside = _count_bad(td)
     if bad:  # every reader (detector, baselines, plots, export) would turn them into NaN scores or NaN tokens
         raise UsageError(f"{path}: 'td' holds {bad} NaN or infinite probabilities: the run that wrote it "
                          "diverged or the file is damaged")
+    if outside:
+        raise UsageError(f"{path}: 'td' holds {outside} values outside [0, 1]: not probabilities (softmax outputs)")
     return td, labels
 
 
-def _count_non_finite(td: np.ndarray, chunk: int = 1 << 16) -> int:
-    """Non-finite values of ``td``, counted by chunks of rows (no float32 copy of the whole array)."""
-    return sum(int(np.count_nonzero(~np.isfinite(td[i:i + chunk]))) for i in range(0, len(td), chunk))
+# float16 rounds a softmax output to at most 1 + 2**-11; anything beyond this is not a probability.
+PROBABILITY_SLACK = 1e-3
+
+
+def _count_bad(td: np.ndarray, chunk: int = 1 << 16) -> tuple[int, int]:
+    """(non-finite values, finite values outside [0, 1]) of ``td``, counted by chunks of rows (no float32 copy
+    of the whole array)."""
+    bad = outside = 0
+    for i in range(0, len(td), chunk):
+        block = td[i:i + chunk]
+        finite = np.isfinite(block)
+        bad += int(np.count_nonzero(~finite))
+        outside += int(np.count_nonzero(finite & ((block < -PROBABILITY_SLACK) | (block > 1 + PROBABILITY_SLACK))))
+    return bad, outside

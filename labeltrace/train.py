@@ -22,7 +22,7 @@ from labeltrace.seed import epoch_generator
 from labeltrace.features import PAPER_FEATURES, RUN_FEATURES, detector_inputs, run_context
 from labeltrace.lstm import DEFAULT_VARIANT, LSTMDetector
 from labeltrace.metrics import detection_metrics
-from labeltrace.predict import make_checkpoint, predict_p_noisy
+from labeltrace.predict import make_checkpoint, non_finite_weights, predict_p_noisy
 
 DEFAULT_LR = 1e-3  # AdamW; 0.1 (original) diverges or collapses to a constant for some seeds
 DEFAULT_EPOCHS = 20
@@ -73,6 +73,9 @@ def stratified_split(strata: np.ndarray, *, val_fraction: float, seed: int) -> t
 
 def _evaluate(model: nn.Module, curves: np.ndarray, flipped: np.ndarray) -> tuple[float, float, float]:
     p = predict_p_noisy(model, curves)
+    if not np.isfinite(p).all():
+        raise UsageError(f"the detector outputs NaN for {int(np.sum(~np.isfinite(p)))} validation traces: "
+                         "training diverged, nothing saved (lower --lr?)")
     m = detection_metrics(p, flipped, remove_ratio=float(flipped.mean()))
     accuracy = float(np.mean((p >= 0.5) == flipped))
     return m.roc_auc, m.average_precision, accuracy
@@ -213,6 +216,10 @@ class _BestEpoch:
         self.history: list[dict] = []
 
     def consider(self, epoch: int, train_loss: float, seconds: float) -> None:
+        bad = non_finite_weights(self.model.state_dict())
+        if bad or (epoch > 0 and not math.isfinite(train_loss)):  # epoch 0 (the starting point) has no loss
+            raise UsageError(f"detector epoch {epoch}: training loss {train_loss:.4g}, {bad} NaN or infinite "
+                             "weights: training diverged, nothing saved (lower --lr?)")
         auc, ap, acc = _evaluate(self.model, self.x_val, self.y_val)
         self.history.append(dict(epoch=epoch, train_loss=train_loss, val_auc=auc, val_map=ap, val_accuracy=acc,
                                  seconds=round(seconds, 2)))

@@ -58,6 +58,8 @@ def make_context(args: argparse.Namespace) -> Context:
         fail(f"<datadir> none: the {scale.name} scale reads its datasets from <datadir>/<dataset>")
     if datadir is not None and not Path(datadir).is_dir():
         fail(f"<datadir> {datadir}: no such folder")
+    if Path(args.result_save_path).exists() and not Path(args.result_save_path).is_dir():  # --dry_run too
+        fail(f"<result_save_path> {args.result_save_path} is a file, not a folder")
     seeds = tuple(args.seeds or scale.seeds)
     if len(set(seeds)) != len(seeds):
         fail(f"--seeds: each seed once, got {' '.join(map(str, seeds))}")

@@ -29,7 +29,7 @@ import torch
 
 from core import cli
 from labeltrace.errors import fail
-from core.fit import completed_summary
+from core.committed import completed_summary
 from labeltrace.io import write_csv, write_json, write_text
 from labeltrace.runfiles import BEST_MODEL_FILE, CORRECTED_LABELS_BY_PATH_FILE, CORRECTED_LABELS_CSV_FILE, \
     CORRECTED_LABELS_FILE

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core import cli
 from labeltrace.errors import run_cli
 from labeltrace.io import write_csv, write_text
 from labeltrace.predict import GENERALIST, read_checkpoint
@@ -30,7 +31,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--num_epochs", type=int, default=40, help="STEP 1 epochs")
     p.add_argument("--retrain_epochs", type=int, default=20, help="STEP 3 epochs (the paper: 300)")
     p.add_argument("--detector", default=None, help="detector checkpoint (default: shipped, else trained here)")
-    p.add_argument("--remove_ratio", type=float, default=0.2)
+    p.add_argument("--remove_ratio", type=cli.ratio, default=0.2)
     p.add_argument("--seed", type=int, default=11,
                    help="seed of the scored run (the generalist's pool uses digits seeds 1-6)")
     p.add_argument("--threads", type=int, default=1, help="one thread: faster than two when the cores are shared")

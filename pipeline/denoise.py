@@ -21,7 +21,7 @@ import pandas as pd
 
 from core import cli
 from labeltrace.errors import fail
-from core.fit import completed_summary
+from core.committed import completed_summary
 from labeltrace.io import write_csv, write_text
 from labeltrace.runfiles import REMOVED_FILE
 from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics, num_kept, removal_cut
@@ -108,7 +108,7 @@ def denoise_one(removal: str, args: argparse.Namespace, inputs: Step3Inputs, *, 
             print(scores.note)
         summary.update(detector=scores.info, detector_note=scores.note,
                        detection=metrics.as_dict() if metrics else None,
-                       detection_note=None if metrics else NO_GROUND_TRUTH)
+                       detection_note=(metrics.undefined if metrics else NO_GROUND_TRUTH))
     if truth is not None:
         hits = int(truth[removed].sum())
         summary.update(removed_flipped=hits, precision_at_cut=hits / len(removed) if len(removed) else None,

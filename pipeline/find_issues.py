@@ -6,14 +6,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
 from labeltrace import cli
 from labeltrace.errors import fail, run_cli
-from labeltrace.io import check_writable
+from labeltrace.io import check_writable, read_json
 from labeltrace.runfiles import CONFIG_FILE
 from datasets.base import ArraySplit
 from datasets.registry import load_dataset
@@ -48,10 +47,12 @@ def _pictures(split, rows: np.ndarray) -> list[np.ndarray]:
         return [im[0] if im.shape[0] == 1 else im.transpose(1, 2, 0) for im in split.images[rows]]
     from PIL import Image
 
+    from datasets.folders import to_rgb
+
     pictures = []
     for i in rows:
         with Image.open(split.paths[i]) as image:
-            pictures.append(np.asarray(image.convert("RGB").resize((64, 64))))
+            pictures.append(np.asarray(to_rgb(image).resize((64, 64))))  # 16-bit images scaled, not white
     return pictures
 
 
@@ -65,8 +66,10 @@ def write_label_issues(run_dir: Path, detector: str, *, top: int = 48, data: str
         fail(f"--top: expected a positive number of images, got {top}")
     traces = load_run(run_dir).without_injected()  # a self-calibration run's own flips are no issues to list
     scores = score_run(detector, traces)
+    if scores.note:  # e.g. the traces were resampled in time to the detector's length
+        print(scores.note)
     config_file = run_dir / CONFIG_FILE
-    split, classes = _dataset(json.loads(config_file.read_text()) if config_file.is_file() else {}, data)
+    split, classes = _dataset(read_json(config_file) if config_file.is_file() else {}, data)
     return write_issue_files(out, traces, scores, **split_pictures(split), classes=classes, top=top,
                              title=f"{run_dir.parent.name}/{run_dir.name}")
 

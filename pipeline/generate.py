@@ -16,8 +16,8 @@ import torch
 
 from core import cli, distributed
 from labeltrace.errors import fail
-from core.fit import RECORD_MODES, FitData, Recipe, completed_summary, fit, recipe_dict, resume_point, \
-    write_valid_results
+from core.committed import completed_summary, finish_run, resume_point
+from core.fit import RECORD_MODES, FitData, Recipe, fit, lr_at, recipe_dict, write_valid_results
 from labeltrace.io import write_json
 from labeltrace.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
@@ -54,7 +54,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels_file", default=None,
                    help="training labels replacing the dataset's, no noise drawn: index,label or path,label .csv, "
                         ".npy, .json, or a CIFAR-N .pt with --labels_key (docs/formats.md)")
-    p.add_argument("--calibrate", type=cli.ratio, default=None, metavar="RATIO",
+    p.add_argument("--calibrate", type=cli.calibrate, default=None, metavar="RATIO",
                    help="self-calibration: flip this fraction of the training labels on top (seeded), recorded as "
                         "label_injected, for train_detector.py --target injected; STEP 3 leaves them out")
     p.add_argument("--labels_key", default=None,
@@ -105,6 +105,9 @@ def milestones_flag(*, auto: bool):
             except ValueError:
                 raise argparse.ArgumentTypeError(
                     f"expected comma-separated fractions like 0.5,0.75, got {text!r}") from None
+            for part in str(text).split(","):
+                if part.strip():
+                    cli.milestone(part)  # NaN, inf, 1.5 or -0.5: "expected a value in (0, 1), got 1.5"
         return text
     return milestones
 
@@ -112,8 +115,14 @@ def milestones_flag(*, auto: bool):
 def make_recipe(args: argparse.Namespace, milestones: str) -> Recipe:
     """The training recipe of the flags of :func:`add_train_args` (checked while parsing), with ``milestones``
     for ``--milestones`` (STEP 3 resolves ``auto``)."""
-    return Recipe(epochs=args.num_epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
-                  milestones=milestone_fractions(milestones))
+    recipe = Recipe(epochs=args.num_epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.wd,
+                    milestones=milestone_fractions(milestones))
+    early = [m for m in recipe.milestones if int(m * recipe.epochs) == 0]
+    if early:  # legal, but the run then never trains at --lr
+        print(f"warning: --milestones {milestones} with --num_epochs {recipe.epochs}: "
+              f"{', '.join(f'{m:g}' for m in early)} lands on epoch 0, so the learning rate is "
+              f"{lr_at(recipe, 0):g} from the first epoch, not --lr {recipe.lr:g}")
+    return recipe
 
 
 def split_indices(n: int, num_valid: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +193,9 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     true = bundle.train.targets
     assigned, flipped = _draw_labels(settings, full, bundle)
     train_idx, valid_idx = split_indices(len(true), args.num_valid, settings.split_seed)
+    if len(train_idx) < bundle.num_classes:
+        fail(f"--num_valid {args.num_valid}: leaves {len(train_idx)} of {len(true)} samples to train on, fewer than "
+             f"the {bundle.num_classes} classes")
     config: dict[str, Any] = {
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
         "noise_type": settings.noise_type, "net_type": settings.net_type, "depth": settings.depth,
@@ -254,6 +266,7 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
     # summary.json marks the run complete; only then may the raw traces go (a kill before keeps them).
     write_json(run_dir / SUMMARY_FILE, summary)
     (run_dir / RAW_TRACES_FILE).unlink(missing_ok=True)
+    finish_run(run_dir)
     print(f"done: best valid error {best_error:.2%} (epoch {summary['best_epoch']}); traces in "
           f"{run_dir / TRACES_FILE}")
     return run_dir

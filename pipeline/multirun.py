@@ -44,6 +44,8 @@ _SKIPS = re.compile(r"^(\S+): already complete")
 SCRIPTS = {"runner.py": ("--threads", "--no_progress"), "denoise.py": ("--threads", "--no_progress"),
            "data_debug.py": ("--threads", "--no_progress"), "train_detector.py": ("--threads",)}
 DEFAULT_SCRIPT = "runner.py"
+IN_USE = "is in use by another process"  # core/runfolder.locked_run_dir's refusal
+LOCK_RETRY_SECONDS = 2.0
 
 
 @dataclass
@@ -86,8 +88,15 @@ def read_settings(path: str | Path) -> list[str]:
     lines = [line for line in lines if line]
     if not lines:
         fail(f"{path}: no runs in it (one line of runner.py flags per run)")
+    unique = list(dict.fromkeys(lines))
+    if len(unique) < len(lines):  # run twice at once, the second would only wait for the first
+        print(f"note: {path}: {len(lines) - len(unique)} repeated line(s) run once")
+        lines = unique
     for number, line in enumerate(lines, 1):
-        script, flags = split_line(line)
+        try:
+            script, flags = split_line(line)
+        except ValueError as exc:  # shlex: an unbalanced quote, a trailing backslash
+            fail(f"{path}: run {number} cannot be split into flags ({exc}): {line}")
         own = [flag for flag in SCRIPTS[script] if flag in flags]
         if own:
             fail(f"{path}: run {number} sets {', '.join(own)}: multirun sets them for every run (--threads)")
@@ -99,8 +108,15 @@ def run_one(line: str, *, threads: int, log: Path) -> Outcome:
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     script, *flags = command(line, threads)
-    with open(log, "w") as handle:  # paths as the user wrote them: the caller's working folder is kept
-        code = subprocess.call([sys.executable, str(ROOT / script), *flags], stdout=handle, stderr=subprocess.STDOUT)
+    while True:
+        with open(log, "w") as handle:  # paths as the user wrote them: the caller's working folder is kept
+            code = subprocess.call([sys.executable, str(ROOT / script), *flags], stdout=handle,
+                                   stderr=subprocess.STDOUT)
+        # Another process (a second multirun on the same list) holds the run folder: not a failure; once it
+        # ends, the run is complete (or resumes here).
+        if code != 2 or IN_USE not in log.read_text():
+            break
+        time.sleep(LOCK_RETRY_SECONDS)
     seconds = time.perf_counter() - start
     run_dir, trained = None, False
     names_output = script in ("runner.py", "train_detector.py")  # the others print " -> " beside other files too

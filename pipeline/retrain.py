@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.fit import FitData, Recipe, fit, recipe_dict, resume_point, write_valid_results
+from core.committed import finish_run, resume_point
+from core.fit import FitData, Recipe, fit, recipe_dict, write_valid_results
 from labeltrace.io import write_json
 from labeltrace.runfiles import SUMMARY_FILE
 from core.runfolder import locked_run_dir, prepare_run_dir
@@ -100,4 +101,5 @@ def _retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, model:
 
 def finish(run_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
     write_json(run_dir / SUMMARY_FILE, summary)
+    finish_run(run_dir)
     return summary

@@ -6,7 +6,6 @@ probability), so every comparison in STEP 3 runs through the same code.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from labeltrace.errors import fail
+from labeltrace.io import read_json
 from labeltrace.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
 from datasets.base import DatasetBundle
 from labeltrace.traces import RunTraces, load_run
@@ -52,6 +52,9 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
         fail(f"no finished STEP 1 run for these settings: expected {run_dir}/{TRACES_FILE} and {METADATA_FILE} "
              f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
              f"--net_type --depth --save [--labels_file --labels_key], or point --td_run at it)")
+    config_path = run_dir / CONFIG_FILE
+    config = read_json(config_path) if config_path.is_file() else {}
+    check_run_settings(run_dir, config, settings)  # first: "a digits run" says more than "labels differ"
     loaded = load_run(run_dir)
     meta = loaded.metadata.require("train_indices", "true_targets", "assigned_targets", "label_flipped")
     # A self-calibration run's injected labels served to train its detector; STEP 3 ranks, measures and
@@ -64,10 +67,25 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
     if len(true) != n_now or not np.array_equal(true, np.asarray(bundle.train.targets, dtype=np.int64)):
         fail(f"{run_dir} was made on a training set of {len(true)} samples whose labels differ from the "
              f"{n_now} loaded now: pass the STEP 1 run's --data/--max_train/--image_size")
-    config_path = run_dir / CONFIG_FILE
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
                     has_truth=settings.has_ground_truth, config=config)
+
+
+# What a STEP 1 run folder's name is made of: STEP 3 files its results under the folder these name.
+NAMING_KEYS = ("dataset", "net_type", "depth", "noise_type", "noise_ratio", "calibrate")
+
+
+def check_run_settings(run_dir: Path, config: dict[str, Any], settings: RunSettings) -> None:
+    """Fail, before anything is written, when the STEP 1 run's ``config.json`` contradicts the flags (``--td_run``
+    of a 0.2 run with ``--noise_ratio 0.4`` would file its results under the 0.4 experiment's folder)."""
+    ours = {key: getattr(settings, key) for key in NAMING_KEYS}
+    theirs = {key: config.get(key) for key in NAMING_KEYS if key in config}
+    if "calibrate" in theirs:
+        theirs["calibrate"] = theirs["calibrate"] or 0.0  # left out (None) is 0
+    diffs = [f"--{k} {ours[k]} (the run has {v})" for k, v in theirs.items() if v != ours[k]
+             and not (isinstance(v, (int, float)) and isinstance(ours[k], (int, float)) and float(v) == float(ours[k]))]
+    if diffs:
+        fail(f"{run_dir / CONFIG_FILE} contradicts the flags: {'; '.join(diffs)}: give the run's values")
 
 
 class Step3Inputs(NamedTuple):

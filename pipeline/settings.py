@@ -102,6 +102,7 @@ def resolve_net(dataset: str, net_type: str | None, depth: int | None) -> tuple[
 def resolve_settings(args: argparse.Namespace) -> RunSettings:
     """The run's settings from the data flags of :func:`pipeline.generate.add_data_args`; nothing is loaded or
     written, so a bad flag fails first. ``args.noise_ratio`` becomes the ratio used (a plain float)."""
+    check_image_size(getattr(args, "image_size", None))
     if args.pretrained and not Path(args.pretrained).is_file():
         fail(f"--pretrained: no such file {args.pretrained}")
     noise_type = canonical_noise_type(args.noise_type)
@@ -122,6 +123,25 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
                        labels_file=labels_file, labels_key=labels_key, calibrate=check_calibrate(args))
 
 
+# A network's activations for one image take tens of times the image itself (float32, 3 channels).
+ACTIVATION_FACTOR = 32
+
+
+def check_image_size(image_size: int | None) -> None:
+    """Refuse an ``--image_size`` at which a single image with its activations would not fit in this machine's
+    memory: the run would grow until the out-of-memory killer stops it."""
+    if image_size is None:
+        return
+    import os
+
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = 3 * image_size ** 2 * 4 * ACTIVATION_FACTOR
+    if need > memory:
+        largest = int((memory / (3 * 4 * ACTIVATION_FACTOR)) ** 0.5)
+        fail(f"--image_size {image_size}: one image and its activations need about {need / 2**30:,.0f} GiB, "
+             f"this machine has {memory / 2**30:.0f} GiB (at most {largest} px fits)")
+
+
 def check_no_noise_flags(labels_file: str, noise_ratio: float | None, noise_type: str) -> None:
     """A labels file gives the labels, so no synthetic noise is drawn on top: ``--noise_ratio`` must be left out
     or 0 and ``--noise_type`` left out or ``uniform`` (the shell scripts always pass both: ``0 uniform``)."""
@@ -137,5 +157,5 @@ def check_calibrate(args: argparse.Namespace) -> float:
     ones in a class on average, and the detector would learn the wrong side."""
     ratio = getattr(args, "calibrate", None) or 0.0
     if not 0.0 <= ratio <= 0.5:
-        fail(f"--calibrate: expected a fraction of the training labels in (0, 0.5], got {ratio}")
+        fail(f"--calibrate: expected a value in (0, 0.5] (a fraction of the training labels), got {ratio}")
     return ratio

@@ -20,21 +20,22 @@ from labeltrace.errors import UsageError
 from labeltrace.io import check_writable, torch_save
 from labeltrace.features import FEATURES, check_features
 from labeltrace.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, VARIANTS
-from labeltrace.predict import load_detector, read_checkpoint
+from labeltrace.predict import load_detector, non_finite_weights, read_checkpoint
+from labeltrace.runfiles import check_output_file
 from labeltrace.traces import load_run
 from labeltrace.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, DetectorRecipe, \
     pool_runs, train_detector
 
 MAX_VAL_FRACTION = 0.5
-val_fraction = cli.checked(float, lambda v: 0 < v <= MAX_VAL_FRACTION,
-                           f"a value in (0, {MAX_VAL_FRACTION}] (the rest trains the detector)")
+val_fraction = cli.in_range(0.0, MAX_VAL_FRACTION, low_open=True, high_open=False,
+                            what="(the rest trains the detector)")
 traces_per_run = cli.checked(int, lambda v: v >= 10, "at least 10 traces per run")
 epochs_length = cli.checked(int, lambda v: v >= 1, "a positive number of epochs")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = cli.ArgumentParser(description="Noise detector training (STEP 2)")
-    p.add_argument("--r", type=float, default=0.2, help="noise ratio of the training runs (names the output)")
+    p.add_argument("--r", type=cli.ratio, default=0.2, help="noise ratio of the training runs (names the output)")
     p.add_argument("--dataset", default="cifar10", help="dataset name (names the output)")
     p.add_argument("--files_path", "--td_run", dest="files_path", action="append", required=True,
                    help="STEP 1 run folder (training_dynamics.npz + metadata.pth); repeat to pool runs")
@@ -73,9 +74,18 @@ def default_name(dataset: str, r: float) -> str:
 def main(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)  # the numeric flags were checked while parsing (core.cli)
     # Checked before minutes of training: the checkpoint must be writable, the one to fine-tune a torch file.
-    check_writable(args.out or default_name(args.dataset, args.r), flag="--out", folder=False)
+    out = Path(args.out or default_name(args.dataset, args.r))
+    check_writable(out, flag="--out", folder=False)
+    # --out may be the --resume checkpoint (fine-tuned in place, atomically), never a run's file.
+    check_output_file(out, flag="--out", inputs=tuple(args.files_path))
+    seen = {}
+    for path in args.files_path:  # the same run twice would be pooled twice: its validation rows in training
+        key = str(Path(path).resolve())
+        if key in seen:
+            raise UsageError(f"--files_path: {path} is given twice (also as {seen[key]}): give each run once")
+        seen[key] = path
     try:
-        features = check_features(args.features) if args.features else None
+        features = check_features(args.features) if args.features is not None else None
     except ValueError as exc:
         raise UsageError(f"--features: {exc}") from None
     init_state, variant, length = None, args.variant or DEFAULT_VARIANT, args.length
@@ -105,7 +115,8 @@ def main(args: argparse.Namespace) -> dict:
     recipe = DetectorRecipe(variant=variant, features=features, anchor=anchor, lr=args.lr, epochs=args.epochs,
                             batch_size=args.batch_size, val_fraction=args.val_fraction, seed=args.seed)
     result = train_detector(inputs, flipped, recipe, strata=strata, init_state=init_state)
-    out = Path(args.out or default_name(args.dataset, args.r))
+    if non_finite_weights(result.state_dict):  # _BestEpoch refuses a diverged epoch; never save one
+        raise UsageError("the trained detector has NaN or infinite weights: nothing saved (lower --lr?)")
     out.parent.mkdir(parents=True, exist_ok=True)
     torch_save(result.checkpoint(args=json.loads(json.dumps(vars(args)))), out)
     read_checkpoint(out)  # what we wrote must load under weights_only, as every reader will load it

@@ -54,8 +54,11 @@ def make_plots(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     title = run_dir.parent.name or run_dir.name
     flipped = run.label_flipped
-    if flipped is not None and not flipped.any():
-        flipped = None  # nothing flipped: treat as no ground truth for the curves
+    if flipped is not None and (not flipped.any() or flipped.all()):
+        # One group only: its curves have nothing to be compared with, ROC and precision-recall are undefined.
+        log(f"note: {'no' if not flipped.any() else 'every'} sample is flipped: clean and flipped curves, ROC and "
+            "precision-recall need both")
+        flipped = None
     written = []
 
     def save(fig, name):

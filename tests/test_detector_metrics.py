@@ -45,7 +45,7 @@ def test_no_ground_truth_says_so():
 def test_single_class_ground_truth_is_nan_not_a_crash():
     m = detection_metrics(P_NOISY, np.zeros(6, bool), remove_ratio=0.5)
     assert math.isnan(m.roc_auc) and math.isnan(m.recall) and m.precision == 0
-    assert "ROC-AUC nan" in format_metrics(m, remove_ratio=0.5)
+    assert "ROC-AUC/mAP undefined: no flipped samples" in format_metrics(m, remove_ratio=0.5)
 
 
 def test_one_removal_cut_serves_metrics_relabelling_and_denoise():

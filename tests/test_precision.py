@@ -87,7 +87,7 @@ def test_bf16_probabilities_close_to_float32(pair):
 def test_another_precision_resumes_and_counts_as_done(pair, tmp_path):
     """Like the device, the precision is a runtime choice: the float32 run is complete for a bf16 command (no
     re-run, no refusal), and a folder written before --precision (its config says ``amp``) is too."""
-    from core.fit import completed_summary
+    from core.committed import completed_summary
 
     config = json.loads((pair[0] / "config.json").read_text())
     assert completed_summary(pair[0], {**config, "precision": "bf16"}, restart=False) is not None

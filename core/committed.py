@@ -1,0 +1,112 @@
+"""Where a run stands: the state a resume continues from, checked against the log rows and raw traces it
+commits, and whether a finished run is complete.
+
+``resume.pth`` is written last in an epoch's commit (``core/fit._commit``), after the raw traces and
+``train_log.csv``. A resume state whose epoch disagrees with them, or raw traces whose committed rows are not
+probabilities, would otherwise resume "successfully" and finish a run with zeros or NaN in its traces.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.runfolder import check_resumable, read_resume_state
+from labeltrace.errors import fail
+from labeltrace.io import json_ready, read_json
+from labeltrace.recorder import raw_file_problem
+from labeltrace.runfiles import CONFIG_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, TRAIN_LOG_FILE
+
+# A committed row is one float16 softmax vector: each value rounds by at most 2**-11 relative (bf16
+# arithmetic upstream by 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that
+# sums to 0 is an epoch that was never written (the file is sparse), one far from 1 was overwritten.
+ROW_SUM_TOLERANCE = 0.05
+
+
+def check_committed(run_dir: Path, state: dict[str, Any], raw_shape: tuple[int, int, int], record: str) -> None:
+    """Fail with one line, before anything is written, unless ``state`` (``resume.pth``) commits a number of
+    epochs that its log rows, ``train_log.csv`` and (``record != 'none'``) the raw traces (N, T, C) all hold."""
+    epochs = raw_shape[1]
+    path, epoch = run_dir / RESUME_FILE, state["epoch"]
+    restart = "add --restart to start over"
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= epochs:
+        fail(f"{path}: epoch {epoch!r} is not a committed epoch of this {epochs}-epoch run: {restart}")
+    rows = state["rows"]
+    if not isinstance(rows, list) or len(rows) != epoch:
+        fail(f"{path}: says epoch {epoch} but holds {len(rows) if isinstance(rows, list) else 'no'} log rows: "
+             f"{restart}")
+    _check_log(run_dir / TRAIN_LOG_FILE, epoch, restart)
+    if record != "none":
+        raw = run_dir / RAW_TRACES_FILE
+        lost = f"the traces of the {epoch} committed epochs are lost; {restart}"
+        if not raw.is_file():
+            fail(f"{raw} is missing: {lost}")
+        problem = raw_file_problem(raw, raw_shape) or committed_rows_problem(raw, raw_shape, epoch)
+        if problem:
+            fail(f"{problem}: {lost}")
+
+
+def _check_log(log: Path, epoch: int, restart: str) -> None:
+    """``train_log.csv`` is written just before ``resume.pth``: it holds ``epoch`` rows, or one more when a kill
+    fell between the two (that epoch is replayed)."""
+    if not log.is_file():
+        fail(f"{log} is missing although {RESUME_FILE} commits {epoch} epochs: {restart}")
+    lines = [line for line in log.read_text(errors="replace").splitlines()[1:] if line.strip()]
+    if len(lines) not in (epoch, epoch + 1):
+        fail(f"{log}: holds {len(lines)} epochs but {RESUME_FILE} commits {epoch}: {restart}")
+
+
+def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: int) -> str | None:
+    """Why the first ``epochs`` epochs of the raw traces file (stored (T, N, C) float16) are not committed
+    softmax rows (finite, in [0, 1], summing to 1), or None. Reads one epoch (N x C) at a time."""
+    n = raw_shape[0]
+    data = np.load(raw, mmap_mode="r")
+    for e in range(epochs):
+        block = np.asarray(data[e], dtype=np.float32)  # (N, C)
+        bad = ~np.isfinite(block) | (block < 0) | (block > 1)
+        if bad.any():
+            return f"{raw}: epoch {e + 1} holds {int(bad.sum())} values that are not probabilities (damaged)"
+        off = np.abs(block.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
+        if off.any():
+            never = bool((block[off] == 0).all())
+            return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
+                    + ("(never written: zeros)" if never else "(damaged)"))
+    return None
+
+
+def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
+                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
+    """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
+    fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
+    (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
+    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
+    state = None if restart else read_resume_state(run_dir, mmap=mmap)
+    if state is None:
+        return None
+    check_resumable(run_dir, config, saved=state["config"])
+    check_committed(run_dir, state, raw_shape, record)
+    return state
+
+
+def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+    """The ``summary.json`` of a finished run in ``run_dir`` (re-running it is a no-op), else None; a finished
+    run with other settings is refused (``--restart`` starts over). A finished run keeps its configuration in
+    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it)."""
+    summary = run_dir / SUMMARY_FILE
+    if restart or not summary.is_file():
+        return None
+    state = read_resume_state(run_dir)
+    if state is not None and state["epoch"] < config["recipe"]["epochs"]:
+        return None
+    if state is None and not (run_dir / CONFIG_FILE).is_file():
+        return None
+    saved = state["config"] if state is not None else read_json(run_dir / CONFIG_FILE)
+    # config.json went through JSON: compare this command's configuration as JSON reads it back.
+    check_resumable(run_dir, json_ready(config) if state is None else config, saved=saved)
+    return read_json(summary)
+
+
+def finish_run(run_dir: Path) -> None:
+    """Called once ``summary.json`` is written: a complete run has no resume state (docs/formats.md)."""
+    (run_dir / RESUME_FILE).unlink(missing_ok=True)

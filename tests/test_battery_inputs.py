@@ -1,0 +1,230 @@
+"""The second bad-input battery, continued: values that were accepted without a word (now an error, or a
+one-line note where the value is legal) and messages that did not say what was wrong."""
+import errno
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labeltrace.errors import UsageError, run_cli
+from tests.conftest import write_cifar, write_fashion, write_image_folder
+from tests.test_battery import digest
+from tests.test_sound import RUN, finished, killed, one_line_error, step1, step2, step3, synthetic  # noqa: F401
+
+
+# -- accepted without a word -------------------------------------------------------------------------------------
+
+def test_16_bit_png_is_scaled_not_white(tmp_path):
+    """An I;16 PNG holds 0..65535; convert("RGB") clipped every value above 255 to white. Scaled by
+    255 / 65535: 0 -> 0, 13107 -> 51, 65535 -> 255."""
+    from PIL import Image
+
+    from datasets.folders import to_rgb
+
+    path = tmp_path / "deep.png"
+    Image.fromarray(np.array([[0, 13107, 65535]], dtype=np.uint16)).save(path)
+    with Image.open(path) as img:
+        assert img.mode.startswith("I")
+        rgb = np.asarray(to_rgb(img))
+    assert rgb.shape == (1, 3, 3) and rgb[0, :, 0].tolist() == [0, 51, 255]
+
+
+def test_image_size_beyond_the_machines_memory(tmp_path, capsys):
+    """3 x 100000^2 float32 = 120 GB for one image, x32 for its activations: no machine here holds it."""
+    one_line_error(step1(tmp_path / "runs", "--image_size", "100000"), capsys,
+                   "--image_size 100000: one image and its activations need about 3,576 GiB")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_cifar_float_labels_are_not_truncated(tmp_path):
+    from datasets.registry import load_dataset
+
+    folder = write_cifar(tmp_path, "cifar10")
+    with open(folder / "data_batch_2", "rb") as handle:
+        entry = pickle.load(handle)
+    entry["labels"] = [0.5] + entry["labels"][1:]
+    with open(folder / "data_batch_2", "wb") as handle:
+        pickle.dump(entry, handle, protocol=2)
+    with pytest.raises(UsageError, match="data_batch_2: label 0.5 at position 0 is not a whole class number"):
+        load_dataset("cifar10", str(tmp_path))
+
+
+def test_num_valid_that_leaves_fewer_samples_than_classes(tmp_path, capsys):
+    one_line_error(step1(tmp_path / "runs", "--num_valid", "1496"), capsys,
+                   "--num_valid 1496: leaves 1 of 1497 samples to train on, fewer than the 10 classes")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_one_class_image_folder(tmp_path, capsys):
+    tree = write_image_folder(tmp_path / "tree", classes=("ant",))
+    one_line_error(step1(tmp_path / "runs", "--dataset", "imagefolder", "--data", str(tree)), capsys,
+                   f"{tree / 'train'}: one class folder (ant): a classifier needs 2 or more")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_empty_features_is_not_the_default(synthetic, tmp_path, capsys):
+    out = tmp_path / "d.pth.tar"
+    one_line_error(step2("--files_path", str(synthetic), "--features", "", "--out", str(out)), capsys,
+                   "--features: features must be distinct names", "got none")
+    assert not out.exists()
+
+
+def test_the_same_run_twice_is_not_pooled_twice(synthetic, tmp_path, capsys):
+    out = tmp_path / "d.pth.tar"
+    one_line_error(step2("--files_path", str(synthetic), "--files_path", f"{synthetic}/.", "--out", str(out)),
+                   capsys, f"--files_path: {synthetic}/. is given twice (also as {synthetic})")
+    assert not out.exists()
+
+
+def test_summary_json_has_null_not_nan(tmp_path):
+    from labeltrace.io import write_json
+
+    path = tmp_path / "s.json"
+    write_json(path, {"auc": float("nan"), "nested": [float("inf"), 1.5], "n": np.float32("nan")})
+
+    def refuse(token):
+        raise AssertionError(f"invalid JSON token {token}")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {"auc": None, "nested": [None, 1.5], "n": None}
+
+
+@pytest.mark.parametrize("flipped,reason", [(0, "no flipped samples"), (4, "no clean samples")])
+def test_metrics_without_one_group_say_undefined(flipped, reason):
+    from labeltrace.metrics import detection_metrics, format_metrics
+
+    truth = np.arange(4) < flipped
+    m = detection_metrics(np.array([0.1, 0.2, 0.3, 0.4]), truth, remove_ratio=0.5)
+    assert m.undefined == f"undefined: {reason}" and np.isnan(m.roc_auc)
+    assert f"ROC-AUC/mAP undefined: {reason}" in format_metrics(m, remove_ratio=0.5) and "nan" not in \
+        format_metrics(m, remove_ratio=0.5).split("|")[0]
+
+
+def test_step3_on_a_run_without_flips_writes_valid_json(finished, tmp_path, capsys):
+    """STEP 3 on a run with no flipped sample: printed "ROC-AUC nan" and wrote NaN tokens into summary.json."""
+    import shutil
+
+    save = tmp_path / "save"
+    shutil.copytree(finished, save)
+    meta_path = save / RUN / "metadata.pth"
+    meta = torch.load(meta_path, weights_only=True)
+    meta["label_flipped"] = torch.zeros_like(meta["label_flipped"])
+    torch.save(meta, meta_path)
+    summaries = step3(save)()
+    assert "ROC-AUC/mAP undefined: no flipped samples" in capsys.readouterr().out
+    text = (Path(summaries[0]["run_dir"]) / "summary.json").read_text()
+    assert "NaN" not in text
+    summary = json.loads(text)
+    assert summary["detection"]["roc_auc"] is None and summary["detection_note"] == "undefined: no flipped samples"
+    assert not (Path(summaries[0]["run_dir"]) / "resume.pth").exists()  # complete: no resume state
+
+
+# -- unclear messages --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["1.5", "0.99", "nan"])
+def test_calibrate_states_one_range(tmp_path, capsys, value):
+    err = one_line_error(step1(tmp_path / "runs", "--calibrate", value), capsys,
+                         f"--calibrate: expected a value in (0, 0.5] (a fraction of the training labels), got "
+                         f"{float(value)}")
+    assert "[0, 1)" not in err
+
+
+def test_plain_pickle_is_not_a_torch_file(tmp_path, synthetic, capsys):
+    from labeltrace.io import load_torch
+    from labeltrace.runfiles import read_metadata
+
+    plain = tmp_path / "plain.pt"
+    plain.write_bytes(pickle.dumps({"worse_label": [0, 1]}, protocol=2))
+    for load in (lambda: load_torch(plain, what="labels file"), lambda: read_metadata(plain)):
+        with pytest.raises(UsageError, match="not a file torch.save writes; refused"):
+            load()
+    one_line_error(step2("--files_path", str(synthetic), "--resume", str(plain), "--out", str(tmp_path / "d.pt")),
+                   capsys, f"{plain}: not a detector checkpoint", "not a file torch.save writes; refused")
+    legacy = tmp_path / "legacy.pt"  # torch's own pre-1.6 format is a pickle too, and still reads
+    torch.save({"a": torch.ones(2)}, legacy, _use_new_zipfile_serialization=False)
+    assert load_torch(legacy, what="file")["a"].tolist() == [1.0, 1.0]
+
+
+def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path):
+    from core.fit import _commit
+
+    class FullRecorder:
+        path = tmp_path / "td_raw.npy"
+
+        def flush(self):
+            raise OSError(errno.ENOSPC, "No space left on device")  # os.write names no file
+
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(OSError) as info:
+        _commit(tmp_path, 0, model, torch.optim.SGD(model.parameters(), lr=0.1), FullRecorder(),
+                {"error": 1.0, "epoch": 1}, [], {})
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "td_raw.npy")
+    assert not (tmp_path / "resume.pth").exists()
+
+
+def test_labels_file_that_is_a_folder(tmp_path, capsys):
+    one_line_error(step1(tmp_path / "runs", "--labels_file", str(tmp_path)), capsys,
+                   f"--labels_file: {tmp_path} is a folder: give the labels file itself")
+
+
+def test_paper_dry_run_refuses_a_file_as_the_output_folder(tmp_path, capsys):
+    from paper import common, small_datasets
+
+    taken = tmp_path / "results"
+    taken.write_text("not a folder")
+    one_line_error(lambda: common.main(small_datasets, ["none", str(taken), "--scale", "tiny", "--dry_run"]), capsys,
+                   f"<result_save_path> {taken} is a file, not a folder")
+
+
+def test_digits_traces_scored_as_fashion_mnist_say_so(finished, tmp_path, capsys):
+    write_fashion(tmp_path / "data" / "fashion_mnist")
+    before = digest(finished)
+    err = one_line_error(step3(tmp_path / "runs", "--td_run", str(finished / RUN), "--dataset", "fashion_mnist",
+                               "--data", str(tmp_path / "data")), capsys,
+                         "contradicts the flags: --dataset fashion_mnist (the run has digits)")
+    assert "--max_train" not in err and digest(finished) == before
+
+
+def test_multirun_counts_a_run_another_multirun_holds_as_done(tmp_path, monkeypatch, capsys):
+    """The second of two multiruns on one list found a run folder locked (exit 2) and counted it failed; it now
+    waits for the lock and sees the run complete."""
+    from pipeline import multirun
+
+    calls = []
+
+    def call(cmd, stdout, stderr):
+        calls.append(cmd)
+        if len(calls) == 1:
+            stdout.write("error: runs/x is in use by another process (it holds runs/x/.lock): wait for it to end\n")
+            return 2
+        stdout.write("runs/x: already complete (add --restart to run it again)\n")
+        return 0
+
+    monkeypatch.setattr(multirun.subprocess, "call", call)
+    monkeypatch.setattr(multirun, "LOCK_RETRY_SECONDS", 0.0)
+    outcome = multirun.run_one("--dataset digits", threads=1, log=tmp_path / "run-1.log")
+    assert outcome.code == 0 and outcome.run_dir == "runs/x" and len(calls) == 2
+
+
+def test_multirun_runs_a_repeated_line_once(tmp_path, capsys):
+    from pipeline.multirun import get_args_parser, main
+
+    settings = tmp_path / "list.txt"
+    settings.write_text("--dataset digits --seed 1\n--dataset digits --seed 2\n--dataset digits --seed 1\n")
+    run_cli(lambda: main(get_args_parser().parse_args([str(settings), "--dry_run"])))
+    out = capsys.readouterr().out
+    assert "1 repeated line(s) run once" in out and out.count("runner.py --dataset digits --seed 1") == 1
+
+
+def test_find_issues_prints_the_resampling_note(synthetic, tmp_path, capsys):
+    """The generalist was trained on another T than the synthetic run's 10 epochs: the README promises a note."""
+    from labeltrace.predict import load_detector, GENERALIST
+    from pipeline.issues import get_args_parser, main
+
+    _, info = load_detector(GENERALIST)
+    assert info.train_length != 10
+    main(get_args_parser().parse_args([str(synthetic), "--out", str(tmp_path / "out")]))
+    assert f"note: traces have T=10 epochs, the detector was trained on T={info.train_length}" in \
+        capsys.readouterr().out
