@@ -209,7 +209,7 @@ def test_nan_detector_refused_at_scoring(tmp_path, synthetic, capsys):
     out = tmp_path / "plots"
     one_line_error(plots(str(synthetic), "--detector", str(path), "--out", str(out)), capsys,
                    f"{path}: 1 of the detector's weights are NaN or infinite")
-    from pipeline.issues import get_args_parser, main
+    from pipeline.find_issues import get_args_parser, main
 
     before = digest(synthetic)
     one_line_error(lambda: main(get_args_parser().parse_args([str(synthetic), "--detector", str(path)])), capsys,

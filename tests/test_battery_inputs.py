@@ -221,7 +221,7 @@ def test_multirun_runs_a_repeated_line_once(tmp_path, capsys):
 def test_find_issues_prints_the_resampling_note(synthetic, tmp_path, capsys):
     """The generalist was trained on another T than the synthetic run's 10 epochs: the README promises a note."""
     from labeltrace.predict import load_detector, GENERALIST
-    from pipeline.issues import get_args_parser, main
+    from pipeline.find_issues import get_args_parser, main
 
     _, info = load_detector(GENERALIST)
     assert info.train_length != 10
