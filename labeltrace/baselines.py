@@ -59,7 +59,7 @@ def to_class_order(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     -------
     array of the same shape as ``probs`` whose last axis is indexed by class id.
     """
-    require_full(probs, "probabilities in class order per epoch")
+    require_full(probs, "each epoch's probabilities in class order (e.g. the data-maps export)")
     labels = np.asarray(labels, dtype=np.intp)
     if labels.shape != (probs.shape[0], probs.shape[-1]):
         raise UsageError(f"labels shape {labels.shape} does not match probabilities {probs.shape}")

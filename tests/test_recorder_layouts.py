@@ -163,3 +163,31 @@ def test_hand_computed_compact_rows(tmp_path):
     np.testing.assert_array_equal(run.labels, [[0, 2], [2, 0]])
     # AUM: sample 0 mean(0.5-0.25, 0.25-0.5) = 0 -> -0; sample 1 mean(0.125-0.5, 0.125-0.5) = -0.375 -> 0.375
     np.testing.assert_array_equal(baselines.aum(run.td, run.labels), [0.0, 0.375])
+
+
+def test_step3_with_td_run_reads_a_compact_run(tmp_path):
+    from datasets.noise import corrupt_labels
+    from datasets.offline import load_digits_bundle
+    from denoise import get_args_parser, main
+
+    true = load_digits_bundle().train.targets
+    noisy = corrupt_labels(true, ratio=0.2, noise_type="uniform", num_classes=10, split_seed=7)
+    removed = {}
+    for layout in ("full", "compact"):
+        recorder = DynamicsRecorder(tmp_path / layout, labels=noisy.assigned, num_classes=10, true_labels=true,
+                                    layout=layout)
+        for epoch in range(3):
+            index = np.arange(len(true))
+            logits = torch.randn(len(true), 10, generator=torch.Generator().manual_seed(epoch))
+            logits[index, torch.as_tensor(noisy.assigned)] += 1.0 + epoch  # the given labels, fitted over time
+            logits[index, torch.as_tensor(true)] += 1.5
+            recorder.update(index, logits)
+            recorder.end_epoch()
+        recorder.save()
+        main(get_args_parser().parse_args(["--dataset", "digits", "--seed", "7", "--net_type", "cnn", "--depth", "2",
+                                           "--num_epochs", "1", "--threads", "1", "--no_progress",
+                                           "--save", str(tmp_path / f"step3_{layout}"), "--detector",
+                                           "baseline:aum", "--td_run", str(tmp_path / layout)]))
+        (found,) = (tmp_path / f"step3_{layout}").rglob("removed.csv")
+        removed[layout] = found.read_text()
+    assert removed["compact"] == removed["full"] and len(removed["full"].splitlines()) > 100
