@@ -54,31 +54,38 @@ class _Group:
         return int(out.item())
 
     def gather(self, idx: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every rank's (B_r,) indices and (B_r, C) rows, concatenated in rank order (batches may differ in size)."""
-        import torch.distributed as dist
-
-        device = self._device(probs)
-        idx, probs = idx.to(device), probs.to(device)
-        counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(self.world)]
-        dist.all_gather(counts, torch.tensor([len(idx)], dtype=torch.long, device=device))
-        longest = int(max(c.item() for c in counts))
-        pad_idx = torch.zeros(longest, dtype=torch.long, device=device)
-        pad_idx[: len(idx)] = idx
-        pad = torch.zeros((longest, probs.shape[1]), dtype=probs.dtype, device=device)
-        pad[: len(idx)] = probs
-        all_idx = [torch.empty_like(pad_idx) for _ in range(self.world)]
-        all_rows = [torch.empty_like(pad) for _ in range(self.world)]
-        dist.all_gather(all_idx, pad_idx)
-        dist.all_gather(all_rows, pad)
-        sizes = [int(c.item()) for c in counts]
-        return (torch.cat([i[:k] for i, k in zip(all_idx, sizes)]).cpu(),
-                torch.cat([r[:k] for r, k in zip(all_rows, sizes)]).cpu())
+        """Every rank's (B_r,) indices and (B_r, C) rows, concatenated in rank order, on the CPU."""
+        return gather_by_index(idx, probs, self._device(probs), self.world)
 
     def barrier(self) -> None:
         if self.active:
             import torch.distributed as dist
 
             dist.barrier()
+
+
+def gather_by_index(idx: torch.Tensor, rows: torch.Tensor, device: torch.device, world: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``all_gather`` of every rank's sample positions ``idx`` (B_r,) and ``rows`` (B_r, ...), whose B_r may
+    differ: (sum B_r,) and (sum B_r, ...) on the CPU, in rank order (so a position several ranks sent takes the
+    highest rank's row when scattered in order). ``device``: where the backend communicates (CUDA for NCCL)."""
+    import torch.distributed as dist
+
+    idx, rows = idx.to(device, torch.long), rows.to(device)
+    counts = [torch.zeros(1, dtype=torch.long, device=device) for _ in range(world)]
+    dist.all_gather(counts, torch.tensor([len(idx)], dtype=torch.long, device=device))
+    sizes = [int(c.item()) for c in counts]
+    longest = max(sizes)
+    pad_idx = torch.zeros(longest, dtype=torch.long, device=device)
+    pad_idx[: len(idx)] = idx
+    pad = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=device)
+    pad[: len(idx)] = rows
+    all_idx = [torch.empty_like(pad_idx) for _ in range(world)]
+    all_rows = [torch.empty_like(pad) for _ in range(world)]
+    dist.all_gather(all_idx, pad_idx)
+    dist.all_gather(all_rows, pad)
+    return (torch.cat([i[:k] for i, k in zip(all_idx, sizes)]).cpu(),
+            torch.cat([r[:k] for r, k in zip(all_rows, sizes)]).cpu())
 
 
 def choose_layout(layout: str, num_classes: int) -> str:
