@@ -22,6 +22,7 @@ RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (l
 COMPACT_TRACES_FILE = "training_dynamics_compact.npz"
 RAW_COMPACT_FILE = "td_raw_compact.npy"  # (T, N, 3) float32: given prob, strongest other prob, its class
 MEAN_SUM_FILE = "td_mean_sum.npy"  # (2, N, C) float32: the probability sums, two slots (the last commit's survives)
+MEAN_SPILL_FILE = "td_mean_spill.npy"  # (1, N, C) float16: the epoch's probabilities in arrival order
 RECORDER_STATE_FILE = "recorder.json"  # the recorder's committed epochs, layout and sizes
 RESUME_FILE = "resume.pth"  # the last committed epoch's state, while a run is unfinished
 BEST_MODEL_FILE = "model.pth"
