@@ -21,6 +21,7 @@ unless ``return_indices_ranked_by`` asks for indices, and quality scores are low
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ import torch
 from labeltrace.metrics import removal_cut
 from labeltrace.predict import GENERALIST, load_detector, score
 from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
+from labeltrace.runfiles import RECORDER_STATE_FILE
 from labeltrace.traces import load_run
 
 class DynamicsRecorder:
@@ -68,6 +70,9 @@ class DynamicsRecorder:
         self._group = _Group()
         self._files = Recording(self.run_dir, self.layout, self.labels, num_classes) if self._group.rank == 0 else None
         self._epochs = self._group.broadcast_int(self._files.committed() if self._files is not None else 0)
+        if self._epochs and self._group.rank == 0:
+            warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs (delete "
+                          f"{RECORDER_STATE_FILE} there to record from scratch)", stacklevel=2)
         self._seen = np.zeros(len(self.labels), dtype=bool)
         self._open = False  # an epoch has updates not yet committed
 

@@ -171,7 +171,7 @@ class TraceRecorder:
         """Write ``values`` (B, C) to rows ``idx`` (sorted, distinct) of ``epoch``; durable at :meth:`sync`."""
         values = np.ascontiguousarray(values, dtype=self.dtype)
         for row, count, at in self._runs(idx):
-            os.pwrite(self._file.fileno(), values[at:at + count].tobytes(), self._position(epoch, row))
+            os.pwrite(self._file.fileno(), memoryview(values[at:at + count]).cast("B"), self._position(epoch, row))
 
     def sync(self) -> None:
         """Make what :meth:`write_rows` wrote durable."""

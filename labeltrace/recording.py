@@ -25,6 +25,7 @@ from labeltrace.runfiles import (COMPACT_TRACES_FILE, MEAN_SPILL_FILE, MEAN_SUM_
                                  RAW_TRACES_FILE, RECORDER_STATE_FILE, TRACES_FILE, write_metadata)
 
 LAYOUTS = ("auto", "full", "compact")
+SPILL_RANGE = 1 << 14  # samples per range of the compact sums: 64 MiB of float32 sums at 1,000 classes
 
 
 class _Group:
@@ -103,9 +104,10 @@ class Recording:
     ``rows``: (N, T, C) float16 (full) or (N, T, 3) float32 (compact: :func:`labeltrace.compact.top_two`);
     ``sums``: (N, 2, C) float32, slot ``t % 2`` the sums over epochs 0..t, so that a kill during epoch t+1 (which
     writes the other slot) leaves the last committed sums intact; ``spill``: (N, 1, C) float16, epoch t's
-    probability vectors in the order they arrived, appended batch by batch and added to the sums at the end of
-    the epoch by ranges of samples. Adding each batch to its rows of the sums instead writes 4 KiB at random
-    places of a 10 GB file at ImageNet scale, which the page cache cannot absorb (measured: 13 min an epoch).
+    probability vectors, appended batch by batch to the region of their range of :data:`SPILL_RANGE` samples,
+    and added to the sums at the end of the epoch one range at a time (sequential reads and writes). Adding
+    each batch to its rows of the sums instead writes 4 KiB at random places of a 10 GB file at ImageNet scale,
+    which the page cache cannot absorb (measured: 13 min an epoch).
     """
 
     def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int) -> None:
@@ -114,7 +116,7 @@ class Recording:
         self.rows: TraceRecorder | None = None
         self.sums: TraceRecorder | None = None
         self.spill: TraceRecorder | None = None
-        self._arrived = 0  # samples spilled this epoch
+        self._filled = np.zeros(-(-len(labels) // SPILL_RANGE), dtype=np.int64)  # spilled so far, per range
         self._arrival = np.zeros(len(labels), dtype=np.int64)  # the sample at each spill position
 
     def identity(self) -> dict:
@@ -157,27 +159,27 @@ class Recording:
             self.rows.record(epoch, idx, probs)
             return
         self.rows.record(epoch, idx, top_two(probs, self.labels[idx]))
-        at = self._arrived
-        self.spill.write_rows(0, np.arange(at, at + len(idx)), probs)  # one sequential write
-        self._arrival[at:at + len(idx)] = idx
-        self._arrived += len(idx)
+        ranges = idx // SPILL_RANGE  # idx is sorted, so each range's rows are one slice
+        cuts = np.flatnonzero(np.diff(ranges)) + 1
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(idx)]):
+            r = ranges[lo]
+            at = r * SPILL_RANGE + self._filled[r]
+            self.spill.write_rows(0, np.arange(at, at + hi - lo), probs[lo:hi])
+            self._arrival[at:at + hi - lo] = idx[lo:hi]
+            self._filled[r] += hi - lo
 
-    def _add_spill(self, epoch: int, rows_per_range: int = 1 << 14) -> None:
-        """sums[epoch % 2] = sums[(epoch - 1) % 2] + the spilled epoch, a range of samples at a time (sequential
-        reads and writes of the sums; the spill, just written, is read from the page cache)."""
+    def _add_spill(self, epoch: int) -> None:
+        """sums[epoch % 2] = sums[(epoch - 1) % 2] + the spilled epoch, one range of samples at a time: a
+        range's region of the spill holds each of its samples once (end_epoch checked), in arrival order."""
         n = len(self.labels)
-        position = np.empty(n, dtype=np.int64)
-        position[self._arrival] = np.arange(n)  # each sample arrived once: end_epoch checked
-        for start in range(0, n, rows_per_range):
-            rows = np.arange(start, min(start + rows_per_range, n))
-            where = position[rows]
-            order = np.argsort(where)
+        for start in range(0, n, SPILL_RANGE):
+            rows = np.arange(start, min(start + SPILL_RANGE, n))
             probs = np.empty((len(rows), self.num_classes), dtype=np.float32)
-            probs[order] = self.spill.read_rows(0, where[order])
+            probs[self._arrival[rows] - start] = self.spill.read_rows(0, rows)
             if epoch:
                 probs += self.sums.read_rows((epoch - 1) % 2, rows)
             self.sums.write_rows(epoch % 2, rows, probs)
-        self._arrived = 0
+        self._filled[:] = 0
 
     def commit(self, epochs: int) -> None:
         """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically)."""

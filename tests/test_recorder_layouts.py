@@ -107,7 +107,8 @@ def test_a_killed_loop_keeps_its_finished_epochs_and_resumes(runs, tmp_path):
     for layout in ("full", "compact"):
         run_dir = run_loop(tmp_path / layout, layout, EPOCHS, "--kill_in_epoch", "2")  # killed during epoch 3
         assert not (run_dir / "metadata.pth").exists()
-        recorder = DynamicsRecorder(run_dir, labels=loop.given_labels(), num_classes=loop.C, layout=layout)
+        with pytest.warns(UserWarning, match="resuming after its 2 finished epochs"):
+            recorder = DynamicsRecorder(run_dir, labels=loop.given_labels(), num_classes=loop.C, layout=layout)
         assert recorder.num_epochs == 2  # the two finished epochs, not the half-recorded third
         part = load_run(recorder.save())
         assert part.num_epochs == 2
