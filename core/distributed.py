@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from labeltrace.recording import gather_by_index
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -62,26 +64,13 @@ class Dist:
             out = np.empty((num_rows, *rows.shape[1:]), dtype=rows.dtype)
             out[idx] = rows
             return out
-        device = self._comm_device()
-        count = torch.tensor([len(idx)], device=device)
-        counts = [torch.zeros_like(count) for _ in range(self.world)]
-        dist.all_gather(counts, count)
-        longest = int(max(c.item() for c in counts))
-        pad_idx = torch.zeros(longest, dtype=torch.long, device=device)
-        pad_idx[: len(idx)] = torch.from_numpy(np.asarray(idx, dtype=np.int64))
-        pad_rows = torch.zeros((longest, *rows.shape[1:]), dtype=torch.float32, device=device)
-        pad_rows[: len(idx)] = torch.from_numpy(np.asarray(rows, dtype=np.float32))
-        all_idx = [torch.empty_like(pad_idx) for _ in range(self.world)]
-        all_rows = [torch.empty_like(pad_rows) for _ in range(self.world)]
-        dist.all_gather(all_idx, pad_idx)
-        dist.all_gather(all_rows, pad_rows)
+        positions, gathered = gather_by_index(torch.from_numpy(np.asarray(idx, dtype=np.int64)),
+                                              torch.from_numpy(np.asarray(rows, dtype=np.float32)),
+                                              self._comm_device(), self.world)
         out = np.zeros((num_rows, *rows.shape[1:]), dtype=rows.dtype)
+        out[positions.numpy()] = gathered.numpy()  # in rank order: the highest rank's row of a repeated sample
         seen = np.zeros(num_rows, dtype=bool)
-        for c, i, r in zip(counts, all_idx, all_rows):
-            n = int(c.item())
-            positions = i[:n].cpu().numpy()
-            out[positions] = r[:n].cpu().numpy()
-            seen[positions] = True
+        seen[positions.numpy()] = True
         if not seen.all():
             raise RuntimeError(f"gather_rows: {int((~seen).sum())} of {num_rows} rows came from no rank")
         return out

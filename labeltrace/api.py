@@ -9,8 +9,11 @@
             recorder.update(index, logits)             # the softmax of this forward pass
         recorder.end_epoch()
     recorder.save()                                    # training_dynamics.npz + metadata.pth, as STEP 1 writes
+                                                       # (training_dynamics_compact.npz above 300 classes)
     issues = find_label_issues("runs/mine", return_indices_ranked_by="p_noisy")
 
+Each epoch is on disk once ``end_epoch()`` returns, so a killed loop loses at most the epoch it was in: a
+recorder constructed again on the same folder resumes after the last finished one (docs/recorder_scale.md).
 The folder is laid out like a STEP 1 run (docs/formats.md), so every later stage (``train_detector.py``, the
 denoise scripts with ``--td_run``, ``plots.py``, the data-maps export) reads it. The names follow cleanlab's
 ``find_label_issues`` / ``get_label_quality_scores``: ``labels`` are the given labels, a boolean mask is returned
@@ -18,84 +21,134 @@ unless ``return_indices_ranked_by`` asks for indices, and quality scores are low
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from labeltrace.io import save_npz
-from labeltrace.recorder import order_channels
-from labeltrace.runfiles import TRACES_FILE, write_metadata
 from labeltrace.metrics import removal_cut
 from labeltrace.predict import GENERALIST, load_detector, score
+from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
+from labeltrace.runfiles import RECORDER_STATE_FILE
 from labeltrace.traces import load_run
 
 class DynamicsRecorder:
-    """Collects each training sample's softmax at every epoch of a loop you write.
+    """Collects each training sample's softmax at every epoch of a loop you write, streamed to ``run_dir``.
 
     Parameters
     ----------
     run_dir : path
-        Where :meth:`save` writes ``training_dynamics.npz`` and ``metadata.pth``.
+        Where each finished epoch is kept and :meth:`save` writes the traces file and ``metadata.pth``.
     labels : int array of shape (N,)
         The labels the model is trained on (possibly noisy), indexed by sample position.
     num_classes : int
     true_labels : int array of shape (N,), optional
         The clean labels when known (synthesized noise): the metadata then marks ``label_flipped``; otherwise
         they are taken to be ``labels`` (no ground truth, as for real noise).
+    layout : ``"auto"``, ``"full"`` or ``"compact"``
+        ``full``: the paper's ``training_dynamics.npz``, td (N, T, C); ``compact``:
+        ``training_dynamics_compact.npz``, per epoch the given label's and the strongest other class's
+        probability, plus the mean probability vector (docs/formats.md); ``auto``: compact above 300 classes.
+
+    Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
+    killed, construct the recorder again on the same ``run_dir`` (same labels): it resumes after the last
+    finished epoch (``num_epochs``), so continue the loop from there, or call :meth:`save` to write what is
+    there. Under ``torch.distributed`` call every method on every rank with that rank's batches: the recorder
+    gathers them by sample index and rank 0 writes one folder, the same as a one-process run's.
     """
 
-    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
+                 layout: str = "auto") -> None:
         self.run_dir = Path(run_dir)
         self.labels = _int_labels(labels, num_classes, "labels")
         self.true_labels = self.labels if true_labels is None else _int_labels(true_labels, num_classes, "true_labels")
         if self.true_labels.shape != self.labels.shape:
             raise ValueError(f"true_labels has {len(self.true_labels)} entries, labels {len(self.labels)}")
         self.num_classes = num_classes
-        self._epochs: list[np.ndarray] = []  # float16 (N, C) per finished epoch, in class order
-        self._current = np.zeros((len(self.labels), num_classes), dtype=np.float32)
+        self.layout = choose_layout(layout, num_classes)
+        self._group = _Group()
+        self._files = Recording(self.run_dir, self.layout, self.labels, num_classes) if self._group.rank == 0 else None
+        self._epochs = self._group.broadcast_int(self._files.committed() if self._files is not None else 0)
+        if self._epochs and self._group.rank == 0:
+            warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs (delete "
+                          f"{RECORDER_STATE_FILE} there to record from scratch)", stacklevel=2)
         self._seen = np.zeros(len(self.labels), dtype=bool)
+        self._open = False  # an epoch has updates not yet committed
 
     @property
     def num_epochs(self) -> int:
-        return len(self._epochs)
+        """The finished (committed) epochs."""
+        return self._epochs
 
     def update(self, index, outputs, *, probabilities: bool = False) -> None:
-        """Record one batch: ``index`` (B,) sample positions, ``outputs`` (B, C) logits (softmax taken here) or,
-        with ``probabilities=True``, probabilities. Tensors may live on any device; nothing is kept on it."""
-        idx = np.asarray(index.detach().cpu() if torch.is_tensor(index) else index, dtype=np.int64).reshape(-1)
+        """Record one batch: ``index`` (B,) integer sample positions, ``outputs`` (B, C) logits (softmax taken
+        here) or, with ``probabilities=True``, probabilities in [0, 1]. Tensors may live on any device. The
+        first value of a sample in an epoch counts (a repeat, e.g. the padding of a distributed sampler, is
+        ignored)."""
+        idx = _index_array(index, len(self.labels))
         out = outputs.detach().float() if torch.is_tensor(outputs) else torch.as_tensor(np.asarray(outputs, np.float32))
         if out.ndim != 2 or out.shape != (len(idx), self.num_classes):
             raise ValueError(f"outputs must have shape ({len(idx)}, {self.num_classes}) for {len(idx)} indices, "
                              f"got {tuple(out.shape)}")
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(self.labels)):
-            raise ValueError(f"index must be sample positions in [0, {len(self.labels)}), got {idx.min()}..{idx.max()}")
-        probs = out if probabilities else torch.softmax(out, dim=1)
-        self._current[idx] = probs.cpu().numpy()
-        self._seen[idx] = True
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError(f"outputs hold {int((~torch.isfinite(out)).sum())} NaN or infinite values: the model "
+                             "diverged (nothing recorded)")
+        if probabilities and len(idx) and not (0.0 <= float(out.min()) and float(out.max()) <= 1.0):
+            raise ValueError(f"probabilities=True but outputs run from {float(out.min()):g} to {float(out.max()):g}, "
+                             "outside [0, 1]: pass logits with probabilities=False")
+        probs = (out if probabilities else torch.softmax(out, dim=1)).to(torch.float16)  # the stored precision
+        index_t = torch.from_numpy(idx)
+        if self._group.active:
+            index_t, probs = self._group.gather(index_t, probs)
+        self._open = True
+        if self._files is None:
+            return
+        idx, first = np.unique(index_t.numpy(), return_index=True)
+        fresh = ~self._seen[idx]
+        idx, rows = idx[fresh], probs.cpu().numpy()[first[fresh]]
+        if len(idx):
+            self._files.record(self._epochs, idx, rows)
+            self._seen[idx] = True
 
     def end_epoch(self) -> None:
-        """Close the epoch; every sample must have been recorded in it (once or more: the last value counts)."""
-        missing = int((~self._seen).sum())
+        """Commit the epoch to disk; every sample must have been recorded in it."""
+        missing = self._group.broadcast_int(int((~self._seen).sum()) if self._files is not None else 0)
         if missing:
             raise ValueError(f"epoch {self.num_epochs + 1}: {missing} of {len(self.labels)} samples were not "
                              "recorded (pass every batch of the epoch to update())")
-        self._epochs.append(self._current.astype(np.float16))
+        if self._files is not None:
+            self._files.commit(self._epochs + 1)
+        self._epochs += 1
         self._seen[:] = False
+        self._open = False
 
-    def save(self) -> Path:
-        """Write the traces (``td`` [N, T, C] float16, channel 0 = the given label) and the metadata, each
-        atomically, and return the run folder."""
-        if not self._epochs:
+    def save(self, *, keep_working_files: bool = True) -> Path:
+        """Write the traces file of the layout and ``metadata.pth`` from the finished epochs, each atomically,
+        and return the run folder. The working files (``td_raw*.npy``, ``td_mean_sum.npy``,
+        ``recorder.json``) stay, so recording can go on and save again, unless ``keep_working_files=False``."""
+        if not self.num_epochs:
             raise ValueError("no finished epoch to save: call end_epoch() after each epoch")
-        raw = np.stack(self._epochs, axis=1)  # (N, T, C) in class order
-        td, channel_labels = order_channels(raw, self.labels)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_npz(self.run_dir / TRACES_FILE, td=td, labels=channel_labels)
-        write_metadata(self.run_dir, train_indices=np.arange(len(self.labels)), valid_indices=np.arange(0),
-                       true_targets=self.true_labels, assigned_targets=self.labels,
-                       label_flipped=self.labels != self.true_labels)
+        if self._open:
+            raise ValueError(f"epoch {self.num_epochs + 1} is half recorded: call end_epoch() before save()")
+        if self._files is not None:
+            self._files.write(self.num_epochs)
+            write_run_metadata(self.run_dir, self.labels, self.true_labels)
+            if not keep_working_files:
+                self._files.remove()
+        self._group.barrier()  # every rank returns once the files are there
         return self.run_dir
+
+
+def _index_array(index, num_samples: int) -> np.ndarray:
+    """``index`` as int64 (B,); floats are refused, not truncated (a float index is a bug in the loop)."""
+    values = np.asarray(index.detach().cpu() if torch.is_tensor(index) else index)
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"index must hold integer sample positions, got dtype {values.dtype}")
+    idx = values.astype(np.int64).reshape(-1)
+    if len(idx) and (idx.min() < 0 or idx.max() >= num_samples):
+        raise ValueError(f"index must be sample positions in [0, {num_samples}), got {idx.min()}..{idx.max()}")
+    return idx
 
 
 def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
@@ -108,7 +161,15 @@ def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
 
 
 def _p_noisy(traces, detector) -> np.ndarray:
-    td = load_run(traces).td if isinstance(traces, (str, Path)) else np.asarray(traces)
+    if isinstance(traces, (str, Path)):
+        td = load_run(traces).td  # a file with NaN is refused there, naming it
+    else:
+        td = np.asarray(traces)
+        if not np.issubdtype(td.dtype, np.floating):
+            raise ValueError(f"traces must hold probabilities (floats), got dtype {td.dtype}")
+        bad = int(np.count_nonzero(~np.isfinite(td)))
+        if bad:  # the detector would return NaN scores for them, which rank nowhere
+            raise ValueError(f"traces hold {bad} NaN or infinite values: expected probabilities (did the run diverge?)")
     model, info = load_detector(detector or GENERALIST)
     return score(model, info, td)[0]
 
@@ -134,6 +195,8 @@ def find_label_issues(traces, *, detector: str | Path | None = None, num_to_find
     """
     if num_to_find is not None and fraction is not None:
         raise ValueError("give num_to_find or fraction, not both")
+    if fraction is not None and not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     if return_indices_ranked_by not in (None, "p_noisy", "label_quality"):
         raise ValueError(f"return_indices_ranked_by must be None, 'p_noisy' or 'label_quality', "
                          f"got {return_indices_ranked_by!r}")

@@ -10,7 +10,8 @@ Every score is a pure function ``score(td, labels, **options) -> suspicion`` ove
 Each returns a float64 array of shape (N,) where HIGHER means MORE LIKELY MISLABELED, so
 ``roc_auc_score(label_flipped, score)`` is the score's AUROC. Scores that are naturally "cleanliness"
 measures (confidence, margin) are negated. ``float16`` traces are reduced in float32 without copying the
-whole (N, T, C) array, so CIFAR-100-sized traces fit in memory.
+whole (N, T, C) array, so CIFAR-100-sized traces fit in memory. The compact layout's traces (N, T, 2) give
+the same numbers for every score of one or two channels; the cleanlab scores read its stored mean probabilities.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from labeltrace.compact import is_compact, require_full
 from labeltrace.errors import UsageError
 
 Score = Callable[..., np.ndarray]
@@ -29,7 +31,7 @@ _LOG_FLOOR = 1e-8
 def _check(td: np.ndarray) -> np.ndarray:
     if td.ndim != 3 or td.shape[2] < 2:
         raise UsageError(f"td must have shape (N, T, C) with C >= 2, got {td.shape}")
-    return td
+    return np.asarray(td)
 
 
 def assigned_prob(td: np.ndarray) -> np.ndarray:
@@ -57,6 +59,7 @@ def to_class_order(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     -------
     array of the same shape as ``probs`` whose last axis is indexed by class id.
     """
+    require_full(probs, "each epoch's probabilities in class order (e.g. the data-maps export)")
     labels = np.asarray(labels, dtype=np.intp)
     if labels.shape != (probs.shape[0], probs.shape[-1]):
         raise UsageError(f"labels shape {labels.shape} does not match probabilities {probs.shape}")
@@ -133,6 +136,11 @@ def class_probs(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarray | 
     labels the in-sample probabilities agree with the noisy labels and cleanlab finds (almost) nothing;
     averaging only the epochs before memorization (e.g. ``slice(0, T // 2)``) is a cheap stand-in.
     """
+    if pred_probs is None and is_compact(td):
+        if epochs is not None or td.mean_probs is None:
+            raise UsageError("the compact layout holds the mean probabilities over all epochs of the traces as read, "
+                             "not of an epoch window or a slice of rows: record with layout='full' for that")
+        pred_probs = td.mean_probs
     if pred_probs is None:
         window = _check(td)[:, epochs if epochs is not None else slice(None)]
         if window.shape[1] == 0:

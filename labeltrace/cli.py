@@ -89,7 +89,7 @@ def issues(args: argparse.Namespace) -> Path:
     check_writable(out, flag="--out", folder=True)
     traces = load_run(folder).without_injected()
     classes = args.classes.split(",") if args.classes else None
-    num_classes = traces.labels.shape[1]
+    num_classes = traces.num_classes
     if classes is not None and len(classes) != num_classes:
         fail(f"--classes: {len(classes)} names for a run of {num_classes} classes")
     n = int(traces.train_indices.max()) + 1 if traces.train_indices is not None and len(traces.td) else len(traces.td)

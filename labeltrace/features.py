@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from labeltrace.compact import require_full
 from labeltrace.traces import resample_time
 
 PAPER_FEATURES = ("prob",)
@@ -60,6 +61,7 @@ SAMPLE_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "prob": _prob, "margin": _margin, "loss": _loss, "entropy": _entropy, "rank": _rank,
 }
 RUN_FEATURES = ("run_learned", "run_spread")
+FULL_VECTOR_FEATURES = ("entropy", "rank")  # need every class's probability: not in the compact layout
 FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES)
 
 
@@ -103,6 +105,9 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
         run-context feature is asked for (else computed from ``td``)
     """
     names = check_features(names)
+    for name in FULL_VECTOR_FEATURES:
+        if name in names:
+            require_full(td, f"the detector feature {name!r}")
     if td.ndim != 3 or td.shape[2] < 2:
         raise ValueError(f"td must have shape (N, T, C) with C >= 2, got {td.shape}")
     if context is None and any(name in RUN_FEATURES for name in names):

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from labeltrace.baselines import score_baselines
+from labeltrace.compact import compact_suggested, is_compact
 from labeltrace.io import write_csv
 from labeltrace.metrics import order_by_noisiness
 from labeltrace.runfiles import ISSUES_CSV, ISSUES_PNG
@@ -21,7 +22,10 @@ TABLE_BASELINES = ("aum", "confidence", "last_self_confidence", "forgetting")  #
 def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """The class the network itself points to, int array of shape (N,): the last epoch's argmax when it is not
     the assigned label, else (a run that fitted the assigned label in the end) the other class with the highest
-    mean probability over the epochs, which is channel 1 by the traces' channel order."""
+    mean probability over the epochs, which is channel 1 by the traces' channel order. Compact traces give the
+    same from their ``other_class``."""
+    if is_compact(td):
+        return compact_suggested(td, labels)
     last = np.asarray(td[:, -1, :], dtype=np.float32).argmax(axis=1)
     rows = np.arange(len(labels))
     return np.where(last != 0, labels[rows, last], labels[:, 1]).astype(np.int64)

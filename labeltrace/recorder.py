@@ -5,6 +5,10 @@ is one contiguous block, written once when the epoch is flushed. Nothing is memo
 memory of a run holds one epoch (N x C) at most, however many epochs and samples, and a killed run keeps the
 epochs it finished. ``write_traces`` streams it, by chunks of samples, into the paper's
 ``training_dynamics.npz`` ([N, T, C], channels reordered per sample).
+
+The same file serves a loop that does not know its number of epochs (:class:`labeltrace.api.DynamicsRecorder`):
+its header keeps room for any epoch count, so :meth:`TraceRecorder.resize` appends an epoch in place, and any
+per-sample width and dtype (the compact layout's rows, :mod:`labeltrace.compact`).
 """
 from __future__ import annotations
 
@@ -42,37 +46,43 @@ def order_channels(raw: np.ndarray, assigned: np.ndarray) -> tuple[np.ndarray, n
     return td, labels
 
 
-def _header(shape: tuple[int, ...]) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(buf, {"descr": DTYPE.str, "fortran_order": False, "shape": shape})
-    return buf.getvalue()
+_HEADER_BYTES = 128  # magic + a shape of up to 15-digit sizes, padded: the same length whatever the epoch count
 
 
-def _stored_shape(path: Path) -> tuple[tuple[int, ...], int]:
+def _header(shape: tuple[int, ...], dtype: np.dtype = DTYPE) -> bytes:
+    """A ``.npy`` version 1.0 header of :data:`_HEADER_BYTES` bytes, so that it can be rewritten in place when
+    the epoch count grows (numpy pads its own to the next 64 bytes, which moves the data at some sizes)."""
+    text = repr({"descr": np.dtype(dtype).str, "fortran_order": False, "shape": tuple(int(s) for s in shape)})
+    prefix = np.lib.format.magic(1, 0) + (_HEADER_BYTES - 10).to_bytes(2, "little")
+    body = text.ljust(_HEADER_BYTES - len(prefix) - 1) + "\n"
+    if len(prefix) + len(body) != _HEADER_BYTES:
+        raise ValueError(f"shape {shape} too large for a raw traces header")
+    return prefix + body.encode("latin1")
+
+
+def _stored_shape(path: Path, dtype: np.dtype = DTYPE) -> tuple[tuple[int, ...], int]:
     with open(path, "rb") as handle:
         version = np.lib.format.read_magic(handle)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(handle)
-        if np.dtype(dtype) != DTYPE:
-            raise ValueError(f"{path}: holds {dtype} traces, expected float16")
+        shape, _, stored = read(handle)
+        if np.dtype(stored) != np.dtype(dtype):
+            raise ValueError(f"{path}: holds {stored} traces, expected {np.dtype(dtype)}")
         return tuple(shape), handle.tell()
 
 
-def raw_file_problem(path: Path, shape: tuple[int, int, int]) -> str | None:
+def raw_file_problem(path: Path, shape: tuple[int, int, int], dtype: np.dtype = DTYPE) -> str | None:
     """Why the raw traces file of a run of ``shape`` (N, T, C) cannot be resumed from, or None if it can.
 
     The file is made at its full size, so one that is shorter lost epochs (a copy cut short, a disk that
     filled up): read on, the lost part would silently become zeros in ``training_dynamics.npz``."""
     n, t, c = shape
     try:
-        stored, offset = _stored_shape(path)
+        stored, offset = _stored_shape(path, dtype)
     except (OSError, ValueError, EOFError) as exc:
         return f"{path}: unreadable raw traces ({exc})"
     if stored != (t, n, c):
         return f"{path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)"
-    size, expected = path.stat().st_size, offset + t * n * c * DTYPE.itemsize
+    size, expected = path.stat().st_size, offset + t * n * c * np.dtype(dtype).itemsize
     if size != expected:
         return f"{path}: truncated ({size} of {expected} bytes)"
     return None
@@ -82,30 +92,50 @@ class TraceRecorder:
     """Raw probabilities of shape (N, T, C) in class-id order, kept on disk epoch-major.
 
     ``record`` fills the current epoch's buffer (N, C); ``flush`` writes it (and makes it durable) before the
-    epoch is committed. Recording another epoch first flushes the one in the buffer.
+    epoch is committed. Recording another epoch first flushes the one in the buffer. ``dtype`` and the width C
+    may be anything fixed-size (the compact layout keeps (N, 3) float32 rows per epoch).
     """
 
-    def __init__(self, path: Path, num_samples: int, epochs: int, num_classes: int, *, resume: bool) -> None:
+    def __init__(self, path: Path, num_samples: int, epochs: int, num_classes: int, *, resume: bool,
+                 dtype: np.dtype = DTYPE) -> None:
         self.path = Path(path)
         self.shape = (num_samples, epochs, num_classes)
+        self.dtype = np.dtype(dtype)
         n, t, c = self.shape
         if resume and self.path.is_file():
-            problem = raw_file_problem(self.path, self.shape)
+            problem = raw_file_problem(self.path, self.shape, self.dtype)
             if problem:
                 raise ValueError(problem)
         else:
-            header = _header((t, n, c))
+            header = _header((t, n, c), self.dtype)
             with open(self.path, "wb") as handle:
                 handle.write(header)
-                handle.truncate(len(header) + t * n * c * DTYPE.itemsize)  # sparse: unrecorded epochs read as 0
-        _, self._offset = _stored_shape(self.path)
+                handle.truncate(len(header) + t * n * c * self.dtype.itemsize)  # sparse: unrecorded epochs read as 0
+        _, self._offset = _stored_shape(self.path, self.dtype)
         self._file = open(self.path, "r+b")
         self._epoch: int | None = None
-        self._buffer = np.zeros((n, c), dtype=DTYPE)
+        self._buffer = np.zeros((n, c), dtype=self.dtype)
+
+    def resize(self, epochs: int) -> None:
+        """Hold ``epochs`` epochs: added ones read as zeros until recorded, dropped ones (an epoch a killed loop
+        never committed) are cut off. Only a file this module's header wrote can change its epoch count: the
+        header is rewritten in place, the data do not move."""
+        n, t, c = self.shape
+        if epochs == t:
+            return
+        header = _header((epochs, n, c), self.dtype)
+        if len(header) != self._offset:
+            raise ValueError(f"{self.path}: its header ({self._offset} bytes) leaves no room to add epochs")
+        self.flush()
+        self._file.truncate(self._offset + epochs * n * c * self.dtype.itemsize)
+        self._file.seek(0)
+        self._file.write(header)
+        self._file.flush()
+        self.shape = (n, epochs, c)
 
     def _position(self, epoch: int, row: int = 0) -> int:
         n, _, c = self.shape
-        return self._offset + (epoch * n + row) * c * DTYPE.itemsize
+        return self._offset + (epoch * n + row) * c * self.dtype.itemsize
 
     def _read_block(self, epoch: int, start: int, out: np.ndarray) -> None:
         self._file.seek(self._position(epoch, start))
@@ -121,6 +151,32 @@ class TraceRecorder:
             self._epoch = epoch
         self._buffer[idx] = probs
 
+    def _runs(self, idx: np.ndarray) -> Iterator[tuple[int, int, int]]:
+        """(first row, count, offset into ``idx``) of each run of consecutive positions in sorted ``idx``."""
+        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
+        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)]):
+            yield int(idx[lo]), int(hi - lo), int(lo)
+
+    def read_rows(self, epoch: int, idx: np.ndarray) -> np.ndarray:
+        """Rows ``idx`` (sorted, distinct; shape (B,)) of ``epoch`` straight from the file, bypassing the epoch
+        buffer: array of shape (B, C). With :meth:`write_rows`, a per-sample accumulator that stays on disk."""
+        out = np.empty((len(idx), self.shape[2]), dtype=self.dtype)
+        row_bytes = self.shape[2] * self.dtype.itemsize
+        for row, count, at in self._runs(idx):
+            data = os.pread(self._file.fileno(), count * row_bytes, self._position(epoch, row))
+            out[at:at + count] = np.frombuffer(data, dtype=self.dtype).reshape(count, -1)
+        return out
+
+    def write_rows(self, epoch: int, idx: np.ndarray, values: np.ndarray) -> None:
+        """Write ``values`` (B, C) to rows ``idx`` (sorted, distinct) of ``epoch``; durable at :meth:`sync`."""
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        for row, count, at in self._runs(idx):
+            os.pwrite(self._file.fileno(), memoryview(values[at:at + count]).cast("B"), self._position(epoch, row))
+
+    def sync(self) -> None:
+        """Make what :meth:`write_rows` wrote durable."""
+        os.fsync(self._file.fileno())
+
     def flush(self) -> None:
         """Write the buffered epoch and make it durable (before ``resume.pth`` commits that epoch)."""
         if self._epoch is None:
@@ -128,15 +184,15 @@ class TraceRecorder:
         self._file.seek(self._position(self._epoch))
         self._file.write(memoryview(self._buffer).cast("B"))
         self._file.flush()
-        os.fsync(self._file.fileno())
+        os.fsync(self._file.fileno())  # the header too, when resize() rewrote it
         self._epoch = None
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples ``start:stop`` of every epoch: float16 array of shape (stop - start, T, C)."""
         self.flush()
         _, t, c = self.shape
-        out = np.empty((stop - start, t, c), dtype=DTYPE)
-        block = np.empty((stop - start, c), dtype=DTYPE)
+        out = np.empty((stop - start, t, c), dtype=self.dtype)
+        block = np.empty((stop - start, c), dtype=self.dtype)
         for epoch in range(t):
             self._read_block(epoch, start, block)
             out[:, epoch] = block

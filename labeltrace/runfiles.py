@@ -17,6 +17,13 @@ from labeltrace.io import load_npz, load_torch, torch_save
 TRACES_FILE = "training_dynamics.npz"  # td [N, T, C] float16, labels [N, C] int16
 METADATA_FILE = "metadata.pth"  # the noisy labels and ground truth over the full training set
 RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (labeltrace/recorder.py)
+# The compact layout for many classes (labeltrace/compact.py): td [N, T, 2], other_class [N, T], labels [N, 2],
+# mean_probs [N, C]; and the working files of labeltrace.api.DynamicsRecorder while it records.
+COMPACT_TRACES_FILE = "training_dynamics_compact.npz"
+RAW_COMPACT_FILE = "td_raw_compact.npy"  # (T, N, 3) float32: given prob, strongest other prob, its class
+MEAN_SUM_FILE = "td_mean_sum.npy"  # (2, N, C) float32: the probability sums, two slots (the last commit's survives)
+MEAN_SPILL_FILE = "td_mean_spill.npy"  # (1, N, C) float16: the epoch's probabilities in arrival order
+RECORDER_STATE_FILE = "recorder.json"  # the recorder's committed epochs, layout and sizes
 RESUME_FILE = "resume.pth"  # the last committed epoch's state, while a run is unfinished
 BEST_MODEL_FILE = "model.pth"
 LAST_MODEL_FILE = "model.pth.last"

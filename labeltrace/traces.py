@@ -3,7 +3,8 @@
 Formats (docs/formats.md): ``td`` float16 of shape (N, T, C), channel 0 = probability of the
 assigned label; ``labels`` int16 of shape (N, C), column 0 = the assigned label. ``metadata.pth`` holds
 ``train_indices``, ``true_targets``, ``assigned_targets``, ``label_flipped`` over the *full* training set;
-row ``n`` of ``td`` is training-set position ``train_indices[n]``.
+row ``n`` of ``td`` is training-set position ``train_indices[n]``. A run recorded in the compact layout
+(``training_dynamics_compact.npz``, :mod:`labeltrace.compact`) loads alike, ``td`` (N, T, 2) and ``labels`` (N, 2).
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from labeltrace.compact import is_compact, read_compact
 from labeltrace.errors import UsageError
-from labeltrace.runfiles import METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata, read_traces
+from labeltrace.runfiles import (COMPACT_TRACES_FILE, METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata,
+                                 read_traces)
 
 
 @dataclass(frozen=True)
@@ -25,8 +28,9 @@ class RunTraces:
     ----------
     source : str
         The traces file the arrays came from.
-    td : ndarray of shape (N, T, C), float16 as stored.
-    labels : ndarray of shape (N, C), int16.
+    td : ndarray of shape (N, T, C), float16 as stored; compact layout: a
+        :class:`~labeltrace.compact.CompactTD` of shape (N, T, 2).
+    labels : ndarray of shape (N, C), int16; compact layout (N, 2).
     label_flipped : ndarray of shape (N,), bool, or None when the run has no ground truth.
     assigned_targets, true_targets : ndarray of shape (N,), or None without metadata.
     train_indices : ndarray of shape (N,), int64: the training-set position of each row, or None.
@@ -53,6 +57,10 @@ class RunTraces:
     def num_epochs(self) -> int:
         return int(self.td.shape[1])
 
+    @property
+    def num_classes(self) -> int:
+        return self.td.num_classes if is_compact(self.td) else int(self.labels.shape[1])
+
     def injected_as_truth(self) -> RunTraces:
         """The run with its injected labels (``--calibrate``) as the ground truth a detector is trained on: the
         self-calibration target, known even where the data's own noise is not."""
@@ -67,17 +75,21 @@ class RunTraces:
             return self
         keep = ~self.label_injected
         pick = (lambda a: None if a is None else a[keep])  # noqa: E731
-        return dataclasses.replace(self, td=self.td[keep], labels=self.labels[keep],
+        td = self.td.rows(keep) if is_compact(self.td) else self.td[keep]
+        return dataclasses.replace(self, td=td, labels=self.labels[keep],
                                    label_flipped=pick(self.label_flipped), assigned_targets=pick(self.assigned_targets),
                                    true_targets=pick(self.true_targets), train_indices=pick(self.train_indices),
                                    label_injected=np.zeros(int(keep.sum()), bool))
 
 
 def _resolve(path: str | Path) -> tuple[Path, Path]:
-    """Accept a run folder or the traces file itself; return (traces file, metadata file)."""
+    """Accept a run folder or the traces file itself; return (traces file, metadata file). A folder holding
+    only the compact layout's file gives that one."""
     path = Path(path)
     if path.suffix == ".npz" and not path.is_dir():
         return path, path.parent / METADATA_FILE
+    if not (path / TRACES_FILE).is_file() and (path / COMPACT_TRACES_FILE).is_file():
+        return path / COMPACT_TRACES_FILE, path / METADATA_FILE
     return path / TRACES_FILE, path / METADATA_FILE
 
 
@@ -87,7 +99,7 @@ def load_run(run_dir: str | Path) -> RunTraces:
     Parameters
     ----------
     run_dir : path
-        A STEP 1 run folder, or its ``training_dynamics.npz``.
+        A STEP 1 run folder, or its ``training_dynamics.npz`` (or ``training_dynamics_compact.npz``).
 
     Raises
     ------
@@ -96,7 +108,7 @@ def load_run(run_dir: str | Path) -> RunTraces:
         traces' assigned labels; the message names the file.
     """
     npz_path, meta_path = _resolve(run_dir)
-    td, labels = read_traces(npz_path)
+    td, labels = read_compact(npz_path) if npz_path.name == COMPACT_TRACES_FILE else read_traces(npz_path)
     metadata = read_metadata(meta_path, labels=labels) if meta_path.is_file() else None
     rows = metadata.per_row(len(td)) if metadata is not None else {}
     assigned = rows.get("assigned_targets")

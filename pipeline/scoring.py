@@ -15,7 +15,7 @@ import torch
 
 from labeltrace.errors import fail
 from labeltrace.io import read_json
-from labeltrace.runfiles import CONFIG_FILE, METADATA_FILE, TRACES_FILE
+from labeltrace.runfiles import COMPACT_TRACES_FILE, CONFIG_FILE, METADATA_FILE, TRACES_FILE
 from datasets.base import DatasetBundle
 from labeltrace.traces import RunTraces, load_run
 
@@ -48,7 +48,8 @@ class Step1Run:
 def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | None = None) -> Step1Run:
     """The STEP 1 run folder of these settings (or ``td_run``), loaded and checked against ``bundle``."""
     run_dir = Path(td_run) if td_run else settings.td_run_dir
-    if not (run_dir / TRACES_FILE).is_file() or not (run_dir / METADATA_FILE).is_file():
+    traces_there = (run_dir / TRACES_FILE).is_file() or (run_dir / COMPACT_TRACES_FILE).is_file()
+    if not traces_there or not (run_dir / METADATA_FILE).is_file():
         fail(f"no finished STEP 1 run for these settings: expected {run_dir}/{TRACES_FILE} and {METADATA_FILE} "
              f"(make it with generate_td.sh / runner.py and the same --dataset --seed --noise_ratio --noise_type "
              f"--net_type --depth --save [--labels_file --labels_key], or point --td_run at it)")
