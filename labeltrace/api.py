@@ -16,7 +16,7 @@ Each epoch is on disk once ``end_epoch()`` returns, so a killed loop loses at mo
 recorder constructed again on the same folder resumes after the last finished one (docs/recorder_scale.md).
 The folder is laid out like a STEP 1 run (docs/formats.md), so every later stage (``train_detector.py``, the
 denoise scripts with ``--td_run``, ``plots.py``, the data-maps export) reads it. The names follow cleanlab's
-``find_label_issues`` / ``get_label_quality_scores``: ``labels`` are the given labels, a boolean mask is returned
+``find_label_issues`` / ``get_label_quality_scores``: ``labels`` are the given (assigned) labels, a boolean mask is returned
 unless ``return_indices_ranked_by`` asks for indices, and quality scores are low for likely issues.
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ class DynamicsRecorder:
         they are taken to be ``labels`` (no ground truth, as for real noise).
     layout : ``"auto"``, ``"full"`` or ``"compact"``
         ``full``: the paper's ``training_dynamics.npz``, td (N, T, C); ``compact``:
-        ``training_dynamics_compact.npz``, per epoch the given label's and the strongest other class's
+        ``training_dynamics_compact.npz``, per epoch the assigned label's and the strongest other class's
         probability, plus the mean probability vector (docs/formats.md); ``auto``: compact above 300 classes.
 
     Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is

@@ -75,7 +75,7 @@ def require_full(td, what: str) -> None:
 
 
 def top_two(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
-    """The compact row of each sample: float32 (B, 3) = given label's probability, the largest other probability,
+    """The compact row of each sample: float32 (B, 3) = assigned label's probability, the largest other probability,
     that class (ties: the lowest class id). ``probs`` (B, C) already rounded to float16, so the two values are
     those the full layout stores; ``given`` (B,)."""
     p = np.array(probs, dtype=np.float32)
@@ -151,7 +151,7 @@ def read_compact(path: Path) -> tuple[CompactTD, np.ndarray]:
 
 def compact_suggested(td: CompactTD, labels: np.ndarray) -> np.ndarray:
     """:func:`labeltrace.issues.suggested_labels` from compact traces: the last epoch's strongest other class
-    where it beats the given label, else the other class of highest mean probability. Shape (N,)."""
+    where it beats the assigned label, else the other class of highest mean probability. Shape (N,)."""
     if td.other_class is None:
         raise UsageError("the suggested label of compact traces needs their other_class: pass the traces as read "
                          "(load_run), or rows of them through CompactTD.rows")
