@@ -70,7 +70,7 @@ def record(args) -> dict:
               f"peak RSS +{rss_mib() - base:.0f} MiB", file=sys.stderr, flush=True)
     peak_working = folder_mib(run_dir)
     start, start_cpu = time.perf_counter(), time.process_time()
-    recorder.save(keep_working_files=False)
+    recorder.save()
     save_s, save_cpu = time.perf_counter() - start, time.process_time() - start_cpu
     return {"layout": recorder.layout, "n": args.n, "classes": args.classes, "epochs": args.epochs,
             "batch": args.batch, "threads": args.threads, "record_seconds_per_epoch": seconds,

@@ -27,12 +27,13 @@ class Classifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
 
-def train(run_dir="runs/example_lightning", *, epochs=30, batch_size=64, lr=0.5):
+def train(run_dir="runs/example_lightning", *, epochs=30, batch_size=64, lr=0.5, devices=1, strategy="auto"):
     images, truth, labels, flipped = noisy_digits()
     loader = DataLoader(with_index(TensorDataset(images, torch.tensor(labels))), batch_size=batch_size,
                         shuffle=True)
     callback = DynamicsCallback(run_dir, labels=labels, num_classes=NUM_CLASSES, true_labels=truth)
-    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, callbacks=[callback], logger=False,
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=devices, strategy=strategy, logger=False,
+                        callbacks=[callback],
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(Classifier(lr), loader)
     return flipped

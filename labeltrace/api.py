@@ -123,10 +123,11 @@ class DynamicsRecorder:
         self._seen[:] = False
         self._open = False
 
-    def save(self, *, keep_working_files: bool = True) -> Path:
+    def save(self, *, keep_working_files: bool = False) -> Path:
         """Write the traces file of the layout and ``metadata.pth`` from the finished epochs, each atomically,
-        and return the run folder. The working files (``td_raw*.npy``, ``td_mean_sum.npy``,
-        ``recorder.json``) stay, so recording can go on and save again, unless ``keep_working_files=False``."""
+        and return the run folder. The working files (``td_raw*.npy``, ``td_mean_sum.npy``, ``recorder.json``)
+        are removed once both are written, unless ``keep_working_files=True``: a save in the middle of
+        training, after which recording goes on and saves again."""
         if not self.num_epochs:
             raise ValueError("no finished epoch to save: call end_epoch() after each epoch")
         if self._open:

@@ -31,11 +31,15 @@ class DynamicsCallback(TrainerCallback):
     """
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        self.recorder = DynamicsRecorder(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+        # Made when training starts: only then has the framework set up torch.distributed, which the recorder
+        # joins when it is made (each rank records its shard, rank 0 writes the folder).
+        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+        self.recorder: DynamicsRecorder | None = None
         self._index = None
         self._hooks: list = []
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        self.recorder = DynamicsRecorder(**self._recorder_args)
         _keep_index_column(train_dataloader)
         self._hooks = [model.register_forward_pre_hook(self._take_index, with_kwargs=True),
                        model.register_forward_hook(self._record)]

@@ -34,17 +34,29 @@ class DynamicsCallback(Callback):
     """
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        self.recorder = DynamicsRecorder(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+        # Made when training starts: only then has the framework set up torch.distributed, which the recorder
+        # joins when it is made (each rank records its shard, rank 0 writes the folder).
+        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+        self.recorder: DynamicsRecorder | None = None
         self._index = None
         self._forward_output = None
         self._hook = None
 
     def on_train_start(self, trainer, pl_module) -> None:
+        self.recorder = DynamicsRecorder(**self._recorder_args)
         self._hook = pl_module.register_forward_hook(self._keep_output)
 
     def _keep_output(self, module, args, output) -> None:
-        if module.training:
-            self._forward_output = output
+        # Under DDP, Lightning routes training_step itself through the module's __call__, so the hook also sees
+        # the step's loss: keep only what holds (B, C) logits.
+        if not module.training:
+            return
+        try:
+            found = logits_of(output)
+        except ValueError:
+            return
+        if found.ndim == 2:
+            self._forward_output = found
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # The same batch object goes to training_step next: taking the index out here hides it from the module.

@@ -51,8 +51,8 @@ def test_full_layout_is_the_papers_file(runs):
     np.testing.assert_array_equal(run.td, td)
     np.testing.assert_array_equal(run.labels, labels)
     np.testing.assert_array_equal(run.label_flipped, np.arange(loop.N) % 5 == 0)
-    assert sorted(p.name for p in runs["full"].iterdir()) == ["metadata.pth", "recorder.json", "td_raw.npy",
-                                                              "training_dynamics.npz"]
+    # save() at the end removed the working files (recorder.json, td_raw.npy): only the run's two files stay
+    assert sorted(p.name for p in runs["full"].iterdir()) == ["metadata.pth", "training_dynamics.npz"]
 
 
 def test_compact_file_holds_the_two_strongest_and_the_mean(runs):
@@ -107,10 +107,12 @@ def test_a_killed_loop_keeps_its_finished_epochs_and_resumes(runs, tmp_path):
     for layout in ("full", "compact"):
         run_dir = run_loop(tmp_path / layout, layout, EPOCHS, "--kill_in_epoch", "2")  # killed during epoch 3
         assert not (run_dir / "metadata.pth").exists()
+        with pytest.raises(ValueError, match="records another run .*labels_crc32"):  # other labels: not this run
+            DynamicsRecorder(run_dir, labels=loop.true_labels(), num_classes=loop.C, layout=layout)
         with pytest.warns(UserWarning, match="resuming after its 2 finished epochs"):
             recorder = DynamicsRecorder(run_dir, labels=loop.given_labels(), num_classes=loop.C, layout=layout)
         assert recorder.num_epochs == 2  # the two finished epochs, not the half-recorded third
-        part = load_run(recorder.save())
+        part = load_run(recorder.save(keep_working_files=True))  # the loop goes on below
         assert part.num_epochs == 2
         whole = load_run(runs[layout])
         np.testing.assert_array_equal(part.td[:, :, 0], whole.td[:, :2, 0])
@@ -120,8 +122,6 @@ def test_a_killed_loop_keeps_its_finished_epochs_and_resumes(runs, tmp_path):
             np.testing.assert_array_equal(getattr(again, key), getattr(whole, key), err_msg=f"{layout} {key}")
         if layout == "compact":
             np.testing.assert_array_equal(again.td.mean_probs, whole.td.mean_probs)
-    with pytest.raises(ValueError, match="records another run .*labels_crc32"):
-        DynamicsRecorder(tmp_path / "full", labels=loop.true_labels(), num_classes=loop.C, layout="full")
 
 
 def test_two_gloo_processes_write_the_one_process_folder(runs, tmp_path):
