@@ -78,6 +78,12 @@ def load_image_folder(root: Path, name: str, image_size: int | None, default_siz
         fail(f"{name}: expected {train_dir}/<class>/<image> and {root / 'val'}/<class>/<image>")
     train, classes = scan_split(train_dir)
     test, _ = scan_split(test_dir, classes)
+    return folder_bundle(root, name, train, test, classes, image_size, default_size)
+
+
+def folder_bundle(root: Path, name: str, train: FolderSplit, test: FolderSplit, classes: list[str],
+                  image_size: int | None, default_size: int) -> DatasetBundle:
+    """The bundle of image files already listed (``train``, ``test``) with their training resolution."""
     image_size, why = choose_size(train.paths, image_size, default_size)
     small = image_size <= 64
     return DatasetBundle(name=name, train=train, test=test, num_classes=len(classes), in_channels=3,
