@@ -80,8 +80,8 @@ def detection_tables(ctx: Context) -> list[str]:
             for metric in rows:
                 columns = [(label, f"{label}/{metric}", ".4f") for label in specs]
                 rows[metric].append(report.row_cells([dataset, f"{noise[0]} {noise[1]}"], values, columns))
-    return [f"### Detection without retraining: ROC-AUC", "", report.markdown(header, rows["roc_auc"]), "",
-            f"### Detection without retraining: mAP", "", report.markdown(header, rows["map"]), ""]
+    return ["### Detection without retraining: ROC-AUC", "", report.markdown(header, rows["roc_auc"]), "",
+            "### Detection without retraining: mAP", "", report.markdown(header, rows["map"]), ""]
 
 
 def table(ctx: Context, args: argparse.Namespace) -> str:
