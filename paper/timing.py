@@ -17,7 +17,7 @@ DEVICE_NAMES = {"gpu": "one NVIDIA H200 (README, Performance)", "cpu": "the proj
 # GPU, torchvision ResNet-34/50 at 224 px: not measured; that step scaled by multiply-accumulates per image
 # (ResNet-32 at 32 px 0.069 G, ResNet-34 3.6 G, ResNet-50 4.1 G at 224 px). An upper bound: the ResNet-32 step
 # is launch-bound, a 224-px ResNet uses the GPU better (JPEG decoding on the CPU may bound it instead).
-# CPU: measured in this session on the project's 2-core CPU, 1 torch thread, shared with other jobs: ResNets
+# CPU: measured on the project's 2-core CPU, 1 torch thread, shared with other jobs: ResNets
 # on random tensors (channels-last, batch 128 at 32 px, 8 at 224 px; their ratio, 71x for ResNet-50, is near
 # the 59x of the multiply-accumulates, which is why the GPU figures scale by them); the small CNNs from the
 # proxy runs of docs/paper_proxy.md (training seconds per image-epoch in their summary.json, typical of the
@@ -43,7 +43,7 @@ STEP_SECONDS: dict[str, dict[str, float | None]] = {
 # against a 2.53 ms step.
 EVAL_FRACTION = {"gpu": 5.6e-6 / _GPU_RESNET32, "cpu": 0.68e-3 / 2.53e-3}
 # STEP 2, the LSTM detector (pooled, batch 64, AdamW, validation each epoch), on the CPU, 1 thread: seconds per
-# trace-epoch = a + b x T, fitted to two measurements in this session (labeltrace.train.train_detector on
+# trace-epoch = a + b x T, fitted to two measurements (labeltrace.train.train_detector on
 # 2,000 random traces, 2 epochs: T=40 1.8 s, T=200 3.6 s).
 DETECTOR_TRACE_SECONDS = 333e-6
 DETECTOR_STEP_SECONDS = 2.78e-6
