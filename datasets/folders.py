@@ -80,6 +80,12 @@ def load_image_folder(root: Path, name: str, image_size: int | None, default_siz
     if len(classes) < 2:  # no noise can be drawn, and a one-class network learns nothing
         fail(f"{train_dir}: one class folder ({classes[0]}): a classifier needs 2 or more")
     test, _ = scan_split(test_dir, classes)
+    return folder_bundle(root, name, train, test, classes, image_size, default_size)
+
+
+def folder_bundle(root: Path, name: str, train: FolderSplit, test: FolderSplit, classes: list[str],
+                  image_size: int | None, default_size: int) -> DatasetBundle:
+    """The bundle of image files already listed (``train``, ``test``) with their training resolution."""
     image_size, why = choose_size(train.paths, image_size, default_size)
     small = image_size <= 64
     return DatasetBundle(name=name, train=train, test=test, num_classes=len(classes), in_channels=3,

@@ -9,6 +9,7 @@ from datasets.base import DatasetBundle
 from datasets.cifar import load_cifar
 from datasets.folders import load_image_folder
 from datasets.offline import load_digits_bundle, load_fashion_mnist
+from datasets.official import load_caltech256, load_tiny_imagenet
 from datasets.shapes import load_shapes_bundle
 
 # Folder datasets and the image size their recipe trains at.
@@ -31,8 +32,25 @@ DATASETS: dict[str, Callable[[Path, int | None], DatasetBundle]] = {
     "cifar10": lambda root, size: load_cifar(root, "cifar10"),
     "cifar100": lambda root, size: load_cifar(root, "cifar100"),
     **{name: _folder(name) for name in FOLDER_SIZES},
+    "tiny_imagenet": lambda root, size: load_tiny_imagenet(root / "tiny_imagenet", size),
+    "caltech256": lambda root, size: load_caltech256(root / "caltech256", size),
     # Any tree with train/<class>/ and val/<class>/: --data is the tree itself.
     "imagefolder": lambda root, size: load_image_folder(root, "imagefolder", size, 224),
+}
+
+
+_TREE = "train/<class>/<image> and val/<class>/<image> (or test/)"
+# What <datadir>/<dataset> holds, for the messages that name a missing dataset (docs/formats.md has the same).
+LAYOUTS = {
+    "cifar10": "cifar-10-batches-py/ (torchvision's CIFAR-10 pickles)",
+    "cifar100": "cifar-100-python/ (torchvision's CIFAR-100 pickles)",
+    "tiny_imagenet": "the official archive as unpacked: train/<wnid>/images/<image>, val/images/<image> and "
+                     f"val/val_annotations.txt; or {_TREE}",
+    "cub_200_2011": f"{_TREE} (the paper's download of CUB-200-2011, its official train/test split)",
+    "caltech256": "the official archive as unpacked: 256_ObjectCategories/<NNN.class>/<image> (split here 80/20 "
+                  f"per class, seed 0, recorded in each run folder); or {_TREE}",
+    "webvision50": f"{_TREE} (the first 50 classes of WebVision's Google images, val: WebVision's)",
+    "clothing100k": f"{_TREE} (AUM's 100K subset of Clothing1M, val: its clean test set)",
 }
 
 

@@ -32,6 +32,7 @@ VALID_RESULTS_FILE = "results_valid.csv"
 COMMAND_FILE = "cmd.txt"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"  # written last: marks the run complete
+SPLIT_FILE = "dataset_split.json"  # a train/test split made by this code (Caltech-256 has no official one)
 LOCK_FILE = ".lock"
 # STEP 3 and data debugging
 REMOVED_FILE = "removed.csv"

@@ -43,7 +43,8 @@ def get_args_parser(module: ModuleType) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=cli.positive_int, default=2, help="runs at once (processes)")
     p.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads per run")
     p.add_argument("--pretrained", default=None,
-                   help="a local ImageNet state_dict for the 224-px ResNets (CUB-200, WebVision50, Clothing100K)")
+                   help="a local ImageNet state_dict for the 224-px ResNets (CUB-200, Caltech-256, WebVision50, "
+                        "Clothing100K)")
     p.add_argument("--dry_run", action="store_true", help="list the runs with time estimates, run nothing")
     if hasattr(module, "add_args"):
         module.add_args(p)
@@ -56,7 +57,8 @@ def make_context(args: argparse.Namespace) -> Context:
     datadir = None if args.datadir == "none" else args.datadir
     if datadir is None and scale.needs_data:
         fail(f"<datadir> none: the {scale.name} scale reads its datasets from <datadir>/<dataset>")
-    if datadir is not None and not Path(datadir).is_dir():
+    # A dry run plans the downloads: a <datadir> not made yet is reported with the rest (print_plan).
+    if datadir is not None and not Path(datadir).is_dir() and not args.dry_run:
         fail(f"<datadir> {datadir}: no such folder")
     if Path(args.result_save_path).exists() and not Path(args.result_save_path).is_dir():  # --dry_run too
         fail(f"<result_save_path> {args.result_save_path} is a file, not a folder")
@@ -78,7 +80,14 @@ def missing_data(ctx: Context, jobs: list[Job]) -> list[str]:
         return []
     names = sorted({job.flags[job.flags.index("--dataset") + 1] for job in jobs if "--dataset" in job.flags
                     and job.script != "train_detector.py"})
-    return [f"{ctx.datadir}/{name}" for name in names if not (Path(ctx.datadir) / name).exists()]
+    return [name for name in names if not (Path(ctx.datadir) / name).exists()]
+
+
+def missing_note(ctx: Context, name: str) -> str:
+    """Where a missing dataset goes and what its folder holds."""
+    from datasets.registry import LAYOUTS
+
+    return f"{ctx.datadir}/{name}/ holding {LAYOUTS.get(name, 'train/<class>/<image> and val/<class>/<image>')}"
 
 
 def print_plan(module: ModuleType, ctx: Context, jobs: list[Job], say=print) -> None:
@@ -105,8 +114,13 @@ def print_plan(module: ModuleType, ctx: Context, jobs: list[Job], say=print) -> 
     say("(estimates: paper/timing.py; STEP 2 trains on the CPU; --jobs runs shorten the wall time on several "
         "CPU cores, less on one GPU; the CPU's ResNet figures are float32: a CPU with native bf16, where "
         f"--precision auto uses it, trains them about {timing.CPU_BF16_SPEEDUP}x faster)")
-    for path in missing_data(ctx, jobs):
-        say(f"note: {path} is not there yet")
+    missing = missing_data(ctx, jobs)
+    if missing and not Path(ctx.datadir).is_dir():
+        say(f"note: <datadir> {ctx.datadir} does not exist yet; the runs need {len(missing)} datasets in it:")
+    elif missing:
+        say(f"note: {len(missing)} of the datasets the runs need are not in <datadir> {ctx.datadir} yet:")
+    for name in missing:
+        say(f"  {missing_note(ctx, name)}")
 
 
 STAGE_ORDER = ("STEP 1", "STEP 2", "STEP 2 (fine-tune)", "STEP 3", "data debugging")  # each needs the ones before
@@ -145,7 +159,7 @@ def main(module: ModuleType, argv: list[str] | None = None) -> str | None:
         return None
     missing = missing_data(ctx, jobs)
     if missing:
-        fail(f"not found: {', '.join(missing)} (the layouts: README, Datasets)")
+        fail(f"not found: {'; '.join(missing_note(ctx, name) for name in missing)} (--dry_run lists the runs)")
     check_writable(ctx.save, flag="<result_save_path>", folder=True)
     print_plan(module, ctx, jobs)
     execute(ctx, jobs, jobs_at_once=args.jobs, threads=args.threads)

@@ -27,19 +27,29 @@ def step3_values(path: Path) -> Values:
             "last": s.get("last_test_accuracy")}
 
 
-def baseline_values(td_run: Path, baseline: str) -> Values:
-    """ROC-AUC and mAP of a hand-crafted score on a STEP 1 run (no retraining: the score ranks, nothing more);
+def detection_values(td_run: Path, specs: dict[str, str]) -> Values:
+    """ROC-AUC and mAP of each scorer of ``specs`` (by key: a detector checkpoint or ``baseline:<name>``) on one
+    STEP 1 run's traces, as ``<key>/roc_auc`` and ``<key>/map`` (no retraining: the scores rank, nothing more);
     empty without ground truth."""
     from labeltrace.metrics import detection_metrics
     from labeltrace.traces import load_run
     from labeltrace.scoring import score_run
 
     traces = load_run(td_run)
-    if traces.label_flipped is None or not traces.label_flipped.any():
+    flipped = traces.label_flipped
+    if flipped is None or not flipped.any():
         return {}
-    p_noisy = score_run(f"baseline:{baseline}", traces).p_noisy
-    metrics = detection_metrics(p_noisy, traces.label_flipped, remove_ratio=float(traces.label_flipped.mean()))
-    return {"roc_auc": metrics.roc_auc, "map": metrics.average_precision}
+    values: Values = {}
+    for key, spec in specs.items():
+        metrics = detection_metrics(score_run(spec, traces).p_noisy, flipped, remove_ratio=float(flipped.mean()))
+        values[f"{key}/roc_auc"], values[f"{key}/map"] = metrics.roc_auc, metrics.average_precision
+    return values
+
+
+def baseline_values(td_run: Path, baseline: str) -> Values:
+    """ROC-AUC and mAP of a hand-crafted score on a STEP 1 run; empty without ground truth."""
+    values = detection_values(td_run, {baseline: f"baseline:{baseline}"})
+    return {"roc_auc": values[f"{baseline}/roc_auc"], "map": values[f"{baseline}/map"]} if values else {}
 
 
 def mean_std(values: list[Any], fmt: str = ".4f") -> str:

@@ -144,7 +144,8 @@ def retrain_corrected(args: argparse.Namespace, inputs: Step3Inputs, labels: np.
                       name: str) -> dict[str, Any]:
     device, settings, bundle, step1 = inputs
     recipe, batch = resolve_recipe(args, settings, kept_fraction=1.0)
-    config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth, stage=STAGE,
+    config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth,
+                        image_size=bundle.image_size, stage=STAGE,
                         td_run=str(step1.run_dir), label_source=source,
                         detector_name=name, labels_sha1=hashlib.sha1(labels.tobytes()).hexdigest())
     done = completed_summary(run_dir, config, args.restart)

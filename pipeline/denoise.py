@@ -91,7 +91,8 @@ def denoise_one(removal: str, args: argparse.Namespace, inputs: Step3Inputs, *, 
     recipe, batch = resolve_recipe(args, settings, kept_fraction=kept_fraction)
     run_dir = run_folder(settings.stage_root(STAGE), removal, remove_ratio, scores.name if scores else None)
     digest = hashlib.sha1(np.sort(step1.rows[removed]).tobytes()).hexdigest()
-    config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth, removal=removal,
+    config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth,
+                        image_size=bundle.image_size, removal=removal,
                         stage=STAGE, td_run=str(step1.run_dir),
                         removed_sha1=digest, detector_name=scores.name if removal == "detector" else None)
     summary = completed_summary(run_dir, config, args.restart)

@@ -19,7 +19,7 @@ from labeltrace.errors import fail
 from core.committed import completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, Recipe, fit, lr_at, recipe_dict, write_valid_results
 from labeltrace.io import write_json
-from labeltrace.runfiles import RAW_TRACES_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
+from labeltrace.runfiles import RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
 from labeltrace.seed import noise_rng, seed_everything
 from datasets.label_files import labels_sha1, read_bundle_labels
@@ -200,6 +200,8 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
         "noise_type": settings.noise_type, "net_type": settings.net_type, "depth": settings.depth,
         "split_seed": settings.split_seed,
+        # The resolution it trains at, not the flag (None = chosen from the images): config.json alone repeats it.
+        "image_size": bundle.image_size,
         "num_classes": bundle.num_classes, "num_train": int(len(train_idx)), "num_valid_samples":
         int(len(valid_idx)) or len(bundle.test), "realised_noise_rate": float(flipped[train_idx].mean()),
         "recipe": recipe_dict(recipe), "device_used": str(device), "threads_used": threads, "world_size": dist.world,
@@ -274,5 +276,7 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
 
 def _prepare(run_dir: Path, config: dict[str, Any], plan: dict[str, Any]) -> None:
     prepare_run_dir(run_dir, config)
+    if "split" in plan["bundle"].info:  # a split made here (Caltech-256 has none of its own): which images tested
+        write_json(run_dir / SPLIT_FILE, plan["bundle"].info["split"])
     write_metadata(run_dir, train_indices=plan["train_idx"], valid_indices=plan["valid_idx"], true_targets=plan["true"],
                    assigned_targets=plan["assigned"], label_flipped=plan["flipped"], label_injected=plan["injected"])

@@ -14,14 +14,19 @@ from labeltrace.errors import UsageError
 from labeltrace.runfiles import read_metadata
 from labeltrace.metrics import detection_metrics
 from labeltrace.traces import load_run
-from paper import common, data_debugging, dividemix_files, large_datasets, small_datasets, timing
+from labeltrace.predict import GENERALIST
+from paper import common, data_debugging, dividemix_files, large_datasets, small_datasets, timing, transfer
+from paper.detectors import RECIPES
 from paper.jobs import DETECTORS_DIR
+from paper.scales import PROXY, TINY as TINY_SCALE
 from labeltrace.scoring import score_run
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 300  # the tiny scale's training images
 TINY = ["--scale", "tiny", "--detector_seed", "1"]  # detectors on the scored runs: fewer processes in CI
 SMALL_RUN = "digits_cnn3_percmislabeled0.2_uniform/computation4td_seed1"
+SHAPES_RUN = "shapes_cnn3_percmislabeled{r}_{kind}/computation4td_seed1"  # every transfer stand-in at this scale
+TABLE_ARGS = {"transfer": ["--detection_only"]}  # its STEP 3 rows are §4.1's code, tested there: fewer processes
 
 
 def run_table(module, *argv) -> tuple[str | None, str]:
@@ -38,9 +43,10 @@ def table_rows(text: str) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """The three tables made in one results folder (they share the CIFAR-100 detector and WebVision's runs)."""
+    """The four tables made in one results folder (they share the detectors, WebVision's and CUB's runs)."""
     save = tmp_path_factory.mktemp("paper")
-    tables = {m.NAME: run_table(m, "none", save, *TINY)[0] for m in (small_datasets, large_datasets, data_debugging)}
+    tables = {m.NAME: run_table(m, "none", save, *TINY, *TABLE_ARGS.get(m.NAME, []))[0]
+              for m in (small_datasets, large_datasets, data_debugging, transfer)}
     return save / "tiny", tables
 
 
@@ -55,7 +61,7 @@ def test_small_datasets_table(tiny):
     col = {name: i for i, name in enumerate(header)}
     by = {(r[0], r[1], r[2]): r for r in rows}
     for setting, detector, ratios in (("cifar10 (uniform 0.2)", "cifar10_0.2", (0.15, 0.2, 0.25)),
-                                      ("cifar100 (flip 0.4)", "cifar100_0.3", (0.35, 0.4, 0.45))):
+                                      ("cifar100 (uniform 0.4)", "cifar100_0.3", (0.35, 0.4, 0.45))):
         for ratio in ratios:
             assert by[(setting, f"detector {detector}", str(ratio))][col["removed"]] == str(expected_removed(ratio))
         oracle = by[(setting, "oracle (flipped removed)", "-")]
@@ -69,6 +75,53 @@ def test_small_datasets_table(tiny):
         row = next(r for r in rows if r[0] == "cifar10 (uniform 0.2)" and r[1] == method)
         assert row[col["ROC-AUC"]] == f"{m.roc_auc:.4f}" and row[col["mAP"]] == f"{m.average_precision:.4f}"
     assert (save / "tables" / "small_datasets.md").read_text().strip() == tables["small_datasets"].strip()
+
+
+def test_transfer_detection_tables(tiny):
+    """Every (dataset, noise) row; the cells recomputed here from the shapes runs' traces with each score."""
+    save, tables = tiny
+    text = tables["transfer"]
+    assert "### Remove and retrain" not in text  # --detection_only
+    roc_part, map_part = text.split("### Detection without retraining: mAP")
+    roc, maps = table_rows(roc_part), table_rows(map_part)
+    header = ["dataset", "noise", "detector cifar10_0.2", "detector cifar100_0.3", "generalist", "AUM (hand-crafted)",
+              "confidence (hand-crafted)"]
+    assert roc[0] == header and maps[0] == header
+    assert [r[:2] for r in roc[1:]] == [[d, f"{k} {r}"] for d in transfer.DATASETS for k, r in transfer.NOISES]
+    specs = [str(save / DETECTORS_DIR / f"{name}_lstm_detector.pth.tar") for name in transfer.DETECTORS]
+    specs += [str(GENERALIST), "baseline:aum", "baseline:confidence"]
+    for row_roc, row_map in zip(roc[1:], maps[1:]):
+        kind, ratio = row_roc[1].split()
+        run = load_run(save / SHAPES_RUN.format(r=ratio, kind=kind))
+        for i, spec in enumerate(specs, start=2):
+            m = detection_metrics(score_run(spec, run).p_noisy, run.label_flipped, remove_ratio=0.2)
+            assert (row_roc[i], row_map[i]) == (f"{m.roc_auc:.4f}", f"{m.average_precision:.4f}")
+
+
+@pytest.mark.parametrize("scale", [PROXY, TINY_SCALE])
+def test_transfer_stand_ins_are_never_a_detector_s_own(scale):
+    """A transfer at every scale: no dataset the table scores stands on data either CIFAR detector trained on."""
+    trained_on = {scale.profile(RECIPES[name].paper_dataset).dataset for name in transfer.DETECTORS}
+    scored = {scale.profile(name).dataset for name in transfer.DATASETS}
+    assert trained_on == {"digits", "fashion_mnist"} if scale is PROXY else {"digits"}
+    assert scored == {"shapes"} and not scored & trained_on
+
+
+def test_dry_run_without_the_data_folder_plans_the_downloads(tmp_path):
+    """<datadir> not made yet: the runs listed, each missing dataset named with its layout, exit 0, nothing written."""
+    _, out = run_table(transfer, tmp_path / "data", tmp_path / "results", "--dry_run")
+    assert "34 runs (14 STEP 1, 2 STEP 2, 18 STEP 3; 30 STEP 3 retrainings)" in out
+    assert f"note: <datadir> {tmp_path / 'data'} does not exist yet; the runs need 5 datasets in it:" in out
+    notes = [line.strip() for line in out.splitlines() if line.startswith(f"  {tmp_path / 'data'}/")]
+    assert [n.split("/ holding")[0].rsplit("/", 1)[1] for n in notes] == \
+        ["caltech256", "cifar10", "cifar100", "cub_200_2011", "tiny_imagenet"]
+    assert any("256_ObjectCategories/<NNN.class>/<image>" in n and "seed 0" in n for n in notes)
+    assert any("val/val_annotations.txt" in n for n in notes)
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+    done = subprocess.run(["bash", "paper/table_small_datasets.sh", str(tmp_path / "data"), str(tmp_path / "r"),
+                           "--dry_run"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and "cifar100 --data" in done.stdout and "uniform --noise_ratio 0.4" in done.stdout
+    assert "does not exist yet; the runs need 2 datasets" in done.stdout
 
 
 def test_a_finished_table_is_not_rerun(tiny):
@@ -99,7 +152,7 @@ def test_data_debugging_table_and_label_files(tiny):
                                     "(the dataset's own labels)", "repair0.05.json", "repair0.10.json"]
     assert [r[col["relabelled"]] for r in rows] == ["0", "15", "30", "0", "15", "30"]
     files = save / "dividemix" / "seed1"
-    meta = read_metadata(save / SMALL_RUN / "metadata.pth")  # CUB's stand-in run at this scale
+    meta = read_metadata(save / SHAPES_RUN.format(r=0.2, kind="uniform") / "metadata.pth")  # CUB's stand-in
     noisy = json.loads((files / "cub_200_2011" / "0.2_sym.json").read_text())
     assert noisy == meta.assigned_targets.tolist() and len(noisy) == N
     for name, row in (("0.2_sym_0.05gt.json", rows[1]), ("0.2_sym_0.10gt.json", rows[2])):
@@ -116,6 +169,11 @@ def test_data_debugging_table_and_label_files(tiny):
     (small_datasets, ["--seeds", "1", "2", "3"], {"STEP 1": 8, "STEP 2": 2, "STEP 3": 18}),
     (large_datasets, [], {"STEP 1": 3, "STEP 2": 1, "STEP 3": 2}),
     (data_debugging, [], {"STEP 1": 4, "STEP 2": 1, "STEP 2 (fine-tune)": 1, "STEP 3": 2, "data debugging": 4}),
+    # CIFAR-100 flip 0.4 besides: its STEP 1 run and three STEP 3 processes.
+    (small_datasets, ["--flip"], {"STEP 1": 5, "STEP 2": 2, "STEP 3": 9}),
+    # 2 detector runs + 3 datasets x 4 noises; STEP 3: 3 datasets x 2 uniform noises x 3 processes.
+    (transfer, [], {"STEP 1": 14, "STEP 2": 2, "STEP 3": 18}),
+    (transfer, ["--detection_only", "--seeds", "1", "2"], {"STEP 1": 26, "STEP 2": 2}),
 ])
 def test_paper_scale_dry_run_lists_every_run_with_estimates(tmp_path, module, argv, counts):
     (tmp_path / "data").mkdir()
