@@ -71,3 +71,12 @@ calibrate = in_range(0.0, 0.5, low_open=True, high_open=False, what="(a fraction
 # or beyond, never.
 milestone = in_range(0.0, 1.0, low_open=True)
 weight_decay = checked(float, lambda v: 0.0 <= v < math.inf, "a weight decay of 0 or more")
+
+
+def with_values(args: argparse.Namespace, **values) -> argparse.Namespace:
+    """A copy of the parsed flags with ``values`` (resolved defaults: the precision used, the noise ratio drawn)
+    in place, in the same order: the parsed flags themselves are never changed after parsing."""
+    unknown = set(values) - set(vars(args))
+    if unknown:
+        raise KeyError(f"not flags of this command: {', '.join(sorted(unknown))}")
+    return argparse.Namespace(**{**vars(args), **values})

@@ -75,7 +75,7 @@ def relabel_folder(settings, detector: str, relabel_ratio: float, source: str) -
 def clean_part_predictions(args: argparse.Namespace, inputs: Step3Inputs, scores) -> tuple[np.ndarray, str]:
     """Predicted labels (N,) of the traces' rows by the model retrained after removing the suspicious part:
     STEP 3's detector removal of the same ``--relabel_ratio`` (the same folder, reused when finished)."""
-    device, settings, bundle, step1 = inputs
+    device, settings, bundle, step1, _ = inputs
     summary = denoise.denoise_one("detector", args, inputs, scores=scores, remove_ratio=args.relabel_ratio)
     model = build_model(settings.net_type, settings.depth, num_classes=bundle.num_classes,
                         in_channels=bundle.in_channels, image_size=bundle.image_size)
@@ -91,7 +91,7 @@ def clean_part_predictions(args: argparse.Namespace, inputs: Step3Inputs, scores
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
     inputs = step3_inputs(args)
-    _, settings, bundle, step1 = inputs
+    _, settings, bundle, step1, args = inputs
     source = ("truth" if step1.has_truth else "model") if args.label_source == "auto" else args.label_source
     if source == "truth" and not step1.has_truth:
         fail(f"--label_source truth: {settings.no_truth_reason}, there is no ground truth (use model)")
@@ -142,7 +142,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
 def retrain_corrected(args: argparse.Namespace, inputs: Step3Inputs, labels: np.ndarray, run_dir: Path, source: str,
                       name: str) -> dict[str, Any]:
-    device, settings, bundle, step1 = inputs
+    device, settings, bundle, step1, _ = inputs
     recipe, batch = resolve_recipe(args, settings, kept_fraction=1.0)
     config = run_config(args, recipe, batch, net_type=settings.net_type, depth=settings.depth,
                         image_size=bundle.image_size, stage=STAGE,

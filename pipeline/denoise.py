@@ -77,7 +77,7 @@ def denoise_one(removal: str, args: argparse.Namespace, inputs: Step3Inputs, *, 
                 remove_ratio: float) -> dict[str, Any]:
     """One removal of ``remove_ratio`` (data debugging passes its ``--relabel_ratio``) + retraining +
     summary.json; a finished run with the same settings is not re-run."""
-    device, settings, bundle, step1 = inputs
+    device, settings, bundle, step1, _ = inputs
     n = len(step1.rows)
     truth = step1.flipped_rows if step1.has_truth else None
     if removal == "oracle" and truth is None:
@@ -178,7 +178,7 @@ def format_table(frame: pd.DataFrame) -> str:
 
 def main(args: argparse.Namespace) -> list[dict[str, Any]]:
     inputs = step3_inputs(args)
-    _, settings, bundle, step1 = inputs
+    _, settings, bundle, step1, args = inputs
     asked = [r.strip() for r in str(args.removal).split(",") if r.strip()]
     unknown = [r for r in asked if r not in (*REMOVALS, "all")]
     if unknown or not asked:

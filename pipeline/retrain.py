@@ -21,7 +21,7 @@ from labeltrace.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
 from pipeline.loaders import eval_batch_size, make_feed, place_model, select
-from pipeline.generate import add_data_args, add_train_args, make_recipe
+from pipeline.recipe import add_data_args, add_train_args, make_recipe
 from pipeline.runtime import fit_runtime
 from pipeline.settings import RunSettings
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
+from core import cli
 from labeltrace.errors import fail
 from labeltrace.io import read_json
 from labeltrace.runfiles import COMPACT_TRACES_FILE, CONFIG_FILE, METADATA_FILE, TRACES_FILE
@@ -94,6 +95,7 @@ class Step3Inputs(NamedTuple):
     settings: RunSettings
     bundle: DatasetBundle
     step1: Step1Run
+    args: Any  # the flags with the precision and noise ratio resolved (what the retraining folders record)
 
 
 def step3_inputs(args) -> Step3Inputs:
@@ -105,7 +107,7 @@ def step3_inputs(args) -> Step3Inputs:
 
     set_threads(args.threads)
     device = pick_device(args.device)
-    args.precision = resolve_precision(args.precision, device)  # the retraining folders record what was used
     settings = resolve_settings(args)
+    args = cli.with_values(args, precision=resolve_precision(args.precision, device), noise_ratio=settings.noise_ratio)
     bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
-    return Step3Inputs(device, settings, bundle, find_step1_run(settings, bundle, args.td_run))
+    return Step3Inputs(device, settings, bundle, find_step1_run(settings, bundle, args.td_run), args)

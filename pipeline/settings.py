@@ -100,8 +100,8 @@ def resolve_net(dataset: str, net_type: str | None, depth: int | None) -> tuple[
 
 
 def resolve_settings(args: argparse.Namespace) -> RunSettings:
-    """The run's settings from the data flags of :func:`pipeline.generate.add_data_args`; nothing is loaded or
-    written, so a bad flag fails first. ``args.noise_ratio`` becomes the ratio used (a plain float)."""
+    """The run's settings from the data flags of :func:`pipeline.recipe.add_data_args`; nothing is loaded or
+    written, so a bad flag fails first. ``noise_ratio`` is the ratio used (a plain float; 0 with --labels_file)."""
     check_image_size(getattr(args, "image_size", None))
     if args.pretrained and not Path(args.pretrained).is_file():
         fail(f"--pretrained: no such file {args.pretrained}")
@@ -115,8 +115,6 @@ def resolve_settings(args: argparse.Namespace) -> RunSettings:
     if labels_file is not None:
         check_no_noise_flags(labels_file, args.noise_ratio, noise_type)
         noise_ratio, noise_type = 0.0, LABELS_FILE_NOISE
-    # The ratio used: configurations are built from the flags, and a run records (and prints) what it drew.
-    args.noise_ratio = noise_ratio
     return RunSettings(save=args.save, dataset=args.dataset, real_noise=args.dataset in LARGE,
                        noise_type=noise_type, noise_ratio=noise_ratio, net_type=net_type, depth=depth,
                        seed=args.seed, split_seed=args.seed if args.split_seed is None else args.split_seed,

@@ -171,7 +171,8 @@ def test_milestones_outside_training_refused_before_the_run_folder(tmp_path, cap
 
 def test_one_epoch_with_the_default_milestones_warns(capsys):
     """int(0.5 * 1) = int(0.75 * 1) = 0: both drops land on epoch 0, the run trains at 0.1 * 0.1**2 = 0.001."""
-    from pipeline.generate import get_args_parser, make_recipe
+    from pipeline.generate import get_args_parser
+    from pipeline.recipe import make_recipe
 
     args = get_args_parser().parse_args(["--num_epochs", "1"])
     make_recipe(args, args.milestones)
