@@ -41,3 +41,14 @@ def test_step3_takes_td_run(module):
     args = module.get_args_parser().parse_args(["--dataset", "digits", "--detector", "d.pth.tar",
                                                 "--td_run", "runs/x"])
     assert args.td_run == "runs/x"
+
+
+def test_resolved_values_go_into_a_copy_of_the_flags():
+    from core import cli as core_cli
+
+    args = train_detector.get_args_parser().parse_args(["--td_run", "A", "--r", "0.3"])
+    resolved = core_cli.with_values(args, r=0.4)
+    assert (args.r, resolved.r) == (0.3, 0.4)  # the parsed flags stay as given
+    assert list(vars(resolved)) == list(vars(args))  # same order: config.json bytes do not move
+    with pytest.raises(KeyError, match="not flags of this command: nope"):
+        core_cli.with_values(args, nope=1)
