@@ -19,27 +19,19 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from labeltrace.api import DynamicsRecorder
-from labeltrace.indexed import INDEX_KEY, logits_of
+from labeltrace.indexed import INDEX_KEY, RecorderHolder, logits_of
 
 
-class DynamicsCallback(TrainerCallback):
-    """A ``TrainerCallback`` that feeds a :class:`labeltrace.DynamicsRecorder`.
-
-    Parameters are the recorder's: ``run_dir``, ``labels`` (int array of shape (N,), the labels trained on),
-    ``num_classes`` and optionally ``true_labels`` (N,) where the noise was synthesized.
-    """
+class DynamicsCallback(RecorderHolder, TrainerCallback):
+    """A ``TrainerCallback`` that feeds a :class:`labeltrace.DynamicsRecorder` (the parameters are its own)."""
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        # Made when training starts: only then has the framework set up torch.distributed, which the recorder
-        # joins when it is made (each rank records its shard, rank 0 writes the folder).
-        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
-        self.recorder: DynamicsRecorder | None = None
+        super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
         self._index = None
         self._hooks: list = []
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
-        self.recorder = DynamicsRecorder(**self._recorder_args)
+        self.start_recording()
         _keep_index_column(train_dataloader)
         self._hooks = [model.register_forward_pre_hook(self._take_index, with_kwargs=True),
                        model.register_forward_hook(self._record)]

@@ -1,5 +1,5 @@
 """What the framework adapters share: a dataset wrapper that carries each sample's index through the batch,
-and the readers that take it back out and find the logits in a model's output.
+the readers that take it back out and find the logits in a model's output, and the recorder they hold.
 
 The index is the only thing a recorder needs that a framework does not pass along: every training forward
 pass gives logits, but which samples they belong to is lost in shuffling. Wrapping the training set once
@@ -7,12 +7,32 @@ pass gives logits, but which samples they belong to is lost in shuffling. Wrappi
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
+from labeltrace.api import DynamicsRecorder
+
 INDEX_KEY = "sample_index"  # the batch entry (dict items) that carries the sample positions
+
+
+class RecorderHolder:
+    """The recorder an adapter feeds, made by :meth:`start_recording` when training starts: only then has the
+    framework set up torch.distributed, which the recorder joins when it is made (each rank records its
+    shard, rank 0 writes the folder).
+
+    Parameters are the recorder's: ``run_dir``, ``labels`` (int array of shape (N,), the labels trained on),
+    ``num_classes`` and optionally ``true_labels`` (N,) where the noise was synthesized.
+    """
+
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
+        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+        self.recorder: DynamicsRecorder | None = None
+
+    def start_recording(self) -> None:
+        self.recorder = DynamicsRecorder(**self._recorder_args)
 
 
 class IndexedDataset(Dataset):

@@ -22,28 +22,20 @@ try:
 except ImportError:  # the older package name
     from pytorch_lightning import Callback
 
-from labeltrace.api import DynamicsRecorder
-from labeltrace.indexed import logits_of, pop_index
+from labeltrace.indexed import RecorderHolder, logits_of, pop_index
 
 
-class DynamicsCallback(Callback):
-    """A Lightning ``Callback`` that feeds a :class:`labeltrace.DynamicsRecorder`.
-
-    Parameters are the recorder's: ``run_dir``, ``labels`` (int array of shape (N,), the labels trained on),
-    ``num_classes`` and optionally ``true_labels`` (N,) where the noise was synthesized.
-    """
+class DynamicsCallback(RecorderHolder, Callback):
+    """A Lightning ``Callback`` that feeds a :class:`labeltrace.DynamicsRecorder` (the parameters are its own)."""
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        # Made when training starts: only then has the framework set up torch.distributed, which the recorder
-        # joins when it is made (each rank records its shard, rank 0 writes the folder).
-        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
-        self.recorder: DynamicsRecorder | None = None
+        super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
         self._index = None
         self._forward_output = None
         self._hook = None
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.recorder = DynamicsRecorder(**self._recorder_args)
+        self.start_recording()
         self._hook = pl_module.register_forward_hook(self._keep_output)
 
     def _keep_output(self, module, args, output) -> None:
