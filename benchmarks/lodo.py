@@ -84,14 +84,21 @@ def lodo_detector(heldout: str, name: str, a: argparse.Namespace, train_runs: li
     return path
 
 
-def training_runs(heldout: str, save: Path) -> list:
-    """Every finished pool run of the datasets other than ``heldout``, loaded."""
-    return [load_run(run.run_dir(save)) for run in POOL if is_done(run, save) and run.dataset != heldout]
+def training_runs(heldout: str, save: Path, leave_out: tuple[str, ...] = ()) -> list:
+    """Every finished pool run of the datasets other than ``heldout``, outside the groups ``leave_out``, loaded."""
+    return [load_run(run.run_dir(save)) for run in POOL
+            if is_done(run, save) and run.dataset != heldout and run.group not in leave_out]
+
+
+def setting_key(run) -> str:
+    """``"<dataset>|<noise> <ratio>"``; a fine-tuning grid is a held-out setting of its own, ``"<dataset> fine-tuned"``."""
+    regime = " fine-tuned" if "finetune" in run.group else ""
+    return f"{run.dataset}{regime}|{run.noise_type} {run.noise_ratio}"
 
 
 def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
     save = Path(a.pool)
-    train_runs = training_runs(heldout, save)
+    train_runs = training_runs(heldout, save, tuple(a.leave_out))
     test = [run for run in POOL if is_done(run, save) and run.dataset == heldout and run.group.endswith("_grid")]
     print(f"held out {heldout}: training on {len(train_runs)} runs of the other datasets, scoring {len(test)} runs",
           flush=True)
@@ -99,8 +106,8 @@ def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
                  for name in CANDIDATES if name in a.candidates}
     for run in test:
         traces = load_run(run.run_dir(save))
-        key = f"{heldout}|{run.noise_type} {run.noise_ratio}"
-        scores = {f"detector: {n}": score(m, info, traces.td)[0] for n, (m, info) in detectors.items()}
+        key = setting_key(run)
+        scores = {f"detector: {n}{a.label}": score(m, info, traces.td)[0] for n, (m, info) in detectors.items()}
         scores.update(score_baselines(traces.td, traces.labels, names=BASELINES))
         for name, values in scores.items():
             m = detection_metrics(values, traces.label_flipped, remove_ratio=float(traces.label_flipped.mean()))
@@ -164,6 +171,9 @@ def main() -> None:
     p.add_argument("--candidates", nargs="+", default=DEFAULT_CANDIDATES, help=f"from: {' | '.join(CANDIDATES)}")
     p.add_argument("--length", type=int, default=32, help="detector length (epochs after resampling)")
     p.add_argument("--max_per_run", type=int, default=2000)
+    p.add_argument("--leave_out", nargs="+", default=[], metavar="GROUP",
+                   help="pool groups no detector trains on (e.g. the fine-tuning ones, to measure what they add)")
+    p.add_argument("--label", default="", help="text after each detector's name in the table, e.g. ' (no fine-tuning)'")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="docs/lodo.md")

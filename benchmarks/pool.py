@@ -8,6 +8,10 @@ Two kinds of groups, each a list of STEP 1 settings that write under ``<save>/<g
   0.2 and 0.4, seeds 1-3, in the dataset's standard CPU setting (what ``benchmarks/lodo.py`` scores);
 - ``*_extra``: other regimes users produce, for training only: other training-set sizes, networks (cnn and
   resnet), epoch budgets (20 to 100), noise rates (0.1 to 0.5) and both recording modes.
+Fine-tuning, the regime of a practitioner who starts from pretrained weights: :data:`BACKBONES` are networks
+trained first on another dataset's clean labels (``pretrain/``; their head is left out, the classes differ), and
+the ``*_finetune*`` groups start from one and train 3-10 epochs at a low constant rate. ``*_finetune_grid`` is a
+held-out setting of its own in ``benchmarks/lodo.py``, the other fine-tuning groups are for training only.
 
 A finished run is not re-run (STEP 1's own resume), and a killed build resumes where it stopped.
 """
@@ -22,6 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
+
+from labeltrace.io import torch_save  # noqa: E402
 from labeltrace.runfiles import SUMMARY_FILE  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 from pipeline.paths import td_run_dir  # noqa: E402
@@ -43,11 +50,14 @@ class Run:
     noise_ratio: float
     seed: int
     flags: tuple[str, ...]
+    backbone: str | None = None  # a name of BACKBONES: fine-tune from its weights
 
     def settings_line(self, save: Path, precision: str = "fp32") -> str:
         """runner.py's flags for this run, as one line of a ``multirun.py`` settings file."""
-        return shlex.join([*self.flags, "--noise_type", self.noise_type, "--noise_ratio", str(self.noise_ratio),
-                           "--seed", str(self.seed), "--precision", precision, "--save", str(save / self.group)])
+        start = ["--pretrained", str(backbone_file(save, self.backbone))] if self.backbone else []
+        return shlex.join([*self.flags, *start, "--noise_type", self.noise_type, "--noise_ratio",
+                           str(self.noise_ratio), "--seed", str(self.seed), "--precision", precision,
+                           "--save", str(save / self.group)])
 
     def run_dir(self, save: Path, calibrate: float = 0.0) -> Path:
         """The run folder STEP 1 writes for this run (with ``--calibrate``: that run's)."""
@@ -124,7 +134,75 @@ POOL += _extra("shapes_extra", "shapes", [
     ("instance", 0.1, 8, [*SHAPES, "--num_epochs", "25", "--net_type", "cnn", "--depth", "2"]),
     ("flip", 0.1, 8, [*SHAPES, "--num_epochs", "20", "--max_train", "2000"]),
 ])
+
+# Fine-tuning. A backbone is a clean run (noise 0) of another dataset; ``backbone_file`` is its last weights
+# without the head. Each held-out grid fine-tunes from a dataset other than itself (a backbone that had seen
+# the grid's clean labels would know the answer): digits and shapes from Fashion-MNIST, Fashion-MNIST from shapes.
+BACKBONES = {
+    "fashion_mnist_cnn3": Run("pretrain", "fashion_mnist", "uniform", 0.0, 0, (
+        "--dataset", "fashion_mnist", "--max_train", "6000", "--max_test", "1000", "--net_type", "cnn", "--depth",
+        "3", "--num_epochs", "15")),
+    "shapes_cnn2": Run("pretrain", "shapes", "uniform", 0.0, 0, (*SHAPES, "--net_type", "cnn", "--depth", "2",
+                                                               "--num_epochs", "20")),
+}
+
+
+def finetune(epochs: int, lr: float) -> list[str]:
+    """A few epochs at a low constant rate: clean samples are fitted at once, there is no time to memorize."""
+    return ["--num_epochs", str(epochs), "--lr", str(lr), "--milestones", ""]
+
+
+def _finetune_grid(group: str, dataset: str, flags: list[str], backbone: str) -> list[Run]:
+    return [Run(group, dataset, kind, ratio, seed, tuple(flags), backbone) for kind, ratio in GRID_SETTINGS
+            for seed in GRID_SEEDS]
+
+
+DIGITS_FT = ["--dataset", "digits", "--net_type", "cnn", "--depth", "3"]
+FASHION_FT = ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000", "--net_type", "cnn",
+              "--depth", "2"]
+SHAPES_FT = [*SHAPES, "--net_type", "cnn", "--depth", "3"]
+POOL += [
+    *_finetune_grid("digits_finetune_grid", "digits", [*DIGITS_FT, *finetune(8, 0.01)], "fashion_mnist_cnn3"),
+    *_finetune_grid("fashion_finetune_grid", "fashion_mnist", [*FASHION_FT, *finetune(8, 0.01)], "shapes_cnn2"),
+    *[Run("digits_finetune_extra", "digits", kind, ratio, seed, (*DIGITS_FT, *finetune(epochs, lr)),
+          "fashion_mnist_cnn3")
+      for kind, ratio, seed, epochs, lr in [("uniform", 0.3, 4, 3, 0.01), ("flip", 0.3, 4, 5, 0.02),
+                                            ("instance", 0.3, 4, 10, 0.005), ("uniform", 0.1, 5, 10, 0.01)]],
+    *[Run("fashion_finetune_extra", "fashion_mnist", kind, ratio, seed, (*FASHION_FT, *finetune(epochs, lr)),
+          "shapes_cnn2")
+      for kind, ratio, seed, epochs, lr in [("uniform", 0.3, 4, 3, 0.01), ("flip", 0.3, 4, 5, 0.02),
+                                            ("instance", 0.3, 4, 10, 0.005), ("flip", 0.1, 5, 10, 0.01)]],
+    *[Run("shapes_finetune_extra", "shapes", kind, ratio, seed, (*SHAPES_FT, *finetune(epochs, lr)),
+          "fashion_mnist_cnn3")
+      for kind, ratio, seed, epochs, lr in [("uniform", 0.2, 7, 8, 0.01), ("flip", 0.3, 7, 5, 0.01),
+                                            ("instance", 0.4, 7, 10, 0.01), ("uniform", 0.4, 8, 3, 0.02),
+                                            ("flip", 0.2, 8, 10, 0.005), ("instance", 0.2, 8, 8, 0.02)]],
+]
 GROUPS = sorted({run.group for run in POOL})
+
+
+def backbone_file(save: Path, name: str) -> Path:
+    return save / "pretrain" / f"{name}.pt"
+
+
+def make_backbones(names: set[str], save: Path, *, jobs: int, threads: int) -> int:
+    """Train the clean runs of ``names`` not yet trained and write each one's ``backbone_file``: the run's last
+    weights (``model.pth.last``) without the classifier head. Returns how many runs failed."""
+    runs = {name: BACKBONES[name] for name in sorted(names)}
+    failed = build(list(runs.values()), save, jobs=jobs, threads=threads)
+    for name, run in runs.items():
+        weights = run.run_dir(save) / "model.pth.last"
+        if weights.is_file() and not backbone_file(save, name).is_file():
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            head = {k for k in state if k.startswith(_head_prefix(state))}
+            torch_save({k: v for k, v in state.items() if k not in head}, backbone_file(save, name))
+    return failed
+
+
+def _head_prefix(state: dict) -> str:
+    """The module name of the classifier head: the last two-dimensional weight of the state_dict."""
+    last = [k for k, v in state.items() if k.endswith(".weight") and v.dim() == 2][-1]
+    return last.removesuffix("weight")
 
 
 def select(groups: list[str] | None) -> list[Run]:
@@ -168,7 +246,9 @@ def main() -> None:
         for run in runs:
             print(("done  " if is_done(run, save) else "to do ") + run.settings_line(save, a.precision))
         return
-    failed = build(runs, save, jobs=max(1, a.jobs), threads=a.threads, precision=a.precision)
+    jobs = max(1, a.jobs)
+    failed = make_backbones({run.backbone for run in runs if run.backbone}, save, jobs=jobs, threads=a.threads)
+    failed += build(runs, save, jobs=jobs, threads=a.threads, precision=a.precision)
     if failed:
         raise SystemExit(f"error: {failed} runs failed; see {save / 'logs'}")
 
