@@ -19,6 +19,13 @@ which tells the detector what regime the run is in (whether, and when, it memori
 - ``run_spread``: the standard deviation of ``margin`` across the run's samples at that epoch, in [0, 1]
   (near 0 once every sample is fitted: those epochs carry no signal).
 
+A run-relative feature places one sample among the run's others at each epoch:
+
+- ``margin_quantile``: the fraction of the run's samples whose ``margin`` is below this sample's at that epoch,
+  in [0, 1] (read from the run's margin percentiles, :data:`QUANTILES` + 1 per epoch, estimated on at most
+  :data:`QUANTILE_ROWS` evenly spaced rows). Any change of scale that keeps the order of the samples at an
+  epoch (a sharper softmax, a run that fits everything in one epoch, as fine-tuning does) leaves it unchanged.
+
 Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
 names it reads (``features``); scoring computes the same ones, in the same order.
 """
@@ -61,12 +68,42 @@ SAMPLE_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "prob": _prob, "margin": _margin, "loss": _loss, "entropy": _entropy, "rank": _rank,
 }
 RUN_FEATURES = ("run_learned", "run_spread")
+RELATIVE_FEATURES = ("margin_quantile",)
 FULL_VECTOR_FEATURES = ("entropy", "rank")  # need every class's probability: not in the compact layout
-FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES)
+FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES, *RELATIVE_FEATURES)
+QUANTILES = 100  # percentiles 0, 1, ..., 100 of the margin per epoch
+QUANTILE_ROWS = 65536  # an empirical CDF from 65k rows is within ~0.005 of the whole run's
+
+
+def needs_context(names: Sequence[str]) -> bool:
+    """Whether features ``names`` need :func:`run_context` of the whole run (not only of a chunk's rows)."""
+    return any(n in RUN_FEATURES or n in RELATIVE_FEATURES for n in names)
+
+
+def margin_quantiles(td: np.ndarray) -> np.ndarray:
+    """The margin's percentiles 0..100 at each epoch, shape (T, :data:`QUANTILES` + 1), over at most
+    :data:`QUANTILE_ROWS` evenly spaced rows of ``td`` (N, T, C)."""
+    step = max(1, -(-len(td) // QUANTILE_ROWS))
+    margin = _margin(np.asarray(td[::step], dtype=np.float32))
+    return np.quantile(margin, np.linspace(0, 1, QUANTILES + 1), axis=0).T.astype(np.float32)
+
+
+def _margin_quantile(td: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Each sample's place among the run's margins at each epoch, (N, T) in [0, 1]: the margin's position in
+    that epoch's percentiles, interpolated linearly (a margin between percentiles k and k+1 reads between
+    k/100 and (k+1)/100; below the smallest 0, above the largest 1; a margin that several percentiles equal,
+    a tie, reads as the highest of their levels, so a run of equal margins reads 1)."""
+    margin = _margin(td)
+    levels = np.linspace(0, 1, quantiles.shape[1])
+    out = np.empty_like(margin)
+    for t in range(margin.shape[1]):
+        out[:, t] = np.interp(margin[:, t], quantiles[t], levels)
+    return out
 
 
 def run_context(td: np.ndarray) -> dict[str, np.ndarray]:
-    """The run-context features of a whole run: ``{name: array of shape (T,)}`` (chunked over rows)."""
+    """The run-context features of a whole run, ``{name: array of shape (T,)}`` (chunked over rows), and
+    ``"margin_quantiles"``, :func:`margin_quantiles` (T, 101), which ``margin_quantile`` reads."""
     if td.ndim != 3 or td.shape[2] < 2 or len(td) == 0:
         raise ValueError(f"td must have shape (N, T, C) with N >= 1 and C >= 2, got {td.shape}")
     learned = np.zeros(td.shape[1])
@@ -80,7 +117,8 @@ def run_context(td: np.ndarray) -> dict[str, np.ndarray]:
         squares += (margin ** 2).sum(axis=0)
     n = td.shape[0]
     spread = np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0))
-    return {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32)}
+    return {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32),
+            "margin_quantiles": margin_quantiles(td)}
 
 
 def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
@@ -102,7 +140,7 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
     td : array of shape (N, T, C), C >= 2 (float16 as stored is fine: converted a chunk of rows at a time)
     names : feature names from :data:`FEATURES`
     context : :func:`run_context` of the *whole* run, needed when ``td`` is only some of its rows and a
-        run-context feature is asked for (else computed from ``td``)
+        run-context or run-relative feature is asked for (else computed from ``td``)
     """
     names = check_features(names)
     for name in FULL_VECTOR_FEATURES:
@@ -110,13 +148,19 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
             require_full(td, f"the detector feature {name!r}")
     if td.ndim != 3 or td.shape[2] < 2:
         raise ValueError(f"td must have shape (N, T, C) with C >= 2, got {td.shape}")
-    if context is None and any(name in RUN_FEATURES for name in names):
+    if context is None and needs_context(names):
         context = run_context(td)
     out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
     for start in range(0, td.shape[0], _CHUNK_ROWS):
         chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)
         for j, name in enumerate(names):
-            out[start:start + len(chunk), :, j] = context[name] if name in RUN_FEATURES else SAMPLE_FEATURES[name](chunk)
+            if name in RUN_FEATURES:
+                value = context[name]
+            elif name == "margin_quantile":
+                value = _margin_quantile(chunk, context["margin_quantiles"])
+            else:
+                value = SAMPLE_FEATURES[name](chunk)
+            out[start:start + len(chunk), :, j] = value
     return out
 
 

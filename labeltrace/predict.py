@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from labeltrace.errors import UsageError
 from labeltrace.io import check_torch_file
-from labeltrace.features import PAPER_FEATURES, RUN_FEATURES, check_features, feature_stack, run_context
+from labeltrace.features import PAPER_FEATURES, check_features, feature_stack, needs_context, run_context
 from labeltrace.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from labeltrace.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from labeltrace.traces import resample_time
@@ -204,7 +204,7 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *,
         note = (f"note: traces have T={t} epochs, the detector was trained on T={info.train_length}: "
                 f"resampled the time axis linearly to {info.train_length} steps")
     p_noisy = np.empty(len(td), dtype=np.float32)
-    context = run_context(td) if any(f in RUN_FEATURES for f in info.features) else None  # one pass, whole run
+    context = run_context(td) if needs_context(info.features) else None  # one pass, whole run
     for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
         chunk = td[i:i + batch_size]
         inputs = chunk[:, :, 0] if info.features == PAPER_FEATURES else feature_stack(chunk, info.features, context)

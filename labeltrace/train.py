@@ -19,7 +19,7 @@ from torch import nn
 
 from labeltrace.errors import UsageError
 from labeltrace.seed import epoch_generator
-from labeltrace.features import PAPER_FEATURES, RUN_FEATURES, detector_inputs, run_context
+from labeltrace.features import PAPER_FEATURES, detector_inputs, needs_context, run_context
 from labeltrace.lstm import DEFAULT_VARIANT, LSTMDetector
 from labeltrace.metrics import detection_metrics
 from labeltrace.predict import make_checkpoint, non_finite_weights, predict_p_noisy
@@ -290,7 +290,7 @@ def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run
             rows, _ = train_test_split(rows, train_size=max_per_run, random_state=seed + i,
                                        stratify=run.label_flipped)
             rows = np.sort(rows)
-        context = run_context(run.td) if any(f in RUN_FEATURES for f in features) else None  # whole run
+        context = run_context(run.td) if needs_context(features) else None  # whole run
         inputs.append(detector_inputs(run.td[rows], features, length, context))
         flipped.append(run.label_flipped[rows])
         strata.append(np.full(len(rows), i))

@@ -114,3 +114,33 @@ def test_run_context_is_a_statistic_of_the_whole_run_at_each_epoch():
     # Rows scored alone still get the whole run's context when it is passed in.
     from labeltrace.features import run_context
     np.testing.assert_allclose(feature_stack(td[:1], ["run_learned"], run_context(td))[0, :, 0], [1.0, 0.5])
+
+
+def test_margin_quantile_places_a_sample_among_the_run_s_margins_at_each_epoch():
+    # 101 samples, two classes, so margin = p - (1 - p) = 2p - 1. With p = 0, 0.01, ..., 1 at epoch 0 the
+    # margins are -1, -0.98, ..., 1: percentile k is exactly sample k's margin, so sample i reads i / 100.
+    # Epoch 1 reverses the order: sample i reads 1 - i / 100.
+    p = np.linspace(0, 1, 101)
+    td = np.stack([np.stack([p, 1 - p], 1), np.stack([1 - p, p], 1)], 1).astype(np.float32)
+    x = feature_stack(td, ["margin_quantile"])[:, :, 0]
+    np.testing.assert_allclose(x[:, 0], np.arange(101) / 100, atol=1e-6)
+    np.testing.assert_allclose(x[:, 1], 1 - np.arange(101) / 100, atol=1e-6)
+    # Sharpening the softmax keeps every sample's order, so the feature does not move (the margin does).
+    sharp = np.stack([np.stack([p ** 3, 1 - p ** 3], 1), np.stack([(1 - p) ** 3, 1 - (1 - p) ** 3], 1)], 1)
+    np.testing.assert_allclose(feature_stack(sharp.astype(np.float32), ["margin_quantile"])[:, :, 0], x, atol=1e-6)
+
+
+def test_margin_quantile_of_ties_and_of_rows_scored_alone():
+    from labeltrace.features import run_context
+    # Margins 0.8, -0.6, 0.2, 0.2; sorted -0.6, 0.2, 0.2, 0.8. numpy's linear percentile k sits at position
+    # 0.03 k: k = 25 -> -0.6 + 0.75 x 0.8 = 0.0, k = 50 -> 0.2, k = 75 -> 0.2 + 0.25 x 0.6 = 0.35.
+    td = np.array([[[0.9, 0.1]], [[0.2, 0.8]], [[0.6, 0.4]], [[0.6, 0.4]]], dtype=np.float32)
+    context = run_context(td)
+    np.testing.assert_allclose(context["margin_quantiles"][0, [0, 25, 50, 75, 100]], [-0.6, 0.0, 0.2, 0.35, 0.8],
+                               atol=1e-6)
+    # 0.2 fills positions 1..2, percentiles 34..66: a tie reads as its highest level, 0.66; the extremes 0, 1.
+    np.testing.assert_allclose(feature_stack(td, ["margin_quantile"])[:, 0, 0], [1.0, 0.0, 0.66, 0.66], atol=1e-6)
+    # Scored alone with the whole run's context, a row reads as it does in the run; without it, a run of one
+    # row whose margins are all equal reads 1.
+    np.testing.assert_allclose(feature_stack(td[1:3], ["margin_quantile"], context)[:, 0, 0], [0.0, 0.66], atol=1e-6)
+    np.testing.assert_allclose(feature_stack(td[:1], ["margin_quantile"])[:, 0, 0], [1.0])
