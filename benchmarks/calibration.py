@@ -73,13 +73,14 @@ def score_one(run: Run, a: argparse.Namespace, transferred: tuple) -> dict[str, 
     traces = load_run(run.run_dir(Path(a.save), a.ratio))
     own = traces.without_injected()
     plain = load_run(run.run_dir(Path(a.pool)))
-    scores = {"transferred": score(*transferred, own.td)[0],
-              "calibrated, fine-tuned": score(*calibrated(traces, transferred, init=True, epochs=a.epochs), own.td)[0],
+    scores = {"transferred": score(*transferred, own.td, labels=own.assigned)[0],
+              "calibrated, fine-tuned": score(*calibrated(traces, transferred, init=True, epochs=a.epochs), own.td,
+                                               labels=own.assigned)[0],
               "calibrated, from scratch": score(*calibrated(traces, transferred, init=False, epochs=a.epochs),
-                                                own.td)[0],
+                                                own.td, labels=own.assigned)[0],
               **score_baselines(own.td, own.labels, names=BASELINES)}
     out = {name: _metrics(values, own.label_flipped) for name, values in scores.items()}
-    out["transferred, plain run"] = _metrics(score(*transferred, plain.td)[0], plain.label_flipped)
+    out["transferred, plain run"] = _metrics(score(*transferred, plain.td, labels=plain.assigned)[0], plain.label_flipped)
     return out
 
 

@@ -45,7 +45,7 @@ def score_grid(heldout: str, pools: dict[str, Path], a: argparse.Namespace) -> d
         for precision, pool in pools.items():
             run_dir = run.run_dir(pool)
             traces = load_run(run_dir)
-            scores = {"detector": score(model, info, traces.td)[0],
+            scores = {"detector": score(model, info, traces.td, labels=traces.assigned)[0],
                       **score_baselines(traces.td, traces.labels, names=BASELINES)}
             cell = out.setdefault(f"{run.noise_type} {run.noise_ratio}", {})
             for name, values in scores.items():

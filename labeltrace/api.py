@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from labeltrace.features import needs_labels
 from labeltrace.metrics import removal_cut
 from labeltrace.predict import GENERALIST, load_detector, score
 from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
@@ -161,9 +162,10 @@ def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _p_noisy(traces, detector) -> np.ndarray:
+def _p_noisy(traces, detector, labels=None) -> np.ndarray:
     if isinstance(traces, (str, Path)):
-        td = load_run(traces).td  # a file with NaN is refused there, naming it
+        run = load_run(traces)  # a file with NaN is refused there, naming it
+        td, labels = run.td, run.assigned
     else:
         td = np.asarray(traces)
         if not np.issubdtype(td.dtype, np.floating):
@@ -171,22 +173,32 @@ def _p_noisy(traces, detector) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(td)))
         if bad:  # the detector would return NaN scores for them, which rank nowhere
             raise ValueError(f"traces hold {bad} NaN or infinite values: expected probabilities (did the run diverge?)")
+        if labels is not None:
+            labels = _int_labels(labels, int(np.max(labels)) + 1 if len(labels) else 1, "labels")
+            if len(labels) != len(td):
+                raise ValueError(f"labels must hold one assigned label per trace ({len(td)}), got {len(labels)}")
     model, info = load_detector(detector or GENERALIST)
-    return score(model, info, td)[0]
+    if labels is None and needs_labels(info.features):
+        raise ValueError(f"{info.path} reads {', '.join(info.features)}: with a td array, pass labels= "
+                         "(each trace's assigned label)")
+    return score(model, info, td, labels=labels)[0]
 
 
-def get_label_quality_scores(traces, *, detector: str | Path | None = None) -> np.ndarray:
+def get_label_quality_scores(traces, *, detector: str | Path | None = None, labels=None) -> np.ndarray:
     """Label quality per sample, ``1 - p_noisy``, float array of shape (N,): low = likely mislabeled.
 
     ``traces``: a run folder (or its ``training_dynamics.npz``), or a ``td`` array of shape (N, T, C).
     ``detector``: a checkpoint (default: the shipped generalist).
+    ``labels``: with a ``td`` array, each trace's assigned label (N,) (a run folder holds them), for
+    detectors that read a class-relative feature.
     """
-    return 1.0 - _p_noisy(traces, detector).astype(np.float64)
+    return 1.0 - _p_noisy(traces, detector, labels).astype(np.float64)
 
 
-def find_label_issues(traces, *, detector: str | Path | None = None, num_to_find: int | None = None,
+def find_label_issues(traces, *, detector: str | Path | None = None, labels=None, num_to_find: int | None = None,
                       fraction: float | None = None, return_indices_ranked_by: str | None = None) -> np.ndarray:
-    """The samples whose label is likely wrong.
+    """The samples whose label is likely wrong (``traces``, ``detector``, ``labels``: as
+    :func:`get_label_quality_scores`).
 
     Which: the ``num_to_find`` most suspicious, or the most suspicious ``fraction`` (the paper's removal cut),
     or by default those the detector calls more likely mislabeled than not (``p_noisy > 0.5``).
@@ -201,7 +213,7 @@ def find_label_issues(traces, *, detector: str | Path | None = None, num_to_find
     if return_indices_ranked_by not in (None, "p_noisy", "label_quality"):
         raise ValueError(f"return_indices_ranked_by must be None, 'p_noisy' or 'label_quality', "
                          f"got {return_indices_ranked_by!r}")
-    p_noisy = _p_noisy(traces, detector)
+    p_noisy = _p_noisy(traces, detector, labels)
     n = len(p_noisy)
     if num_to_find is not None:
         if not 0 <= num_to_find <= n:

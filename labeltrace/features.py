@@ -25,6 +25,9 @@ A run-relative feature places one sample among the run's others at each epoch:
   in [0, 1] (read from the run's margin percentiles, :data:`QUANTILES` + 1 per epoch, estimated on at most
   :data:`QUANTILE_ROWS` evenly spaced rows). Any change of scale that keeps the order of the samples at an
   epoch (a sharper softmax, a run that fits everything in one epoch, as fine-tuning does) leaves it unchanged.
+- ``margin_class_quantile``: the same among the samples that share this sample's assigned label only, so a
+  sample of a class that is hard for the network (every margin of that class low) is not read as suspicious
+  for the class's sake; it needs the assigned labels (``labels=``).
 
 Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
 names it reads (``features``); scoring computes the same ones, in the same order.
@@ -68,11 +71,17 @@ SAMPLE_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "prob": _prob, "margin": _margin, "loss": _loss, "entropy": _entropy, "rank": _rank,
 }
 RUN_FEATURES = ("run_learned", "run_spread")
-RELATIVE_FEATURES = ("margin_quantile",)
+RELATIVE_FEATURES = ("margin_quantile", "margin_class_quantile")
+LABEL_FEATURES = ("margin_class_quantile",)  # need each row's assigned label
 FULL_VECTOR_FEATURES = ("entropy", "rank")  # need every class's probability: not in the compact layout
 FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES, *RELATIVE_FEATURES)
 QUANTILES = 100  # percentiles 0, 1, ..., 100 of the margin per epoch
 QUANTILE_ROWS = 65536  # an empirical CDF from 65k rows is within ~0.005 of the whole run's
+
+
+def needs_labels(names: Sequence[str]) -> bool:
+    """Whether features ``names`` need each trace's assigned label (``labels=`` of :func:`feature_stack`)."""
+    return any(n in LABEL_FEATURES for n in names)
 
 
 def needs_context(names: Sequence[str]) -> bool:
@@ -88,6 +97,31 @@ def margin_quantiles(td: np.ndarray) -> np.ndarray:
     return np.quantile(margin, np.linspace(0, 1, QUANTILES + 1), axis=0).T.astype(np.float32)
 
 
+def class_margin_quantiles(td: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """:func:`margin_quantiles` of each assigned class's rows: shape (num_classes, T, :data:`QUANTILES` + 1);
+    a class without rows gets zeros (no row reads them)."""
+    labels = np.asarray(labels)
+    out = np.zeros((num_classes, td.shape[1], QUANTILES + 1), dtype=np.float32)
+    for c in np.unique(labels):
+        out[c] = margin_quantiles(td[np.flatnonzero(labels == c)])
+    return out
+
+
+def _margin_class_quantile(td: np.ndarray, labels: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """:func:`_margin_quantile` within each row's assigned class, (N, T), one ``np.interp`` per epoch: class c's
+    margins and percentiles are moved to [4c - 1, 4c + 1] (margins lie in [-1, 1]) and each class's block is
+    fenced by level 0 at 4c - 1.5 and level 1 at 4c + 1.5, so no row interpolates into another class's block."""
+    margin, c = _margin(td), np.asarray(labels, dtype=np.float64)[:, None]
+    classes = np.arange(quantiles.shape[0], dtype=np.float64)[:, None]
+    levels = np.concatenate([[0.0], np.linspace(0, 1, quantiles.shape[2]), [1.0]])
+    levels = np.tile(levels, quantiles.shape[0])
+    out = np.empty_like(margin)
+    for t in range(margin.shape[1]):
+        points = np.concatenate([4 * classes - 1.5, quantiles[:, t] + 4 * classes, 4 * classes + 1.5], axis=1)
+        out[:, t] = np.interp(margin[:, t] + 4 * c[:, 0], points.ravel(), levels)
+    return out
+
+
 def _margin_quantile(td: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """Each sample's place among the run's margins at each epoch, (N, T) in [0, 1]: the margin's position in
     that epoch's percentiles, interpolated linearly (a margin between percentiles k and k+1 reads between
@@ -101,9 +135,10 @@ def _margin_quantile(td: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_context(td: np.ndarray) -> dict[str, np.ndarray]:
+def run_context(td: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The run-context features of a whole run, ``{name: array of shape (T,)}`` (chunked over rows), and
-    ``"margin_quantiles"``, :func:`margin_quantiles` (T, 101), which ``margin_quantile`` reads."""
+    ``"margin_quantiles"``, :func:`margin_quantiles` (T, 101), which ``margin_quantile`` reads; given the
+    assigned ``labels`` (N,), also ``"class_margin_quantiles"`` (C, T, 101) for ``margin_class_quantile``."""
     if td.ndim != 3 or td.shape[2] < 2 or len(td) == 0:
         raise ValueError(f"td must have shape (N, T, C) with N >= 1 and C >= 2, got {td.shape}")
     learned = np.zeros(td.shape[1])
@@ -117,8 +152,20 @@ def run_context(td: np.ndarray) -> dict[str, np.ndarray]:
         squares += (margin ** 2).sum(axis=0)
     n = td.shape[0]
     spread = np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0))
-    return {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32),
-            "margin_quantiles": margin_quantiles(td)}
+    context = {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32),
+               "margin_quantiles": margin_quantiles(td)}
+    if labels is not None:
+        labels = _check_labels(labels, len(td))
+        context["class_margin_quantiles"] = class_margin_quantiles(td, labels, int(labels.max()) + 1)
+    return context
+
+
+def _check_labels(labels, n: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or (n and labels.min() < 0):
+        raise ValueError(f"labels must be the {n} assigned labels (non-negative integers), got {labels.dtype} of "
+                         f"shape {labels.shape}")
+    return labels
 
 
 def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
@@ -132,7 +179,8 @@ def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
     return names
 
 
-def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.ndarray] | None = None, *,
+                  labels: np.ndarray | None = None) -> np.ndarray:
     """The detector's input: features per epoch, float32 array of shape (N, T, F), F = ``len(names)``.
 
     Parameters
@@ -141,6 +189,7 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
     names : feature names from :data:`FEATURES`
     context : :func:`run_context` of the *whole* run, needed when ``td`` is only some of its rows and a
         run-context or run-relative feature is asked for (else computed from ``td``)
+    labels : the assigned label of each row of ``td``, shape (N,), for ``margin_class_quantile``
     """
     names = check_features(names)
     for name in FULL_VECTOR_FEATURES:
@@ -148,8 +197,12 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
             require_full(td, f"the detector feature {name!r}")
     if td.ndim != 3 or td.shape[2] < 2:
         raise ValueError(f"td must have shape (N, T, C) with C >= 2, got {td.shape}")
+    if needs_labels(names):
+        if labels is None:
+            raise ValueError(f"the features {', '.join(names)} need each trace's assigned label: pass labels=")
+        labels = _check_labels(labels, len(td))
     if context is None and needs_context(names):
-        context = run_context(td)
+        context = run_context(td, labels if needs_labels(names) else None)
     out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
     for start in range(0, td.shape[0], _CHUNK_ROWS):
         chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)
@@ -158,6 +211,9 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
                 value = context[name]
             elif name == "margin_quantile":
                 value = _margin_quantile(chunk, context["margin_quantiles"])
+            elif name == "margin_class_quantile":
+                value = _margin_class_quantile(chunk, labels[start:start + len(chunk)],
+                                               context["class_margin_quantiles"])
             else:
                 value = SAMPLE_FEATURES[name](chunk)
             out[start:start + len(chunk), :, j] = value
@@ -165,8 +221,8 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
 
 
 def detector_inputs(td: np.ndarray, names: Sequence[str], length: int | None = None,
-                    context: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                    context: dict[str, np.ndarray] | None = None, *, labels: np.ndarray | None = None) -> np.ndarray:
     """:func:`feature_stack` of ``td`` (N, T, C), resampled in time to ``length`` steps when given:
     float32 array of shape (N, length or T, F)."""
-    x = feature_stack(td, names, context)
+    x = feature_stack(td, names, context, labels=labels)
     return x if length is None or length == x.shape[1] else resample_time(x, length)

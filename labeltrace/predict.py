@@ -17,7 +17,8 @@ import torch.nn.functional as F
 
 from labeltrace.errors import UsageError
 from labeltrace.io import check_torch_file
-from labeltrace.features import PAPER_FEATURES, check_features, feature_stack, needs_context, run_context
+from labeltrace.features import (PAPER_FEATURES, check_features, feature_stack, needs_context, needs_labels,
+                                 run_context)
 from labeltrace.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from labeltrace.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from labeltrace.traces import resample_time
@@ -171,12 +172,18 @@ def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int |
             batch = np.asarray(curves[i:i + batch_size], dtype=np.float32)
             if length is not None and batch.shape[1] != length:
                 batch = resample_time(batch, length)
-            logits = model(torch.from_numpy(batch)).float()
+            try:
+                logits = model(torch.from_numpy(batch)).float()
+            except RuntimeError as err:  # oneDNN on a CPU without bfloat16 support has no bfloat16 LSTM kernel
+                if not bfloat16:
+                    raise
+                raise UsageError(f"bfloat16 scoring: this CPU has no bfloat16 LSTM kernel ({str(err)[:60]}...); "
+                                 "score in float32") from None
             out[i:i + len(batch)] = F.softmax(logits, dim=1)[:, 1].numpy()
     return out
 
 
-def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *,
+def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels: np.ndarray | None = None,
           batch_size: int = SCORE_BATCH, bfloat16: bool = False) -> tuple[np.ndarray, str | None]:
     """Score traces with a loaded detector: its features per epoch, resampled in time to its length.
 
@@ -184,6 +191,8 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *,
     ----------
     td : ndarray of shape (N, T, C), the traces file's ``td``; (N, T) curves (``td[:, :, 0]``) are accepted
         by detectors that read only ``prob``, the paper's input.
+    labels : ndarray of shape (N,), each trace's assigned label (the traces file's ``labels[:, 0]``); needed
+        only by detectors that read a class-relative feature (``margin_class_quantile``).
 
     Returns
     -------
@@ -204,10 +213,15 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *,
         note = (f"note: traces have T={t} epochs, the detector was trained on T={info.train_length}: "
                 f"resampled the time axis linearly to {info.train_length} steps")
     p_noisy = np.empty(len(td), dtype=np.float32)
-    context = run_context(td) if needs_context(info.features) else None  # one pass, whole run
+    by_class = needs_labels(info.features)
+    if by_class and labels is None:
+        raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs each trace's assigned label")
+    context = run_context(td, labels if by_class else None) if needs_context(info.features) else None  # whole run
     for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
         chunk = td[i:i + batch_size]
-        inputs = chunk[:, :, 0] if info.features == PAPER_FEATURES else feature_stack(chunk, info.features, context)
+        rows = labels[i:i + batch_size] if by_class else None
+        inputs = (chunk[:, :, 0] if info.features == PAPER_FEATURES
+                  else feature_stack(chunk, info.features, context, labels=rows))
         p_noisy[i:i + len(chunk)] = predict_p_noisy(model, inputs, length=info.train_length,
                                                     batch_size=batch_size, bfloat16=bfloat16)
     bad = int(np.count_nonzero(~np.isfinite(p_noisy)))

@@ -54,6 +54,11 @@ class RunTraces:
         return np.ascontiguousarray(self.td[:, :, 0], dtype=np.float32)
 
     @property
+    def assigned(self) -> np.ndarray:
+        """Each trace's assigned label, ``labels[:, 0]`` as int64, shape (N,)."""
+        return self.labels[:, 0].astype(np.int64)
+
+    @property
     def num_epochs(self) -> int:
         return int(self.td.shape[1])
 

@@ -41,7 +41,8 @@ def main(args: argparse.Namespace) -> None:
         from labeltrace.predict import load_detector, score
 
         model, info = load_detector(args.detector, what="detector checkpoint (--detector)")
-        p_noisy, note = score(model, info, load_run(run_dir).td)
+        run = load_run(run_dir)
+        p_noisy, note = score(model, info, run.td, labels=run.assigned)
         if note:
             print(note)
         extra[f"detector ({info.variant})"] = p_noisy

@@ -148,7 +148,12 @@ def test_bfloat16_scores_rank_like_float32():
     checkpoints = Path(__file__).resolve().parents[1] / "checkpoints"
     model, info = load_detector(checkpoints / "digits_0.2_lstm_detector.pth.tar")
     curves, _ = synth_curves(256, info.train_length, seed=4, jitter=0.2)
-    exact, fast = score(model, info, curves)[0], score(model, info, curves, bfloat16=True)[0]
+    try:
+        fast = score(model, info, curves, bfloat16=True)[0]
+    except UsageError as err:  # a CPU without bfloat16 support: the one-line refusal, nothing to compare
+        assert "bfloat16 scoring: this CPU has no bfloat16 LSTM kernel" in str(err)
+        pytest.skip("this CPU has no bfloat16 LSTM kernel")
+    exact = score(model, info, curves)[0]
     assert exact.max() - exact.min() > 0.9
     # Measured over curve seeds 0-4: max |difference| 0.0007-0.057 (0.0024 here), Spearman 0.9996-0.9997, and
     # 50-52 of the 52 samples the 20% cut removes (256 - int(256 * 0.8) = 52) are the same. A constant output is

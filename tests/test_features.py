@@ -45,10 +45,11 @@ def test_float16_traces_are_read_in_chunks_like_float32(monkeypatch):
 
     rng = np.random.default_rng(0)
     td = rng.dirichlet(np.ones(5), size=(37, 6)).astype(np.float16)
-    whole = feature_stack(td, list(FEATURES))
+    labels = rng.integers(0, 5, size=37)
+    whole = feature_stack(td, list(FEATURES), labels=labels)
     monkeypatch.setattr(features, "_CHUNK_ROWS", 8)
     # Per-sample features are the same bits; the run statistics differ only by float64 summation order.
-    np.testing.assert_allclose(feature_stack(td, list(FEATURES)), whole, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(feature_stack(td, list(FEATURES), labels=labels), whole, rtol=0, atol=1e-6)
     assert whole.dtype == np.float32 and whole.shape == (37, 6, len(FEATURES))
 
 
@@ -144,3 +145,25 @@ def test_margin_quantile_of_ties_and_of_rows_scored_alone():
     # row whose margins are all equal reads 1.
     np.testing.assert_allclose(feature_stack(td[1:3], ["margin_quantile"], context)[:, 0, 0], [0.0, 0.66], atol=1e-6)
     np.testing.assert_allclose(feature_stack(td[:1], ["margin_quantile"])[:, 0, 0], [1.0])
+
+
+def test_margin_class_quantile_ranks_within_the_assigned_class():
+    from labeltrace.features import run_context
+    # Six samples, one epoch, two classes; margin = 2p - 1 with p the assigned label's probability.
+    # Class 0 (an easy class): margins 0.8, 0.6, 0.4. Class 1 (a hard one): margins 0.0, -0.2, -0.4.
+    p = np.array([0.9, 0.8, 0.7, 0.5, 0.4, 0.3])
+    td = np.stack([p, 1 - p], 1)[:, None, :].astype(np.float32)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    # Within a class of three sorted margins a < b < c, numpy's percentile k sits at position 0.02 k:
+    # the middle one is percentile 50, the highest 100, the lowest 0.
+    x = feature_stack(td, ["margin_class_quantile"], labels=labels)[:, 0, 0]
+    np.testing.assert_allclose(x, [1.0, 0.5, 0.0, 1.0, 0.5, 0.0], atol=1e-6)
+    # Run-wide, the hard class's best sample (margin 0.0) sits at 2/5 of the way: percentile 40.
+    run_wide = feature_stack(td, ["margin_quantile"])[:, 0, 0]
+    np.testing.assert_allclose(run_wide[3], 0.4, atol=1e-6)
+    # A row scored alone reads as in the run, given the run's context and its label (margin -0.2: 0.5).
+    context = run_context(td, labels)
+    np.testing.assert_allclose(feature_stack(td[4:5], ["margin_class_quantile"], context, labels=labels[4:5])[0, 0, 0],
+                               0.5, atol=1e-6)
+    with pytest.raises(ValueError, match="assigned label"):
+        feature_stack(td, ["margin_class_quantile"])
