@@ -47,6 +47,7 @@ CANDIDATES = {  # name -> train_detector options; the paper's input first
     "all 5 + run context, anchored": dict(features=("prob", "margin", "loss", "entropy", "rank", "run_learned",
                                                     "run_spread"), anchor=True),
     "prob+margin+margin quantile, anchored": dict(features=("prob", "margin", "margin_quantile"), anchor=True),
+    "prob+margin+class quantile, anchored": dict(features=("prob", "margin", "margin_class_quantile"), anchor=True),
 }
 # The candidates of docs/lodo.md; the others were measured on the smaller first pool (docs/detector.md).
 DEFAULT_CANDIDATES = ["paper input (prob)", "prob+margin", "prob+margin, anchored", "all 5 features, anchored",

@@ -93,8 +93,13 @@ def margin_quantiles(td: np.ndarray) -> np.ndarray:
     """The margin's percentiles 0..100 at each epoch, shape (T, :data:`QUANTILES` + 1), over at most
     :data:`QUANTILE_ROWS` evenly spaced rows of ``td`` (N, T, C)."""
     step = max(1, -(-len(td) // QUANTILE_ROWS))
-    margin = _margin(np.asarray(td[::step], dtype=np.float32))
-    return np.quantile(margin, np.linspace(0, 1, QUANTILES + 1), axis=0).T.astype(np.float32)
+    margin = np.sort(np.ascontiguousarray(_margin(np.asarray(td[::step], dtype=np.float32)).T), axis=1)  # (T, n)
+    # numpy's default ("linear") percentile, from one sort: percentile k sits at position k / 100 x (n - 1).
+    position = np.linspace(0, margin.shape[1] - 1, QUANTILES + 1)
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, margin.shape[1] - 1)
+    weight = position - low
+    return (margin[:, low] * (1 - weight) + margin[:, high] * weight).astype(np.float32)
 
 
 def class_margin_quantiles(td: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -103,7 +108,8 @@ def class_margin_quantiles(td: np.ndarray, labels: np.ndarray, num_classes: int)
     labels = np.asarray(labels)
     out = np.zeros((num_classes, td.shape[1], QUANTILES + 1), dtype=np.float32)
     for c in np.unique(labels):
-        out[c] = margin_quantiles(td[np.flatnonzero(labels == c)])
+        rows = np.flatnonzero(labels == c)
+        out[c] = margin_quantiles(td[rows[::max(1, -(-len(rows) // QUANTILE_ROWS))]])
     return out
 
 
