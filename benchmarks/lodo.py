@@ -188,7 +188,8 @@ def main() -> None:
         commands = []
         for path in a.render:
             saved = json.loads(Path(path).read_text())
-            results.update(saved["results"])
+            for key, cells in saved["results"].items():  # the same setting from two commands: both columns
+                results.setdefault(key, {}).update(cells)
             commands.append(saved["command"])
         command = " ; ".join([*commands, command])
     else:

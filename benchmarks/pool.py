@@ -205,11 +205,11 @@ def _head_prefix(state: dict) -> str:
     return last.removesuffix("weight")
 
 
-def select(groups: list[str] | None) -> list[Run]:
+def select(groups: list[str] | None, seeds: list[int] | None = None) -> list[Run]:
     unknown = set(groups or []) - set(GROUPS)
     if unknown:
         raise SystemExit(f"error: --groups: unknown {sorted(unknown)}; valid: {', '.join(GROUPS)}")
-    return [run for run in POOL if not groups or run.group in groups]
+    return [run for run in POOL if (not groups or run.group in groups) and (not seeds or run.seed in seeds)]
 
 
 def is_done(run: Run, save: Path) -> bool:
@@ -230,6 +230,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--save", default="runs/pool", help="folder of the pool (one sub-folder per group)")
     p.add_argument("--groups", nargs="+", default=None, help=f"only these groups ({', '.join(GROUPS)})")
+    p.add_argument("--seeds", nargs="+", type=int, default=None,
+                   help="only the runs of these seeds (grids: 1-3; extras: 4-8), e.g. a first pass over seed 1")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
@@ -238,7 +240,7 @@ def main() -> None:
     p.add_argument("--dry_run", action="store_true", help="list the runs and whether each is done")
     p.add_argument("--list", action="store_true", help="print the run folders of the finished runs, one a line")
     a = p.parse_args()
-    runs, save = select(a.groups), Path(a.save)
+    runs, save = select(a.groups, a.seeds), Path(a.save)
     if a.list:
         print("\n".join(str(run.run_dir(save)) for run in runs if is_done(run, save)))
         return
