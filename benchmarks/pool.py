@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from labeltrace.io import torch_save  # noqa: E402
 from labeltrace.runfiles import SUMMARY_FILE  # noqa: E402
+from models.registry import without_head  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 from pipeline.paths import td_run_dir  # noqa: E402
 
@@ -194,15 +195,8 @@ def make_backbones(names: set[str], save: Path, *, jobs: int, threads: int) -> i
         weights = run.run_dir(save) / "model.pth.last"
         if weights.is_file() and not backbone_file(save, name).is_file():
             state = torch.load(weights, map_location="cpu", weights_only=True)
-            head = {k for k in state if k.startswith(_head_prefix(state))}
-            torch_save({k: v for k, v in state.items() if k not in head}, backbone_file(save, name))
+            torch_save(without_head(state), backbone_file(save, name))
     return failed
-
-
-def _head_prefix(state: dict) -> str:
-    """The module name of the classifier head: the last two-dimensional weight of the state_dict."""
-    last = [k for k, v in state.items() if k.endswith(".weight") and v.dim() == 2][-1]
-    return last.removesuffix("weight")
 
 
 def select(groups: list[str] | None, seeds: list[int] | None = None) -> list[Run]:

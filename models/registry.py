@@ -71,6 +71,13 @@ def head_keys(model: nn.Module) -> set[str]:
     return {f"{name}.{p}" for name in last for p in ("weight", "bias")}
 
 
+def without_head(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A classifier's state_dict less its head (the module of the last two-dimensional weight): a backbone
+    for ``--pretrained`` when the new task's classes mean something else, so its head starts afresh."""
+    head = [k for k, v in state.items() if k.endswith(".weight") and v.dim() == 2][-1].removesuffix("weight")
+    return {k: v for k, v in state.items() if not k.startswith(head)}
+
+
 def load_pretrained(model: nn.Module, path: Path, *, log: Callable[[str], None] = print) -> None:
     """Load every tensor of ``path`` into ``model``; only the classifier head may be missing or of another
     shape (another number of classes). Anything else that does not fit is an error: a network trained from a
