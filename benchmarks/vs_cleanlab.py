@@ -221,19 +221,26 @@ def _frame(rows: list[dict]):
     return pd.DataFrame([{"regime": "from scratch", **r} for r in rows if "roc_auc" in r])
 
 
+def _setting_means(frame, columns: list[str]):
+    """Means per (dataset, regime, method): over seeds within each noise setting first, then over the settings,
+    so a setting measured at more seeds weighs no more than the others; and how many runs each mean holds."""
+    keys = ["dataset", "regime", "method"]
+    per_setting = frame.groupby([*keys, "noise", "ratio"], sort=False)[columns].mean()
+    means = per_setting.groupby(level=keys, sort=False).mean()
+    return means, frame.groupby(keys, sort=False)["seed"].size()
+
+
 def full_table(rows: list[dict]) -> str:
     """Mean per dataset, regime and method over every noise setting and seed, as a markdown table."""
     import pandas as pd
 
-    frame = _frame(rows)
-    groups = frame.groupby(["dataset", "regime", "method"], sort=False)
-    means = groups[["roc_auc", "map", "precision_at_noise", "fnr_at_budget", "passes", "seconds"]].mean()
-    seeds = groups["seed"].nunique()
-    lines = ["| dataset | regime | seeds | method | ROC-AUC | mAP | precision at noise count | FNR at budget | "
+    means, runs = _setting_means(_frame(rows), ["roc_auc", "map", "precision_at_noise", "fnr_at_budget", "passes",
+                                                "seconds"])
+    lines = ["| dataset | regime | runs | method | ROC-AUC | mAP | precision at noise count | FNR at budget | "
              "passes | seconds |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key, r in means.iterrows():
         dataset, regime, method = key
-        lines.append(f"| {dataset} | {regime} | {seeds[key]} | {method} | {r.roc_auc:.4f} | {r['map']:.4f} | "
+        lines.append(f"| {dataset} | {regime} | {runs[key]} | {method} | {r.roc_auc:.4f} | {r['map']:.4f} | "
                      f"{r.precision_at_noise:.4f} | {r.fnr_at_budget:.4f} | {r.passes:.0f} | {r.seconds:.0f} |")
     issues = pd.DataFrame([{"regime": "from scratch", **r} for r in rows if "recall" in r]).groupby(
         ["dataset", "regime"], sort=False)[["flagged", "precision", "recall"]].mean()
@@ -251,13 +258,12 @@ def short_table(rows: list[dict]) -> str:
     """The README's table: per dataset and regime, ROC-AUC / mAP / FNR at budget of the generalist, AUM and
     cleanlab's default (self_confidence), with each flow's training passes."""
     frame = _frame(rows)
-    frame = frame[frame.method.isin(list(SHORT))]
-    means = frame.groupby(["dataset", "regime", "method"], sort=False)[["roc_auc", "map", "fnr_at_budget",
-                                                                       "passes"]].mean()
-    seeds = frame.groupby(["dataset", "regime"], sort=False)["seed"].nunique()
+    means, runs = _setting_means(frame[frame.method.isin(list(SHORT))], ["roc_auc", "map", "fnr_at_budget", "passes"])
     head = " | ".join(f"{name} ROC-AUC / mAP / FNR" for name in SHORT.values())
-    lines = [f"| dataset | regime | seeds | {head} | passes (ours : cleanlab) |", "|---|---|---|" + "---|" * 4]
-    for (dataset, regime), n in seeds.items():
+    lines = [f"| dataset | regime | runs | {head} | passes (ours : cleanlab) |", "|---|---|---|" + "---|" * 4]
+    for (dataset, regime, method), n in runs.items():
+        if method != "generalist":
+            continue
         cells = [means.loc[(dataset, regime, m)] for m in SHORT]
         text = " | ".join(f"{c.roc_auc:.3f} / {c['map']:.3f} / {c.fnr_at_budget:.3f}" for c in cells)
         lines.append(f"| {dataset} | {regime} | {n} | {text} | {cells[0].passes:.0f} : {cells[2].passes:.0f} |")

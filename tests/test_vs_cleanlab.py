@@ -22,11 +22,12 @@ def _row(method, seed, auc, passes):
             "passes": passes, "seconds": 1.0}
 
 
-def test_short_table_means_over_seeds_and_counts_them():
-    rows = [_row(m, seed, auc + 0.01 * seed, p) for seed in (1, 2)
-            for m, auc, p in (("generalist", 0.9, 40), ("aum", 0.8, 40), ("confidence", 0.7, 40),
-                              ("cleanlab self_confidence", 0.6, 160))]
+def test_short_table_means_over_seeds_then_settings():
+    methods = (("generalist", 0.9, 40), ("aum", 0.8, 40), ("confidence", 0.7, 40), ("cleanlab self_confidence", 0.6, 160))
+    rows = [_row(m, seed, auc + 0.02 * seed, p) for seed in (1, 2) for m, auc, p in methods]
+    rows += [{**_row(m, 1, auc - 0.09, p), "noise": "uniform"} for m, auc, p in methods]  # a second setting, 1 seed
     line = short_table(rows).splitlines()[2]
-    # Means over seeds 1 and 2: 0.9 + 0.015, 0.8 + 0.015, 0.6 + 0.015; confidence is not a column.
-    assert line == ("| digits | from scratch | 2 | 0.915 / 0.815 / 0.200 | 0.815 / 0.715 / 0.200 | "
-                    "0.615 / 0.515 / 0.200 | 40 : 160 |")
+    # flip 0.2: seeds 1 and 2 -> 0.9 + 0.03; uniform 0.2: 0.9 - 0.09; the two settings weigh alike:
+    # (0.93 + 0.81) / 2 = 0.87 for the generalist (AUM and cleanlab alike, 0.1 and 0.3 lower); 3 runs each.
+    assert line == ("| digits | from scratch | 3 | 0.870 / 0.770 / 0.200 | 0.770 / 0.670 / 0.200 | "
+                    "0.570 / 0.470 / 0.200 | 40 : 160 |")
