@@ -58,9 +58,12 @@ def test_adapter_run_folder_equals_the_plain_loops(runs, adapter):
     np.testing.assert_array_equal(other["assigned"], plain["assigned"])
     np.testing.assert_array_equal(other["flipped"], plain["flipped"])
     gap = np.abs(to_class_order(other["td"], other["labels"]) - to_class_order(plain["td"], plain["labels"]))
-    # measured: Lightning 0 (the same sampler), Hugging Face at most 4.9e-4, one float16 step near 1: its
-    # sampler shuffles differently, which moves the full-batch sums by float rounding only
-    assert gap.max() < 2e-3, gap.max()
+    # Lightning: 0 (the same sampler). Hugging Face's sampler shuffles differently, which moves the full-batch
+    # sums by float rounding only, and 40 steps at lr 1.0 amplify it late: measured on one CPU at most 4.9e-4
+    # (one float16 step near 1) through epoch 30 and 4.6e-3 at epoch 40; 99% of values within 4.9e-4. A wrong
+    # index-to-logits mapping moves values by ~0.5 from the first epoch on.
+    assert gap[:, :30].max() < 1e-3, gap[:, :30].max()
+    assert gap.max() < 0.02 and np.quantile(gap.astype(np.float32), 0.99) < 1e-3, gap.max()
     assert plain["td"][:, -1, 0].std() > 0.1  # the runs learned something: the traces are not constant
 
 
