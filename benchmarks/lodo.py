@@ -109,7 +109,8 @@ def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
     for run in test:
         traces = load_run(run.run_dir(save))
         key = setting_key(run)
-        scores = {f"detector: {n}{a.label}": score(m, info, traces.td, labels=traces.assigned)[0] for n, (m, info) in detectors.items()}
+        scores = {f"detector: {n}{a.label}": score(m, info, traces.td, labels=traces.assigned)[0]
+                  for n, (m, info) in detectors.items()}
         scores.update(score_baselines(traces.td, traces.labels, names=BASELINES))
         for name, values in scores.items():
             m = detection_metrics(values, traces.label_flipped, remove_ratio=float(traces.label_flipped.mean()))

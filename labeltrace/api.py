@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labeltrace.features import needs_labels
+from labeltrace.features import check_labels
 from labeltrace.metrics import removal_cut
 from labeltrace.predict import GENERALIST, load_detector, score
 from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
@@ -174,14 +174,9 @@ def _p_noisy(traces, detector, labels=None) -> np.ndarray:
         if bad:  # the detector would return NaN scores for them, which rank nowhere
             raise ValueError(f"traces hold {bad} NaN or infinite values: expected probabilities (did the run diverge?)")
         if labels is not None:
-            labels = _int_labels(labels, int(np.max(labels)) + 1 if len(labels) else 1, "labels")
-            if len(labels) != len(td):
-                raise ValueError(f"labels must hold one assigned label per trace ({len(td)}), got {len(labels)}")
+            labels = check_labels(labels.cpu() if torch.is_tensor(labels) else labels, len(td))
     model, info = load_detector(detector or GENERALIST)
-    if labels is None and needs_labels(info.features):
-        raise ValueError(f"{info.path} reads {', '.join(info.features)}: with a td array, pass labels= "
-                         "(each trace's assigned label)")
-    return score(model, info, td, labels=labels)[0]
+    return score(model, info, td, labels=labels)[0]  # a detector that needs labels and has none: ValueError
 
 
 def get_label_quality_scores(traces, *, detector: str | Path | None = None, labels=None) -> np.ndarray:

@@ -117,14 +117,14 @@ def _margin_class_quantile(td: np.ndarray, labels: np.ndarray, quantiles: np.nda
     """:func:`_margin_quantile` within each row's assigned class, (N, T), one ``np.interp`` per epoch: class c's
     margins and percentiles are moved to [4c - 1, 4c + 1] (margins lie in [-1, 1]) and each class's block is
     fenced by level 0 at 4c - 1.5 and level 1 at 4c + 1.5, so no row interpolates into another class's block."""
-    margin, c = _margin(td), np.asarray(labels, dtype=np.float64)[:, None]
+    margin, shift = _margin(td), 4 * np.asarray(labels, dtype=np.float64)
     classes = np.arange(quantiles.shape[0], dtype=np.float64)[:, None]
     levels = np.concatenate([[0.0], np.linspace(0, 1, quantiles.shape[2]), [1.0]])
     levels = np.tile(levels, quantiles.shape[0])
     out = np.empty_like(margin)
     for t in range(margin.shape[1]):
         points = np.concatenate([4 * classes - 1.5, quantiles[:, t] + 4 * classes, 4 * classes + 1.5], axis=1)
-        out[:, t] = np.interp(margin[:, t] + 4 * c[:, 0], points.ravel(), levels)
+        out[:, t] = np.interp(margin[:, t] + shift, points.ravel(), levels)
     return out
 
 
@@ -141,12 +141,25 @@ def _margin_quantile(td: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_context(td: np.ndarray, labels: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The run-context features of a whole run, ``{name: array of shape (T,)}`` (chunked over rows), and
-    ``"margin_quantiles"``, :func:`margin_quantiles` (T, 101), which ``margin_quantile`` reads; given the
-    assigned ``labels`` (N,), also ``"class_margin_quantiles"`` (C, T, 101) for ``margin_class_quantile``."""
+def run_context(td: np.ndarray, labels: np.ndarray | None = None, *,
+                names: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
+    """What features ``names`` need of the whole run (all of them by default): the run-context features,
+    ``{name: array of shape (T,)}`` (chunked over rows); ``"margin_quantiles"``, :func:`margin_quantiles`
+    (T, 101), which ``margin_quantile`` reads; and, given the assigned ``labels`` (N,),
+    ``"class_margin_quantiles"`` (C, T, 101) for ``margin_class_quantile``."""
     if td.ndim != 3 or td.shape[2] < 2 or len(td) == 0:
         raise ValueError(f"td must have shape (N, T, C) with N >= 1 and C >= 2, got {td.shape}")
+    context = _run_statistics(td) if any(n in RUN_FEATURES for n in names) else {}
+    if "margin_quantile" in names:
+        context["margin_quantiles"] = margin_quantiles(td)
+    if labels is not None and "margin_class_quantile" in names:
+        labels = check_labels(labels, len(td))
+        context["class_margin_quantiles"] = class_margin_quantiles(td, labels, int(labels.max()) + 1)
+    return context
+
+
+def _run_statistics(td: np.ndarray) -> dict[str, np.ndarray]:
+    """``run_learned`` and ``run_spread`` of :data:`RUN_FEATURES`, each of shape (T,), one chunked pass."""
     learned = np.zeros(td.shape[1])
     total = np.zeros(td.shape[1])
     squares = np.zeros(td.shape[1])
@@ -158,15 +171,11 @@ def run_context(td: np.ndarray, labels: np.ndarray | None = None) -> dict[str, n
         squares += (margin ** 2).sum(axis=0)
     n = td.shape[0]
     spread = np.sqrt(np.maximum(squares / n - (total / n) ** 2, 0.0))
-    context = {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32),
-               "margin_quantiles": margin_quantiles(td)}
-    if labels is not None:
-        labels = _check_labels(labels, len(td))
-        context["class_margin_quantiles"] = class_margin_quantiles(td, labels, int(labels.max()) + 1)
-    return context
+    return {"run_learned": (learned / n).astype(np.float32), "run_spread": spread.astype(np.float32)}
 
 
-def _check_labels(labels, n: int) -> np.ndarray:
+def check_labels(labels, n: int) -> np.ndarray:
+    """``labels`` as an array, once it holds ``n`` non-negative integers; else ``ValueError``."""
     labels = np.asarray(labels)
     if labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer) or (n and labels.min() < 0):
         raise ValueError(f"labels must be the {n} assigned labels (non-negative integers), got {labels.dtype} of "
@@ -206,9 +215,9 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
     if needs_labels(names):
         if labels is None:
             raise ValueError(f"the features {', '.join(names)} need each trace's assigned label: pass labels=")
-        labels = _check_labels(labels, len(td))
+        labels = check_labels(labels, len(td))
     if context is None and needs_context(names):
-        context = run_context(td, labels if needs_labels(names) else None)
+        context = run_context(td, labels, names=names)
     out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
     for start in range(0, td.shape[0], _CHUNK_ROWS):
         chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)

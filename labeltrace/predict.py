@@ -216,7 +216,7 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels:
     by_class = needs_labels(info.features)
     if by_class and labels is None:
         raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs each trace's assigned label")
-    context = run_context(td, labels if by_class else None) if needs_context(info.features) else None  # whole run
+    context = run_context(td, labels, names=info.features) if needs_context(info.features) else None  # whole run
     for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
         chunk = td[i:i + batch_size]
         rows = labels[i:i + batch_size] if by_class else None

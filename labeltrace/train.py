@@ -291,7 +291,7 @@ def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run
                                        stratify=run.label_flipped)
             rows = np.sort(rows)
         assigned = run.assigned if needs_labels(features) else None
-        context = run_context(run.td, assigned) if needs_context(features) else None  # whole run
+        context = run_context(run.td, assigned, names=features) if needs_context(features) else None  # whole run
         inputs.append(detector_inputs(run.td[rows], features, length, context,
                                       labels=None if assigned is None else assigned[rows]))
         flipped.append(run.label_flipped[rows])
