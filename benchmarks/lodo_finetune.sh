@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # docs/lodo_finetune.md: leave-one-dataset-out with the fine-tuning runs in the pool (benchmarks/pool.py), the
-# shipped design trained with and without them, and the class-relative feature design; two processes of one thread.
+# shipped design trained with and without them, and two designs that add one input to it (the run-wide margin
+# quantile, the run context); two processes of one thread.
 #   bash benchmarks/lodo_finetune.sh [OUT]        # default docs/lodo_finetune.md (+ .json)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +9,8 @@ PY=${PY:-.venv/bin/python}
 OUT=${1:-docs/lodo_finetune.md}
 TMP=$(mktemp -d)
 FINETUNE=(digits_finetune_grid fashion_finetune_grid digits_finetune_extra fashion_finetune_extra shapes_finetune_extra)
-DESIGNS=("prob+margin, anchored" "prob+margin+class quantile, anchored")
+DESIGNS=("prob+margin, anchored" "prob+margin+margin quantile, anchored"
+         "prob+margin + run context, anchored")
 for held in digits fashion_mnist; do
   ( $PY benchmarks/lodo.py --heldout "$held" --candidates "${DESIGNS[@]}" --out "$TMP/$held.md"
     $PY benchmarks/lodo.py --heldout "$held" --candidates "${DESIGNS[0]}" --leave_out "${FINETUNE[@]}" \

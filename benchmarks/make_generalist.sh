@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped generalist detector: trained on every run of the pool (benchmarks/pool.py), both offline datasets and
-# shapes, with the design that won leave-one-dataset-out (docs/lodo.md, docs/lodo_shapes.md). ~42 min for the pool,
-# ~3 min for the detector on 2 cores.
+# shapes, from scratch and fine-tuned (118 runs), with the design that won leave-one-dataset-out (docs/lodo_finetune.md). ~45 min for the pool,
+# ~8 min for the detector on 2 cores.
 #   bash benchmarks/make_generalist.sh [OUT]        # default checkpoints/generalist_lstm_detector.pth.tar
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,4 +11,4 @@ $PY benchmarks/pool.py --jobs 2 --threads 1
 args=()
 while read -r run; do args+=(--files_path "$run"); done < <($PY benchmarks/pool.py --list)
 $PY train_detector.py --dataset generalist --r 0.3 "${args[@]}" --features prob,margin --anchor --length 32 --max_per_run 2000 \
-    --epochs 15 --batch_size 256 --threads 2 --out "$OUT"
+    --epochs 15 --batch_size 256 --threads 1 --out "$OUT"
