@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped generalist detector: trained on every run of the pool (benchmarks/pool.py), both offline datasets and
-# shapes, from scratch and fine-tuned (118 runs), with the design that won leave-one-dataset-out (docs/lodo_finetune.md). ~45 min for the pool,
-# ~8 min for the detector on 2 cores.
+# shapes, from scratch and fine-tuned (118 runs), with the design that won leave-one-dataset-out
+# (docs/lodo_finetune.md). ~44 min for the pool on 2 cores, ~8 min for the detector on one thread.
 #   bash benchmarks/make_generalist.sh [OUT]        # default checkpoints/generalist_lstm_detector.pth.tar
 set -euo pipefail
 cd "$(dirname "$0")/.."
