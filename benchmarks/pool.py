@@ -37,6 +37,9 @@ from pipeline.paths import td_run_dir  # noqa: E402
 DIGITS = ["--dataset", "digits", "--num_epochs", "40"]
 FASHION = ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000", "--net_type", "cnn",
            "--depth", "2", "--num_epochs", "20"]
+# Every run records the neighbour agreement besides the softmax (labeltrace/neighbours.py), so that a detector
+# design may read it; designs that do not read it see the same traces.
+RECORDING = ["--neighbours", "20"]
 GRID_SETTINGS = [(kind, ratio) for kind in ("uniform", "flip", "instance") for ratio in (0.2, 0.4)]
 GRID_SEEDS = (1, 2, 3)
 
@@ -56,7 +59,7 @@ class Run:
     def settings_line(self, save: Path, precision: str = "fp32") -> str:
         """runner.py's flags for this run, as one line of a ``multirun.py`` settings file."""
         start = ["--pretrained", str(backbone_file(save, self.backbone))] if self.backbone else []
-        return shlex.join([*self.flags, *start, "--noise_type", self.noise_type, "--noise_ratio",
+        return shlex.join([*self.flags, *start, *RECORDING, "--noise_type", self.noise_type, "--noise_ratio",
                            str(self.noise_ratio), "--seed", str(self.seed), "--precision", precision,
                            "--save", str(save / self.group)])
 

@@ -7,6 +7,7 @@ each epoch by ``resume.pth``; re-running the same command continues from the las
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -21,12 +22,14 @@ from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
 from labeltrace.errors import fail
 from labeltrace.io import torch_save, write_csv
+from labeltrace.neighbours import FeatureTap, agreement
 from core.inference import inference_copy
-from core.passes import EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_probs, train_epoch
+from core.passes import (EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_batches, predict_probs,
+                         train_epoch)
 from core.committed import resume_point
 from labeltrace.recorder import TraceRecorder
-from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_TRACES_FILE, RESUME_FILE, TRAIN_LOG_FILE, \
-    VALID_RESULTS_FILE
+from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, \
+    TRAIN_LOG_FILE, VALID_RESULTS_FILE
 from labeltrace.seed import epoch_generator
 
 RECORD_MODES = ("eval", "train", "none")
@@ -91,7 +94,8 @@ class FitResult:
 
     ``seconds``: time in the train, valid and record passes of the epochs this call ran. ``recorder``: rank 0's
     trace recorder, still open (the caller writes the traces file from it and closes it), or None when the
-    fit records nothing or runs on another rank.
+    fit records nothing or runs on another rank; ``neighbours``: likewise, the neighbour agreement's (N, T, 1)
+    recorder when the fit records it.
     """
 
     best_valid_error: float
@@ -100,10 +104,11 @@ class FitResult:
     epochs: int
     seconds: dict[str, float]
     recorder: TraceRecorder | None
+    neighbours: TraceRecorder | None = None
 
     def summary(self) -> dict[str, Any]:
-        """The JSON-ready fields (everything but the recorder; ``asdict`` would deep-copy its open file)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "recorder"}
+        """The JSON-ready fields (everything but the recorders; ``asdict`` would deep-copy their open files)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("recorder", "neighbours")}
 
 
 @dataclass
@@ -125,38 +130,68 @@ class _Progress:
         if valid["error"] < self.best["error"]:
             self.best = {"error": valid["error"], "epoch": epoch + 1}
 
-    def result(self, epochs: int, recorder: TraceRecorder | None) -> FitResult:
+    def result(self, epochs: int, recorders: _Recorders) -> FitResult:
         return FitResult(best_valid_error=self.best["error"], best_epoch=self.best["epoch"],
                          last_valid_error=self.rows[-1]["valid_error"] if self.rows else None, epochs=epochs,
-                         seconds=self.seconds, recorder=recorder)
+                         seconds=self.seconds, recorder=recorders.probs, neighbours=recorders.neighbours)
+
+
+@dataclass
+class _Recorders:
+    """Rank 0's per-epoch recorders: the softmax (N, T, C), and the neighbour agreement (N, T, 1) when asked for
+    (``neighbours`` = k > 0). Other ranks, and a fit that records nothing, hold none."""
+
+    probs: TraceRecorder | None = None
+    neighbours: TraceRecorder | None = None
+    k: int = 0
+
+    @classmethod
+    def open(cls, run_dir: Path, shape: tuple[int, int, int], *, record: str, k: int, resume: bool,
+             main: bool) -> _Recorders:
+        if record == "none" or not main:
+            return cls(k=k if record != "none" else 0)
+        n, t, _ = shape
+        return cls(TraceRecorder(run_dir / RAW_TRACES_FILE, *shape, resume=resume),
+                   TraceRecorder(run_dir / RAW_NEIGHBOURS_FILE, n, t, 1, resume=resume) if k else None, k)
+
+    def flush(self) -> None:
+        for recorder in (self.probs, self.neighbours):
+            if recorder is None:
+                continue
+            try:
+                recorder.flush()
+            except OSError as exc:  # written in place, not through atomic_open: name the file here
+                if exc.filename is not None:
+                    raise
+                raise OSError(exc.errno, exc.strerror, str(recorder.path)) from exc
 
 
 def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
-        record: str = "train", restart: bool = False, runtime: Runtime | None = None,
+        record: str = "train", neighbours: int = 0, restart: bool = False, runtime: Runtime | None = None,
         log: Callable[[str], None] = print) -> FitResult:
     """Train ``model`` in ``run_dir`` for ``recipe.epochs`` epochs, continuing from its ``resume.pth`` unless
     ``restart``; every epoch is committed to the run folder (rank 0) before the next starts.
 
-    ``record``: which softmax traces go to the recorder (:data:`RECORD_MODES`). ``config``: the run's settings,
-    kept in ``resume.pth`` so that a resumption with other settings is refused.
+    ``record``: which softmax traces go to the recorder (:data:`RECORD_MODES`). ``neighbours``: k > 0 records,
+    from the same pass, each sample's neighbour agreement among its k nearest neighbours in the penultimate
+    features (:mod:`labeltrace.neighbours`). ``config``: the run's settings, kept in ``resume.pth`` so that a
+    resumption with other settings is refused.
     """
     runtime = runtime or Runtime()
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     progress = _restore(model, optimizer, run_dir, config, restart=restart, record=record, log=log,
                         raw_shape=(data.train.num_samples, recipe.epochs, data.num_classes))
-    recorder = None
-    if record != "none" and runtime.dist.is_main:
-        recorder = TraceRecorder(run_dir / RAW_TRACES_FILE, data.train.num_samples, recipe.epochs, data.num_classes,
-                                 resume=progress.epoch > 0)
+    recorders = _Recorders.open(run_dir, (data.train.num_samples, recipe.epochs, data.num_classes), record=record,
+                                k=neighbours, resume=progress.epoch > 0, main=runtime.dist.is_main)
     loop = _EpochLoop(model, optimizer, data, recipe=recipe, seed=seed, record=record, runtime=runtime,
-                      recorder=recorder, log=log, checkpoint=run_dir / RESUME_FILE)
+                      recorders=recorders, log=log, checkpoint=run_dir / RESUME_FILE)
     for epoch in range(progress.epoch, recipe.epochs):
         loop.run(epoch, progress)
         if runtime.dist.is_main:
-            _commit(run_dir, epoch, model, optimizer, recorder, progress.best, progress.rows, config)
+            _commit(run_dir, epoch, model, optimizer, recorders, progress.best, progress.rows, config)
     runtime.dist.barrier()  # every rank may now read what rank 0 wrote
-    return progress.result(recipe.epochs, recorder)
+    return progress.result(recipe.epochs, recorders)
 
 
 def _restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: Path, config: dict[str, Any], *,
@@ -176,10 +211,10 @@ class _EpochLoop:
     """The parts of a fit that stay fixed from epoch to epoch, and one epoch's passes in the paper's order."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, data: FitData, *,
-                 recipe: Recipe, seed: int, record: str, runtime: Runtime, recorder: TraceRecorder | None,
+                 recipe: Recipe, seed: int, record: str, runtime: Runtime, recorders: _Recorders,
                  log: Callable[[str], None], checkpoint: Path) -> None:
         self.model, self.optimizer, self.data, self.recipe, self.seed = model, optimizer, data, recipe, seed
-        self.record, self.runtime, self.recorder, self.log, self.checkpoint = record, runtime, recorder, log, checkpoint
+        self.record, self.runtime, self.recorders, self.log, self.checkpoint = record, runtime, recorders, log, checkpoint
         device = next(model.parameters()).device
         self.labels = torch.as_tensor(data.train_labels, dtype=torch.long, device=device)
         self.train_net, self.eval_net = runtime.dist.wrap(model), model
@@ -187,7 +222,9 @@ class _EpochLoop:
             self.train_net = torch.compile(self.train_net, backend=runtime.compile_backend)
             self.eval_net = torch.compile(model, backend=runtime.compile_backend)
         self.step = None
-        if runtime.cuda_graphs and device.type == "cuda" and not runtime.dist.active and not runtime.compile_backend:
+        # A replayed CUDA graph runs no Python hook, so the features of the neighbour agreement need the eager step.
+        if (runtime.cuda_graphs and device.type == "cuda" and not runtime.dist.active and not runtime.compile_backend
+                and not recorders.k):
             self.step = CudaGraphStep(self.train_net, optimizer, amp=runtime.amp)
 
     def run(self, epoch: int, progress: _Progress) -> None:
@@ -201,11 +238,14 @@ class _EpochLoop:
         # Eval passes run on a copy with BatchNorm folded into the convolutions, in channels-last memory:
         # the recording pass then costs about half as much on the CPU (core/inference.py).
         net = self.eval_net if self.runtime.compile_backend else inference_copy(self.model)
-        valid = classification_stats(self._predict(net, self.data.valid, epoch_generator(self.seed, epoch), "valid"),
-                                     self.data.valid_labels)
+        valid = predict_probs(net, self.data.valid, gen=epoch_generator(self.seed, epoch), amp=self.runtime.amp,
+                              desc="valid", progress=self.runtime.progress, gather=self.runtime.gather)
+        valid = classification_stats(valid, self.data.valid_labels)
         t2 = time.perf_counter()
         if self.record == "eval":
-            self._keep(epoch, self._predict(net, self.data.record, epoch_generator(self.seed, -1 - epoch), "record"))
+            with self._tap(net) as tap:
+                shares = self._predict(net, self.data.record, epoch_generator(self.seed, -1 - epoch), "record")
+            self._keep(epoch, shares, tap)
         t3 = time.perf_counter()
         progress.add(epoch, stats, valid, (t1 - t0, t2 - t1, t3 - t2))
         self.log(f"epoch {epoch + 1:3d}/{self.recipe.epochs} lr {lr_at(self.recipe, epoch):.4g} | train loss "
@@ -219,40 +259,53 @@ class _EpochLoop:
         shares: list[tuple[np.ndarray, torch.Tensor]] = []  # kept on the device until the epoch ends
         on_probs = (lambda idx, p: shares.append((idx, p))) if self.record == "train" else None  # noqa: E731
         try:
-            stats = train_epoch(self.train_net, self.data.train, self.labels, self.optimizer,
-                                gen=epoch_generator(self.seed, epoch), amp=runtime.amp,
-                                desc=f"epoch {epoch + 1}/{self.recipe.epochs}", progress=runtime.progress,
-                                on_probs=on_probs, all_sum=runtime.dist.all_sum if runtime.dist.active else None,
-                                step=self.step)
+            with self._tap(self.model if self.record == "train" else None) as tap:
+                stats = train_epoch(self.train_net, self.data.train, self.labels, self.optimizer,
+                                    gen=epoch_generator(self.seed, epoch), amp=runtime.amp,
+                                    desc=f"epoch {epoch + 1}/{self.recipe.epochs}", progress=runtime.progress,
+                                    on_probs=on_probs, all_sum=runtime.dist.all_sum if runtime.dist.active else None,
+                                    step=self.step)
         except NonFiniteLoss as exc:
             kept = f"the last good checkpoint is {self.checkpoint}" if epoch > 0 else "no epoch was committed"
             fail(f"epoch {epoch + 1}: {exc}; stopped, {kept} (lower --lr?)")
         runtime.dist.broadcast_buffers(self.model)
         if shares:
-            self._keep(epoch, assemble_rows(shares, self.data.train.num_samples, runtime.gather))
+            self._keep(epoch, shares, tap)
         return stats
 
-    def _predict(self, net: torch.nn.Module, feed: Feed, gen: torch.Generator, desc: str) -> np.ndarray:
-        """Softmax of every sample of ``feed`` (every rank's share gathered), shape (N, C)."""
-        return predict_probs(net, feed, gen=gen, amp=self.runtime.amp, desc=desc, progress=self.runtime.progress,
-                             gather=self.runtime.gather)
+    def _tap(self, net: torch.nn.Module | None) -> FeatureTap | contextlib.nullcontext:
+        """The penultimate features of ``net``'s forward passes, when this fit records neighbour agreement."""
+        return FeatureTap(net) if self.recorders.k and net is not None else contextlib.nullcontext()
 
-    def _keep(self, epoch: int, probs: np.ndarray) -> None:
-        """Record one epoch's probabilities (N, C) of the whole training set (rank 0; the others hold none)."""
-        if self.recorder is not None:
-            self.recorder.record(epoch, np.arange(len(probs)), probs)
+    def _predict(self, net: torch.nn.Module, feed: Feed, gen: torch.Generator, desc: str
+                 ) -> list[tuple[np.ndarray, torch.Tensor]]:
+        """Softmax of every sample of ``feed``, per batch: ``(idx (B,), probs (B, C))`` in feed order."""
+        return predict_batches(net, feed, gen=gen, amp=self.runtime.amp, desc=desc, progress=self.runtime.progress)
+
+    def _rows(self, shares: list[tuple[np.ndarray, torch.Tensor]]) -> np.ndarray:
+        """Per-batch rows -> one array (N, ...) of the whole training set (every rank's share gathered)."""
+        return assemble_rows(shares, self.data.train.num_samples, self.runtime.gather)
+
+    def _keep(self, epoch: int, shares: list[tuple[np.ndarray, torch.Tensor]], tap: FeatureTap | None) -> None:
+        """Record one epoch's probabilities (N, C) of the whole training set and, with a ``tap``, the neighbour
+        agreement of the features it collected, one (B, D) per batch of ``shares`` (rank 0 records)."""
+        probs = self._rows(shares)
+        recorders = self.recorders
+        if tap is not None:
+            if len(tap.batches) != len(shares):
+                raise RuntimeError(f"the feature tap saw {len(tap.batches)} forward passes for {len(shares)} batches")
+            features = self._rows([(idx, f) for (idx, _), f in zip(shares, tap.batches)])
+            if recorders.neighbours is not None:
+                recorders.neighbours.record(epoch, np.arange(len(probs)),
+                                            agreement(features, self.data.train_labels, k=recorders.k)[:, None])
+        if recorders.probs is not None:
+            recorders.probs.record(epoch, np.arange(len(probs)), probs)
 
 
 def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            recorder: TraceRecorder | None, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
+            recorders: _Recorders, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
     """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch."""
-    if recorder is not None:
-        try:
-            recorder.flush()
-        except OSError as exc:  # written in place, not through atomic_open: name the file here
-            if exc.filename is not None:
-                raise
-            raise OSError(exc.errno, exc.strerror, str(recorder.path)) from exc
+    recorders.flush()
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if best["epoch"] == epoch + 1:
         torch_save(weights, run_dir / BEST_MODEL_FILE)

@@ -105,6 +105,15 @@ def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, a
     ``gather(idx, probs, N)`` assembles the rows of a feed that each rank of a data-parallel run sees a share
     of (``Dist.gather_rows``); every rank gets the whole array.
     """
+    shares = predict_batches(model, feed, gen=gen, amp=amp, desc=desc, progress=progress)
+    return assemble_rows(shares, feed.num_samples, gather)
+
+
+@torch.no_grad()
+def predict_batches(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, amp: bool = False,
+                    desc: str = "predict", progress: bool = True) -> list[tuple[np.ndarray, torch.Tensor]]:
+    """:func:`predict_probs` before assembly: ``(idx (B,), probs (B, C))`` per batch, in feed order, the
+    probabilities still on their device (one forward call per batch, so a hook sees the batches in this order)."""
     model.eval()
     shares: list[tuple[np.ndarray, torch.Tensor]] = []
     with _progress(len(feed), desc, progress) as bar:
@@ -112,7 +121,7 @@ def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, a
             with _autocast(x.device, amp):
                 shares.append((idx.numpy(), model(x).float().softmax(1)))
             bar.update(1)
-    return assemble_rows(shares, feed.num_samples, gather)
+    return shares
 
 
 def assemble_rows(shares: list[tuple[np.ndarray, torch.Tensor]], num_rows: int,

@@ -163,9 +163,10 @@ def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
 
 
 def _p_noisy(traces, detector, labels=None) -> np.ndarray:
+    neighbours = None
     if isinstance(traces, (str, Path)):
         run = load_run(traces)  # a file with NaN is refused there, naming it
-        td, labels = run.td, run.assigned
+        td, labels, neighbours = run.td, run.assigned, run.neighbours
     else:
         td = np.asarray(traces)
         if not np.issubdtype(td.dtype, np.floating):
@@ -176,7 +177,7 @@ def _p_noisy(traces, detector, labels=None) -> np.ndarray:
         if labels is not None:
             labels = check_labels(labels.cpu() if torch.is_tensor(labels) else labels, len(td))
     model, info = load_detector(detector or GENERALIST)
-    return score(model, info, td, labels=labels)[0]  # a detector that needs labels and has none: ValueError
+    return score(model, info, td, labels=labels, neighbours=neighbours)[0]  # a detector that needs labels and has none: ValueError
 
 
 def get_label_quality_scores(traces, *, detector: str | Path | None = None, labels=None) -> np.ndarray:

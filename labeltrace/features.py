@@ -29,6 +29,12 @@ A run-relative feature places one sample among the run's others at each epoch:
   sample of a class that is hard for the network (every margin of that class low) is not read as suspicious
   for the class's sake; it needs the assigned labels (``labels=``).
 
+A neighbour feature reads what the run recorded besides the softmax (``neighbours`` in the traces file,
+:mod:`labeltrace.neighbours`):
+
+- ``neighbours``: the fraction of the sample's k nearest neighbours in the network's penultimate features that
+  share its assigned label at that epoch, in [0, 1]; it needs the run's recording (``neighbours=``).
+
 Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
 names it reads (``features``); scoring computes the same ones, in the same order.
 """
@@ -74,7 +80,8 @@ RUN_FEATURES = ("run_learned", "run_spread")
 RELATIVE_FEATURES = ("margin_quantile", "margin_class_quantile")
 LABEL_FEATURES = ("margin_class_quantile",)  # need each row's assigned label
 FULL_VECTOR_FEATURES = ("entropy", "rank")  # need every class's probability: not in the compact layout
-FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES, *RELATIVE_FEATURES)
+NEIGHBOUR_FEATURES = ("neighbours",)  # need the run's recorded neighbour agreement (N, T)
+FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES, *RELATIVE_FEATURES, *NEIGHBOUR_FEATURES)
 QUANTILES = 100  # percentiles 0, 1, ..., 100 of the margin per epoch
 QUANTILE_ROWS = 65536  # an empirical CDF from 65k rows is within ~0.005 of the whole run's
 
@@ -82,6 +89,20 @@ QUANTILE_ROWS = 65536  # an empirical CDF from 65k rows is within ~0.005 of the 
 def needs_labels(names: Sequence[str]) -> bool:
     """Whether features ``names`` need each trace's assigned label (``labels=`` of :func:`feature_stack`)."""
     return any(n in LABEL_FEATURES for n in names)
+
+
+def needs_neighbours(names: Sequence[str]) -> bool:
+    """Whether features ``names`` read the run's recorded neighbour agreement (``neighbours=``)."""
+    return any(n in NEIGHBOUR_FEATURES for n in names)
+
+
+def check_neighbours(neighbours, td_shape: tuple[int, ...]) -> np.ndarray:
+    """``neighbours`` as an array, once it has shape (N, T) of ``td`` (N, T, C); else ``ValueError``."""
+    neighbours = np.asarray(neighbours)
+    if neighbours.shape != tuple(td_shape[:2]):
+        raise ValueError(f"neighbours must be the recorded neighbour agreement of shape {tuple(td_shape[:2])} "
+                         f"(N, T), got {neighbours.shape}")
+    return neighbours
 
 
 def needs_context(names: Sequence[str]) -> bool:
@@ -195,7 +216,7 @@ def check_features(names: Sequence[str] | str) -> tuple[str, ...]:
 
 
 def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.ndarray] | None = None, *,
-                  labels: np.ndarray | None = None) -> np.ndarray:
+                  labels: np.ndarray | None = None, neighbours: np.ndarray | None = None) -> np.ndarray:
     """The detector's input: features per epoch, float32 array of shape (N, T, F), F = ``len(names)``.
 
     Parameters
@@ -205,6 +226,7 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
     context : :func:`run_context` of the *whole* run, needed when ``td`` is only some of its rows and a
         run-context or run-relative feature is asked for (else computed from ``td``)
     labels : the assigned label of each row of ``td``, shape (N,), for ``margin_class_quantile``
+    neighbours : the recorded neighbour agreement of each row of ``td``, shape (N, T), for ``neighbours``
     """
     names = check_features(names)
     for name in FULL_VECTOR_FEATURES:
@@ -216,6 +238,11 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
         if labels is None:
             raise ValueError(f"the features {', '.join(names)} need each trace's assigned label: pass labels=")
         labels = check_labels(labels, len(td))
+    if needs_neighbours(names):
+        if neighbours is None:
+            raise ValueError(f"the features {', '.join(names)} need the run's neighbour agreement: record it "
+                             "(runner.py --neighbours K) and pass neighbours=")
+        neighbours = check_neighbours(neighbours, td.shape)
     if context is None and needs_context(names):
         context = run_context(td, labels, names=names)
     out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
@@ -226,6 +253,8 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
                 value = context[name]
             elif name == "margin_quantile":
                 value = _margin_quantile(chunk, context["margin_quantiles"])
+            elif name == "neighbours":
+                value = neighbours[start:start + len(chunk)]
             elif name == "margin_class_quantile":
                 value = _margin_class_quantile(chunk, labels[start:start + len(chunk)],
                                                context["class_margin_quantiles"])
@@ -236,8 +265,9 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
 
 
 def detector_inputs(td: np.ndarray, names: Sequence[str], length: int | None = None,
-                    context: dict[str, np.ndarray] | None = None, *, labels: np.ndarray | None = None) -> np.ndarray:
+                    context: dict[str, np.ndarray] | None = None, *, labels: np.ndarray | None = None,
+                    neighbours: np.ndarray | None = None) -> np.ndarray:
     """:func:`feature_stack` of ``td`` (N, T, C), resampled in time to ``length`` steps when given:
     float32 array of shape (N, length or T, F)."""
-    x = feature_stack(td, names, context, labels=labels)
+    x = feature_stack(td, names, context, labels=labels, neighbours=neighbours)
     return x if length is None or length == x.shape[1] else resample_time(x, length)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from labeltrace.errors import UsageError
 from labeltrace.io import check_torch_file
 from labeltrace.features import (PAPER_FEATURES, check_features, feature_stack, needs_context, needs_labels,
-                                 run_context)
+                                 needs_neighbours, run_context)
 from labeltrace.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from labeltrace.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from labeltrace.traces import resample_time
@@ -184,7 +184,8 @@ def predict_p_noisy(model: torch.nn.Module, curves: np.ndarray, *, length: int |
 
 
 def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels: np.ndarray | None = None,
-          batch_size: int = SCORE_BATCH, bfloat16: bool = False) -> tuple[np.ndarray, str | None]:
+          neighbours: np.ndarray | None = None, batch_size: int = SCORE_BATCH, bfloat16: bool = False
+          ) -> tuple[np.ndarray, str | None]:
     """Score traces with a loaded detector: its features per epoch, resampled in time to its length.
 
     Parameters
@@ -193,6 +194,8 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels:
         by detectors that read only ``prob``, the paper's input.
     labels : ndarray of shape (N,), each trace's assigned label (the traces file's ``labels[:, 0]``); needed
         only by detectors that read a class-relative feature (``margin_class_quantile``).
+    neighbours : ndarray of shape (N, T), the traces file's ``neighbours`` (the recorded neighbour agreement);
+        needed only by detectors that read the ``neighbours`` feature.
 
     Returns
     -------
@@ -216,12 +219,16 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels:
     by_class = needs_labels(info.features)
     if by_class and labels is None:
         raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs each trace's assigned label")
+    if needs_neighbours(info.features) and neighbours is None:
+        raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs the neighbour agreement recorded "
+                         "with the traces (runner.py --neighbours K)")
     context = run_context(td, labels, names=info.features) if needs_context(info.features) else None  # whole run
     for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
         chunk = td[i:i + batch_size]
         rows = labels[i:i + batch_size] if by_class else None
         inputs = (chunk[:, :, 0] if info.features == PAPER_FEATURES
-                  else feature_stack(chunk, info.features, context, labels=rows))
+                  else feature_stack(chunk, info.features, context, labels=rows,
+                                     neighbours=None if neighbours is None else neighbours[i:i + batch_size]))
         p_noisy[i:i + len(chunk)] = predict_p_noisy(model, inputs, length=info.train_length,
                                                     batch_size=batch_size, bfloat16=bfloat16)
     bad = int(np.count_nonzero(~np.isfinite(p_noisy)))

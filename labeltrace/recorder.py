@@ -198,8 +198,10 @@ class TraceRecorder:
             out[:, epoch] = block
         return out
 
-    def write_traces(self, out_path: Path, assigned: np.ndarray, chunk: int = 8192) -> None:
-        """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk.
+    def write_traces(self, out_path: Path, assigned: np.ndarray, chunk: int = 8192, *,
+                     neighbours: TraceRecorder | None = None) -> None:
+        """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk;
+        with the (N, T, 1) recorder of the neighbour agreement, also ``neighbours`` [N, T] float16.
 
         A chunk holds at most ``chunk`` samples and about 4M values (8 MiB of float16), so memory stays flat in
         N and T alike.
@@ -213,8 +215,11 @@ class TraceRecorder:
                 yield order_channels(self.read(start, stop), assigned[start:stop])[which]
 
         # Two streaming passes (td then labels) keep memory at one chunk; ordering a chunk is cheap.
-        save_npz_chunked(out_path, {"td": ((n, t, c), np.float16, pieces(0)),
-                                    "labels": ((n, c), np.int16, pieces(1))})
+        arrays = {"td": ((n, t, c), np.float16, pieces(0)), "labels": ((n, c), np.int16, pieces(1))}
+        if neighbours is not None:
+            arrays["neighbours"] = ((n, t), np.float16, (neighbours.read(start, min(start + chunk, n))[:, :, 0]
+                                                         for start in range(0, n, chunk)))
+        save_npz_chunked(out_path, arrays)
 
     def close(self) -> None:
         """Close the file; an epoch recorded but not flushed is dropped (it was never committed)."""

@@ -17,6 +17,7 @@ from labeltrace.io import load_npz, load_torch, torch_save
 TRACES_FILE = "training_dynamics.npz"  # td [N, T, C] float16, labels [N, C] int16
 METADATA_FILE = "metadata.pth"  # the noisy labels and ground truth over the full training set
 RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (labeltrace/recorder.py)
+RAW_NEIGHBOURS_FILE = "td_neighbours_raw.npy"  # (T, N, 1) float16, likewise: the neighbour agreement
 # The compact layout for many classes (labeltrace/compact.py): td [N, T, 2], other_class [N, T], labels [N, 2],
 # mean_probs [N, C]; and the working files of labeltrace.api.DynamicsRecorder while it records.
 COMPACT_TRACES_FILE = "training_dynamics_compact.npz"
@@ -248,6 +249,22 @@ def read_traces(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if outside:
         raise UsageError(f"{path}: 'td' holds {outside} values outside [0, 1]: not probabilities (softmax outputs)")
     return td, labels
+
+
+def read_neighbours(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The ``neighbours`` array of a traces file (the neighbour agreement, float16 of shape (N, T) for ``td`` of
+    ``shape`` (N, T, C)), or None when the run did not record it; ``UsageError`` naming the file when it does not
+    fit ``td`` or is not a fraction."""
+    with np.load(path, allow_pickle=False) as data:
+        if "neighbours" not in data.files:
+            return None
+    neighbours = load_npz(path, only=("neighbours",))["neighbours"]
+    if neighbours.shape != tuple(shape[:2]) or not np.issubdtype(neighbours.dtype, np.floating):
+        raise UsageError(f"{path}: 'neighbours' must be floats of shape {tuple(shape[:2])} (N, T) to match td "
+                         f"{tuple(shape)}, found {neighbours.dtype} {neighbours.shape}")
+    if not np.all((neighbours >= 0) & (neighbours <= 1)):  # NaN fails too
+        raise UsageError(f"{path}: 'neighbours' holds values outside [0, 1]: not fractions of neighbours")
+    return neighbours
 
 
 # float16 rounds a softmax output to at most 1 + 2**-11; anything beyond this is not a probability.

@@ -52,7 +52,7 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
     if not path.is_file():
         fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
     model, info = load_detector(path)
-    p_noisy, note = score(model, info, traces.td, labels=traces.assigned)
+    p_noisy, note = score(model, info, traces.td, labels=traces.assigned, neighbours=traces.neighbours)
     return Scores(p_noisy.astype(np.float64), detector_name(spec),
                   {"kind": "lstm", "path": str(path), "variant": info.variant, "train_length": info.train_length,
                    "val_auc": info.val_auc}, note)

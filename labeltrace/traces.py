@@ -17,7 +17,7 @@ import numpy as np
 from labeltrace.compact import is_compact, read_compact
 from labeltrace.errors import UsageError
 from labeltrace.runfiles import (COMPACT_TRACES_FILE, METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata,
-                                 read_traces)
+                                 read_neighbours, read_traces)
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class RunTraces:
     train_indices : ndarray of shape (N,), int64: the training-set position of each row, or None.
     label_injected : ndarray of shape (N,), bool: the labels a ``--calibrate`` run flipped on top, else None.
     metadata : the run's ``metadata.pth`` over the full training set, or None without one.
+    neighbours : ndarray of shape (N, T), float16: the neighbour agreement the run recorded
+        (:mod:`labeltrace.neighbours`), or None when it recorded none.
     """
 
     source: str
@@ -47,6 +49,14 @@ class RunTraces:
     train_indices: np.ndarray | None = None
     metadata: RunMetadata | None = None
     label_injected: np.ndarray | None = None
+    neighbours: np.ndarray | None = None
+
+    def require_neighbours(self) -> np.ndarray:
+        """:attr:`neighbours`, or a ``UsageError`` naming the file when the run recorded none."""
+        if self.neighbours is None:
+            raise UsageError(f"{self.source}: no neighbour agreement in the traces: record it with runner.py "
+                             "--neighbours K to score or train with the 'neighbours' feature")
+        return self.neighbours
 
     @property
     def curves(self) -> np.ndarray:
@@ -81,7 +91,7 @@ class RunTraces:
         keep = ~self.label_injected
         pick = (lambda a: None if a is None else a[keep])  # noqa: E731
         td = self.td.rows(keep) if is_compact(self.td) else self.td[keep]
-        return dataclasses.replace(self, td=td, labels=self.labels[keep],
+        return dataclasses.replace(self, td=td, labels=self.labels[keep], neighbours=pick(self.neighbours),
                                    label_flipped=pick(self.label_flipped), assigned_targets=pick(self.assigned_targets),
                                    true_targets=pick(self.true_targets), train_indices=pick(self.train_indices),
                                    label_injected=np.zeros(int(keep.sum()), bool))
@@ -113,7 +123,9 @@ def load_run(run_dir: str | Path) -> RunTraces:
         traces' assigned labels; the message names the file.
     """
     npz_path, meta_path = _resolve(run_dir)
-    td, labels = read_compact(npz_path) if npz_path.name == COMPACT_TRACES_FILE else read_traces(npz_path)
+    compact = npz_path.name == COMPACT_TRACES_FILE
+    td, labels = read_compact(npz_path) if compact else read_traces(npz_path)
+    neighbours = None if compact else read_neighbours(npz_path, td.shape)
     metadata = read_metadata(meta_path, labels=labels) if meta_path.is_file() else None
     rows = metadata.per_row(len(td)) if metadata is not None else {}
     assigned = rows.get("assigned_targets")
@@ -124,7 +136,7 @@ def load_run(run_dir: str | Path) -> RunTraces:
     return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=rows.get("label_flipped"),
                      assigned_targets=assigned, true_targets=rows.get("true_targets"),
                      train_indices=rows.get("train_indices"), metadata=metadata,
-                     label_injected=rows.get("label_injected"))
+                     label_injected=rows.get("label_injected"), neighbours=neighbours)
 
 
 def resample_time(x: np.ndarray, length: int) -> np.ndarray:

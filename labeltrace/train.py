@@ -19,7 +19,8 @@ from torch import nn
 
 from labeltrace.errors import UsageError
 from labeltrace.seed import epoch_generator
-from labeltrace.features import PAPER_FEATURES, detector_inputs, needs_context, needs_labels, run_context
+from labeltrace.features import (PAPER_FEATURES, detector_inputs, needs_context, needs_labels, needs_neighbours,
+                                 run_context)
 from labeltrace.lstm import DEFAULT_VARIANT, LSTMDetector
 from labeltrace.metrics import detection_metrics
 from labeltrace.predict import make_checkpoint, non_finite_weights, predict_p_noisy
@@ -292,8 +293,9 @@ def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run
             rows = np.sort(rows)
         assigned = run.assigned if needs_labels(features) else None
         context = run_context(run.td, assigned, names=features) if needs_context(features) else None  # whole run
+        neighbours = run.require_neighbours()[rows] if needs_neighbours(features) else None
         inputs.append(detector_inputs(run.td[rows], features, length, context,
-                                      labels=None if assigned is None else assigned[rows]))
+                                      labels=None if assigned is None else assigned[rows], neighbours=neighbours))
         flipped.append(run.label_flipped[rows])
         strata.append(np.full(len(rows), i))
     return np.concatenate(inputs), np.concatenate(flipped), np.concatenate(strata)

@@ -19,7 +19,7 @@ from labeltrace.errors import fail
 from core.committed import completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, fit, recipe_dict, write_valid_results
 from labeltrace.io import write_json
-from labeltrace.runfiles import RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
+from labeltrace.runfiles import RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
 from labeltrace.seed import noise_rng, seed_everything
 from datasets.label_files import labels_sha1, read_bundle_labels
@@ -44,6 +44,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "eval: a separate eval-mode pass per epoch (the paper's)")
     p.add_argument("--no_record_augment", action="store_true",
                    help="record without the training augmentation (the paper's code augments)")
+    p.add_argument("--neighbours", type=int, default=0, metavar="K",
+                   help="also record, from the same pass, the fraction of each sample's K nearest neighbours in the "
+                        "penultimate features that share its label (0: off; labeltrace/neighbours.py)")
     return p
 
 
@@ -109,6 +112,11 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     """Every flag checked, the dataset loaded and its labels corrupted, the run folder and configuration named;
     nothing written."""
     settings = resolve_settings(args)
+    if args.neighbours < 0 or (args.neighbours and args.record == "none"):
+        fail(f"--neighbours: expected K >= 0 (and a --record mode to take the features from), got {args.neighbours}")
+    if args.neighbours and args.compile:
+        fail("--neighbours: reads the features through a hook that a torch.compile'd model does not call; "
+             "drop --compile")
     args = cli.with_values(args, noise_ratio=settings.noise_ratio)  # config.json records the ratio used
     recipe = make_recipe(args, args.milestones)
     full = load_dataset(args.dataset, args.data, image_size=args.image_size)
@@ -180,17 +188,20 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
     runtime = fit_runtime(args, device, dist)
     start = time.perf_counter()
     result = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
-                 record=args.record, restart=args.restart, runtime=runtime, log=say)
+                 record=args.record, neighbours=args.neighbours, restart=args.restart, runtime=runtime, log=say)
     best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, runtime=runtime)
     if not dist.is_main:
         return run_dir
     if result.recorder is not None:
-        result.recorder.write_traces(run_dir / TRACES_FILE, assigned[train_idx])
-        result.recorder.close()
+        result.recorder.write_traces(run_dir / TRACES_FILE, assigned[train_idx], neighbours=result.neighbours)
+        for recorder in (result.recorder, result.neighbours):
+            if recorder is not None:
+                recorder.close()
     summary = {**result.summary(), "best_valid_error": best_error, "wall_seconds": time.perf_counter() - start}
     # summary.json marks the run complete; only then may the raw traces go (a kill before keeps them).
     write_json(run_dir / SUMMARY_FILE, summary)
     (run_dir / RAW_TRACES_FILE).unlink(missing_ok=True)
+    (run_dir / RAW_NEIGHBOURS_FILE).unlink(missing_ok=True)
     finish_run(run_dir)
     print(f"done: best valid error {best_error:.2%} (epoch {summary['best_epoch']}); traces in "
           f"{run_dir / TRACES_FILE}")

@@ -42,7 +42,7 @@ def main(args: argparse.Namespace) -> None:
 
         model, info = load_detector(args.detector, what="detector checkpoint (--detector)")
         run = load_run(run_dir)
-        p_noisy, note = score(model, info, run.td, labels=run.assigned)
+        p_noisy, note = score(model, info, run.td, labels=run.assigned, neighbours=run.neighbours)
         if note:
             print(note)
         extra[f"detector ({info.variant})"] = p_noisy

@@ -46,10 +46,12 @@ def test_float16_traces_are_read_in_chunks_like_float32(monkeypatch):
     rng = np.random.default_rng(0)
     td = rng.dirichlet(np.ones(5), size=(37, 6)).astype(np.float16)
     labels = rng.integers(0, 5, size=37)
-    whole = feature_stack(td, list(FEATURES), labels=labels)
+    neighbours = rng.integers(0, 11, size=(37, 6)).astype(np.float16) / 10
+    whole = feature_stack(td, list(FEATURES), labels=labels, neighbours=neighbours)
     monkeypatch.setattr(features, "_CHUNK_ROWS", 8)
     # Per-sample features are the same bits; the run statistics differ only by float64 summation order.
-    np.testing.assert_allclose(feature_stack(td, list(FEATURES), labels=labels), whole, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(feature_stack(td, list(FEATURES), labels=labels, neighbours=neighbours), whole,
+                               rtol=0, atol=1e-6)
     assert whole.dtype == np.float32 and whole.shape == (37, 6, len(FEATURES))
 
 

@@ -1,0 +1,132 @@
+"""labeltrace.neighbours: the neighbour agreement by hand, the feature tap, and STEP 1 recording it."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from labeltrace.errors import UsageError
+from labeltrace.features import feature_stack
+from labeltrace.neighbours import FeatureTap, agreement, head_of
+from labeltrace.traces import load_run
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+
+# Two clusters in 2-D: three points near the x axis, two near the y axis. Point 2 lies in the x cluster but is
+# labelled 1, the y cluster's label: a mislabeled sample among its true class.
+FEATURES = np.array([[1.0, 0.0], [0.9, 0.1], [1.0, 0.05], [0.0, 1.0], [0.1, 0.9]])
+LABELS = np.array([0, 0, 1, 1, 1])
+
+
+def test_agreement_by_hand():
+    # Cosine similarities (rows normalised): a0.a1 = 0.9939, a0.a2 = 0.9988, a1.a2 = 0.9982, a1.b1 = 0.2194,
+    # a2.b1 = 0.1599, b0.b1 = 0.9939, b0.a1 = 0.1104. With k = 2 the nearest two of each point are
+    # a0: a2, a1 -> labels 1, 0 -> 1 of 2 agree;  a1: a2, a0 -> 1, 0 -> 1/2;  a2: a0, a1 -> 0, 0 -> 0/2;
+    # b0: b1, a1 -> 1, 0 -> 1/2;  b1: b0, a1 -> 1, 0 -> 1/2.
+    np.testing.assert_array_equal(agreement(FEATURES, LABELS, k=2), [0.5, 0.5, 0.0, 0.5, 0.5])
+
+
+def test_agreement_is_cosine_so_scaling_a_row_changes_nothing():
+    scaled = FEATURES * np.array([[10.0], [0.1], [3.0], [1.0], [7.0]])
+    np.testing.assert_array_equal(agreement(scaled, LABELS, k=2), agreement(FEATURES, LABELS, k=2))
+
+
+def test_agreement_in_blocks_equals_one_block(monkeypatch):
+    import labeltrace.neighbours as neighbours
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 8)), rng.integers(0, 3, 50)
+    whole = agreement(x, y, k=5)
+    monkeypatch.setattr(neighbours, "_BLOCK_ROWS", 7)
+    np.testing.assert_array_equal(agreement(x, y, k=5), whole)
+    np.testing.assert_allclose(whole * 5, np.round(whole * 5), atol=1e-6)  # multiples of 1/k
+
+
+def test_agreement_with_fewer_rows_than_k_uses_every_other_row():
+    # Three rows, k = 20 -> 2 neighbours each: row 0 (label 0) has rows 1 (0) and 2 (1) -> 1/2.
+    assert agreement(FEATURES[:3], LABELS[:3], k=20)[0] == 0.5
+    np.testing.assert_array_equal(agreement(FEATURES[:1], LABELS[:1]), [1.0])  # no other row: nothing disagrees
+
+
+def test_agreement_refuses_labels_of_another_length():
+    with pytest.raises(ValueError, match="labels must have shape"):
+        agreement(FEATURES, LABELS[:4])
+
+
+def test_tap_collects_the_head_input_of_every_forward_call():
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    assert head_of(model) is model[2]
+    x = torch.randn(5, 4)
+    with FeatureTap(model) as tap:
+        model(x)
+        model(x[:2])
+    model(x)  # after the context: no longer collected
+    assert [tuple(b.shape) for b in tap.batches] == [(5, 3), (2, 3)]
+    torch.testing.assert_close(tap.batches[0], torch.relu(model[0](x)))
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        head_of(nn.Conv2d(1, 1, 3))
+
+
+def test_the_neighbours_feature_passes_the_recorded_agreement_through():
+    td = np.full((2, 3, 2), 0.5, dtype=np.float32)
+    recorded = np.array([[0.1, 0.2, 0.3], [1.0, 0.5, 0.0]], dtype=np.float16)
+    np.testing.assert_allclose(feature_stack(td, ["prob", "neighbours"], neighbours=recorded)[:, :, 1], recorded)
+    with pytest.raises(ValueError, match="runner.py --neighbours"):
+        feature_stack(td, ["neighbours"])
+    with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
+        feature_stack(td, ["neighbours"], neighbours=recorded[:, :2])
+
+
+def _step1(save: Path, *flags: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "runner.py", "--dataset", "digits", "--max_train", "300", "--max_test",
+                           "100", "--num_epochs", "4", "--noise_ratio", "0.3", "--seed", "1", "--threads", "1",
+                           "--no_progress", "--save", str(save), *flags], cwd=ROOT, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("record", ["train", "eval"])
+def test_step1_records_the_agreement_of_its_training_labels(tmp_path, record):
+    result = _step1(tmp_path, "--neighbours", "5", "--record", record)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "digits_cnn3_percmislabeled0.3_uniform" / "computation4td_seed1"
+    run = load_run(run_dir)
+    assert run.neighbours.shape == (300, 4) and run.neighbours.dtype == np.float16
+    values = run.neighbours.astype(np.float32) * 5
+    np.testing.assert_allclose(values, np.round(values), atol=2e-3)  # multiples of 1/k, in float16
+    assert not (run_dir / "td_neighbours_raw.npy").exists()  # the working file goes once the run is complete
+    # Mislabeled samples sit among their true class: on average fewer of their neighbours share their label.
+    flipped = run.label_flipped
+    assert run.neighbours[flipped].astype(float).mean() < run.neighbours[~flipped].astype(float).mean() - 0.2
+
+
+def test_step1_without_the_flag_writes_no_agreement(tmp_path):
+    assert _step1(tmp_path).returncode == 0
+    assert load_run(next(tmp_path.glob("*/computation4td_seed1"))).neighbours is None
+
+
+@pytest.mark.parametrize("flags, says", [(["--neighbours", "-1"], "--neighbours: expected K >= 0"),
+                                         (["--neighbours", "5", "--record", "none"], "--neighbours: expected K"),
+                                         (["--neighbours", "5", "--compile"], "--neighbours: reads the features")])
+def test_bad_neighbours_flags_exit_2_and_write_nothing(tmp_path, flags, says):
+    result = _step1(tmp_path / "runs", *flags)
+    assert result.returncode == 2 and says in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_detector_that_reads_neighbours_refuses_a_run_without_them(tmp_path):
+    from labeltrace.lstm import LSTMDetector
+    from labeltrace.predict import load_detector, make_checkpoint, score
+
+    features = ("prob", "margin", "neighbours")
+    model = LSTMDetector("pooled", features=features)
+    torch.save(make_checkpoint(model.state_dict(), epoch=1, best_prec=0.5, optimizer_state={}, variant="pooled",
+                               train_length=3, features=features), tmp_path / "d.pth.tar")
+    loaded, info = load_detector(tmp_path / "d.pth.tar")
+    td = np.full((2, 3, 2), 0.5, dtype=np.float32)
+    with pytest.raises(UsageError, match="runner.py --neighbours"):
+        score(loaded, info, td)
+    p_noisy, _ = score(loaded, info, td, neighbours=np.ones((2, 3), np.float16))
+    assert p_noisy.shape == (2,)
