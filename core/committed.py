@@ -16,7 +16,8 @@ from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
 from labeltrace.io import json_ready, read_json
 from labeltrace.recorder import raw_file_problem
-from labeltrace.runfiles import CONFIG_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE, TRAIN_LOG_FILE
+from labeltrace.runfiles import (CONFIG_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE,
+                                TRAIN_LOG_FILE)
 
 # A committed row is one float16 softmax vector: each value rounds by at most 2**-11 relative (bf16
 # arithmetic upstream by 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that
@@ -86,7 +87,23 @@ def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record
         return None
     check_resumable(run_dir, config, saved=state["config"])
     check_committed(run_dir, state, raw_shape, record)
+    if config.get("neighbours") and record != "none":
+        _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state["epoch"])
     return state
+
+
+def _check_neighbours(raw: Path, shape: tuple[int, int, int], epochs: int) -> None:
+    """The neighbour agreement's raw file (T, N, 1) holds ``epochs`` committed epochs of fractions in [0, 1]."""
+    lost = f"the neighbour agreement of the {epochs} committed epochs is lost; add --restart to start over"
+    if not raw.is_file():
+        fail(f"{raw} is missing: {lost}")
+    problem = raw_file_problem(raw, shape)
+    if problem is None:
+        block = np.asarray(np.load(raw, mmap_mode="r")[:epochs], dtype=np.float32)
+        if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
+            problem = f"{raw}: holds values that are not fractions of neighbours (damaged)"
+    if problem:
+        fail(f"{problem}: {lost}")
 
 
 def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:

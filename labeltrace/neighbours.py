@@ -6,7 +6,8 @@ in training a mislabeled image sits among images of its true class, whose labels
 neighbours carry its (wrong) label; a clean image sits among its own class. The features are the input of the
 classifier's last linear layer (the penultimate activations), captured in the same forward pass that gives the
 softmax, so recording them costs one (N, D) buffer and one k-nearest-neighbour search per epoch:
-:func:`agreement` does it in blocks of rows, O(N^2 D) arithmetic, on whatever device the features are on.
+:func:`agreement` does it in blocks of rows (256 MB of similarities at a time), O(N^2 D) arithmetic, on whatever
+device the features are on.
 
 Stored as ``neighbours`` in ``training_dynamics.npz``: float16 of shape (N, T), row ``n`` the same sample as
 ``td[n]`` (docs/formats.md).
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 DEFAULT_K = 20
-_BLOCK_ROWS = 4096  # rows of the similarity matrix at a time: 4096 x N float32 (800 MB at N = 50k)
+_BLOCK_VALUES = 1 << 26  # similarities held at a time: 256 MB of float32 (1,342 rows at N = 50k)
 
 
 def head_of(model: nn.Module) -> nn.Linear:
@@ -75,8 +76,9 @@ def agreement(features: torch.Tensor | np.ndarray, labels: torch.Tensor | np.nda
         return np.ones(n, dtype=np.float32)
     x = nn.functional.normalize(x, dim=1)
     out = torch.empty(n, dtype=torch.float32, device=x.device)
-    for start in range(0, n, _BLOCK_ROWS):
-        stop = min(start + _BLOCK_ROWS, n)
+    rows = max(1, _BLOCK_VALUES // n)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
         sim = x[start:stop] @ x.T
         sim[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf  # a row is not its own neighbour
         nearest = sim.topk(k, dim=1).indices

@@ -41,7 +41,7 @@ def test_agreement_in_blocks_equals_one_block(monkeypatch):
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(50, 8)), rng.integers(0, 3, 50)
     whole = agreement(x, y, k=5)
-    monkeypatch.setattr(neighbours, "_BLOCK_ROWS", 7)
+    monkeypatch.setattr(neighbours, "_BLOCK_VALUES", 7 * 50)  # blocks of 7 rows
     np.testing.assert_array_equal(agreement(x, y, k=5), whole)
     np.testing.assert_allclose(whole * 5, np.round(whole * 5), atol=1e-6)  # multiples of 1/k
 

@@ -1,5 +1,6 @@
 """Kill-and-resume equality: a run killed with SIGKILL mid-training and re-run with the same command ends with
-the same ``training_dynamics.npz`` and ``train_log.csv``, byte for byte (CPU, one thread), as an uninterrupted run."""
+the same ``training_dynamics.npz`` (softmax traces and neighbour agreement) and ``train_log.csv``, byte for byte
+(CPU, one thread), as an uninterrupted run."""
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ RUN = "digits_cnn2_percmislabeled0.2_uniform/computation4td_seed4"
 
 def command(save: Path) -> list[str]:
     return [sys.executable, "runner.py", "--dataset", "digits", "--seed", "4", "--net_type", "cnn", "--depth", "2",
-            "--num_epochs", str(EPOCHS), "--save", str(save), "--threads", "1", "--no_progress"]
+            "--num_epochs", str(EPOCHS), "--neighbours", "5", "--save", str(save), "--threads", "1", "--no_progress"]
 
 
 def run(save: Path) -> subprocess.CompletedProcess:
@@ -37,6 +38,7 @@ def assert_same_outputs(a: Path, b: Path) -> None:
     with np.load(a / "training_dynamics.npz") as za, np.load(b / "training_dynamics.npz") as zb:
         assert za["td"].shape == (1497, EPOCHS, 10)
         assert np.array_equal(za["td"], zb["td"]) and np.array_equal(za["labels"], zb["labels"])
+        assert za["neighbours"].shape == (1497, EPOCHS) and np.array_equal(za["neighbours"], zb["neighbours"])
     assert (a / "train_log.csv").read_bytes() == (b / "train_log.csv").read_bytes()
     assert (a / "results_valid.csv").read_bytes() == (b / "results_valid.csv").read_bytes()
 
@@ -99,8 +101,10 @@ def test_kill_after_training_before_traces_written(uninterrupted, tmp_path):
     assert not (run_dir / "td_raw.npy").exists()
 
 
-def test_resume_without_raw_traces_is_an_error(uninterrupted, tmp_path):
-    """A committed epoch whose raw traces are gone cannot resume silently with zeros."""
+@pytest.mark.parametrize("lost", ["td_raw.npy", "td_neighbours_raw.npy"])
+def test_resume_without_raw_traces_is_an_error(uninterrupted, tmp_path, lost):
+    """A committed epoch whose raw traces (softmax or neighbour agreement) are gone cannot resume silently with
+    zeros."""
     proc = subprocess.Popen(command(tmp_path), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     run_dir = tmp_path / RUN
@@ -110,7 +114,7 @@ def test_resume_without_raw_traces_is_an_error(uninterrupted, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    (run_dir / "td_raw.npy").unlink()
+    (run_dir / lost).unlink()
     r = run(tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith("error: ") and "td_raw.npy" in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and lost in r.stderr
     assert "--restart" in r.stderr
