@@ -29,6 +29,7 @@ import torch
 
 from labeltrace.features import check_labels
 from labeltrace.metrics import removal_cut
+from labeltrace.neighbours import agreement
 from labeltrace.predict import GENERALIST, load_detector, score
 from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
 from labeltrace.runfiles import RECORDER_STATE_FILE
@@ -51,6 +52,10 @@ class DynamicsRecorder:
         ``full``: the paper's ``training_dynamics.npz``, td (N, T, C); ``compact``:
         ``training_dynamics_compact.npz``, per epoch the assigned label's and the strongest other class's
         probability, plus the mean probability vector (docs/formats.md); ``auto``: compact above 300 classes.
+    neighbours : int
+        k > 0 also records, each epoch, the fraction of each sample's k nearest neighbours in the features you
+        pass to :meth:`update` (the input of the classifier's last linear layer) that share its label
+        (:mod:`labeltrace.neighbours`; full layout only). Memory then holds one epoch's features (N, D) too.
 
     Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
     killed, construct the recorder again on the same ``run_dir`` (same labels): it resumes after the last
@@ -60,7 +65,7 @@ class DynamicsRecorder:
     """
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
-                 layout: str = "auto") -> None:
+                 layout: str = "auto", neighbours: int = 0) -> None:
         self.run_dir = Path(run_dir)
         self.labels = _int_labels(labels, num_classes, "labels")
         self.true_labels = self.labels if true_labels is None else _int_labels(true_labels, num_classes, "true_labels")
@@ -68,8 +73,15 @@ class DynamicsRecorder:
             raise ValueError(f"true_labels has {len(self.true_labels)} entries, labels {len(self.labels)}")
         self.num_classes = num_classes
         self.layout = choose_layout(layout, num_classes)
+        if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 0:
+            raise ValueError(f"neighbours must be an integer k >= 0, got {neighbours!r}")
+        if neighbours and self.layout != "full":
+            raise ValueError(f"neighbours: recorded in the full layout only, this recorder's is {self.layout!r}")
+        self.neighbours = neighbours
+        self._features: torch.Tensor | None = None  # this epoch's (N, D) features, when neighbours > 0
         self._group = _Group()
-        self._files = Recording(self.run_dir, self.layout, self.labels, num_classes) if self._group.rank == 0 else None
+        self._files = (Recording(self.run_dir, self.layout, self.labels, num_classes, neighbours)
+                       if self._group.rank == 0 else None)
         self._epochs = self._group.broadcast_int(self._files.committed() if self._files is not None else 0)
         if self._epochs and self._group.rank == 0:
             warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs (delete "
@@ -82,12 +94,14 @@ class DynamicsRecorder:
         """The finished (committed) epochs."""
         return self._epochs
 
-    def update(self, index, outputs, *, probabilities: bool = False) -> None:
+    def update(self, index, outputs, *, probabilities: bool = False, features=None) -> None:
         """Record one batch: ``index`` (B,) integer sample positions, ``outputs`` (B, C) logits (softmax taken
         here) or, with ``probabilities=True``, probabilities in [0, 1]. Tensors may live on any device. The
         first value of a sample in an epoch counts (a repeat, e.g. the padding of a distributed sampler, is
-        ignored)."""
+        ignored). ``features`` (B, D): the batch's penultimate features, needed when ``neighbours`` > 0
+        (:class:`labeltrace.neighbours.FeatureTap` collects them from a model's forward pass)."""
         idx = _index_array(index, len(self.labels))
+        feats = self._check_features(features, len(idx))
         out = outputs.detach().float() if torch.is_tensor(outputs) else torch.as_tensor(np.asarray(outputs, np.float32))
         if out.ndim != 2 or out.shape != (len(idx), self.num_classes):
             raise ValueError(f"outputs must have shape ({len(idx)}, {self.num_classes}) for {len(idx)} indices, "
@@ -101,7 +115,10 @@ class DynamicsRecorder:
         probs = (out if probabilities else torch.softmax(out, dim=1)).to(torch.float16)  # the stored precision
         index_t = torch.from_numpy(idx)
         if self._group.active:
-            index_t, probs = self._group.gather(index_t, probs)
+            gathered, probs = self._group.gather(index_t, probs)
+            if feats is not None:
+                feats = self._group.gather(index_t, feats)[1]
+            index_t = gathered
         self._open = True
         if self._files is None:
             return
@@ -111,6 +128,33 @@ class DynamicsRecorder:
         if len(idx):
             self._files.record(self._epochs, idx, rows)
             self._seen[idx] = True
+            if feats is not None:
+                self._keep_features(idx, feats[torch.from_numpy(first[fresh]).to(feats.device)])
+
+    def _check_features(self, features, batch: int) -> torch.Tensor | None:
+        """``features`` as a float16 tensor (B, D) when the recorder records neighbour agreement, else None."""
+        if not self.neighbours:
+            if features is not None:
+                raise ValueError("features were passed but this recorder records no neighbour agreement: "
+                                 "construct it with neighbours=k")
+            return None
+        if features is None:
+            raise ValueError(f"this recorder records neighbour agreement (neighbours={self.neighbours}): pass "
+                             "features= (the batch's penultimate features) to update()")
+        feats = features.detach() if torch.is_tensor(features) else torch.as_tensor(np.asarray(features))
+        feats = feats.flatten(1) if feats.ndim > 2 else feats
+        if feats.ndim != 2 or len(feats) != batch or not feats.is_floating_point():
+            raise ValueError(f"features must be floats of shape ({batch}, D) for {batch} indices, got "
+                             f"{feats.dtype} {tuple(feats.shape)}")
+        if not bool(torch.isfinite(feats).all()):
+            raise ValueError("features hold NaN or infinite values: the model diverged (nothing recorded)")
+        return feats.to(torch.float16)
+
+    def _keep_features(self, idx: np.ndarray, feats: torch.Tensor) -> None:
+        if self._features is None or self._features.shape[1] != feats.shape[1]:
+            self._features = torch.zeros((len(self.labels), feats.shape[1]), dtype=torch.float16,
+                                         device=feats.device)
+        self._features[torch.from_numpy(idx).to(feats.device)] = feats
 
     def end_epoch(self) -> None:
         """Commit the epoch to disk; every sample must have been recorded in it."""
@@ -119,6 +163,8 @@ class DynamicsRecorder:
             raise ValueError(f"epoch {self.num_epochs + 1}: {missing} of {len(self.labels)} samples were not "
                              "recorded (pass every batch of the epoch to update())")
         if self._files is not None:
+            if self.neighbours:
+                self._files.record_neighbours(self._epochs, agreement(self._features, self.labels, k=self.neighbours))
             self._files.commit(self._epochs + 1)
         self._epochs += 1
         self._seen[:] = False
@@ -177,7 +223,7 @@ def _p_noisy(traces, detector, labels=None) -> np.ndarray:
         if labels is not None:
             labels = check_labels(labels.cpu() if torch.is_tensor(labels) else labels, len(td))
     model, info = load_detector(detector or GENERALIST)
-    return score(model, info, td, labels=labels, neighbours=neighbours)[0]  # a detector that needs labels and has none: ValueError
+    return score(model, info, td, labels=labels, neighbours=neighbours)[0]  # needs labels and has none: ValueError
 
 
 def get_label_quality_scores(traces, *, detector: str | Path | None = None, labels=None) -> np.ndarray:

@@ -25,13 +25,14 @@ from labeltrace.indexed import INDEX_KEY, RecorderHolder, logits_of
 class DynamicsCallback(RecorderHolder, TrainerCallback):
     """A ``TrainerCallback`` that feeds a :class:`labeltrace.DynamicsRecorder` (the parameters are its own)."""
 
-    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None, neighbours: int = 0) -> None:
+        super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels,
+                         neighbours=neighbours)
         self._index = None
         self._hooks: list = []
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
-        self.start_recording()
+        self.start_recording(model)
         _keep_index_column(train_dataloader)
         self._hooks = [model.register_forward_pre_hook(self._take_index, with_kwargs=True),
                        model.register_forward_hook(self._record)]
@@ -44,12 +45,13 @@ class DynamicsCallback(RecorderHolder, TrainerCallback):
 
     def _record(self, module, args, output) -> None:
         index, self._index = self._index, None
+        features = self.take_features()
         if not module.training:  # an evaluation pass inside training: not a training trace
             return
         if index is None:
             raise ValueError("a training batch reached the model without 'sample_index': pass "
                              "train_dataset=labeltrace.with_index(train_set) to the Trainer")
-        self.recorder.update(index, logits_of(output))
+        self.recorder.update(index, logits_of(output), features=features)
 
     def on_epoch_end(self, args, state, control, **kwargs):
         self.recorder.end_epoch()
@@ -58,7 +60,7 @@ class DynamicsCallback(RecorderHolder, TrainerCallback):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
-        self.recorder.save()
+        self.stop_recording()
 
 
 def _keep_index_column(loader) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from labeltrace.api import DynamicsRecorder
+from labeltrace.neighbours import FeatureTap
 
 INDEX_KEY = "sample_index"  # the batch entry (dict items) that carries the sample positions
 
@@ -24,15 +25,36 @@ class RecorderHolder:
     shard, rank 0 writes the folder).
 
     Parameters are the recorder's: ``run_dir``, ``labels`` (int array of shape (N,), the labels trained on),
-    ``num_classes`` and optionally ``true_labels`` (N,) where the noise was synthesized.
+    ``num_classes``, optionally ``true_labels`` (N,) where the noise was synthesized, and ``neighbours`` (k > 0:
+    the neighbour agreement too, from the input of the model's last linear layer, :class:`FeatureTap`).
     """
 
-    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None, neighbours: int = 0) -> None:
+        self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels,
+                                   neighbours=neighbours)
         self.recorder: DynamicsRecorder | None = None
+        self._tap: FeatureTap | None = None
 
-    def start_recording(self) -> None:
+    def start_recording(self, model: torch.nn.Module) -> None:
+        """Make the recorder and, when it records neighbour agreement, tap ``model``'s head for its features."""
         self.recorder = DynamicsRecorder(**self._recorder_args)
+        if self.recorder.neighbours:
+            self._tap = FeatureTap(model).__enter__()
+
+    def take_features(self) -> torch.Tensor | None:
+        """The features of the last forward call since the previous take (None without a tap)."""
+        if self._tap is None:
+            return None
+        features = self._tap.batches[-1] if self._tap.batches else None
+        self._tap.batches.clear()
+        return features
+
+    def stop_recording(self) -> None:
+        """Remove the tap and write the run folder."""
+        if self._tap is not None:
+            self._tap.__exit__(None, None, None)
+            self._tap = None
+        self.recorder.save()
 
 
 class IndexedDataset(Dataset):

@@ -28,14 +28,16 @@ from labeltrace.indexed import RecorderHolder, logits_of, pop_index
 class DynamicsCallback(RecorderHolder, Callback):
     """A Lightning ``Callback`` that feeds a :class:`labeltrace.DynamicsRecorder` (the parameters are its own)."""
 
-    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None) -> None:
-        super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels)
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None, neighbours: int = 0) -> None:
+        super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels,
+                         neighbours=neighbours)
         self._index = None
         self._forward_output = None
+        self._features = None
         self._hook = None
 
     def on_train_start(self, trainer, pl_module) -> None:
-        self.start_recording()
+        self.start_recording(pl_module)
         self._hook = pl_module.register_forward_hook(self._keep_output)
 
     def _keep_output(self, module, args, output) -> None:
@@ -49,11 +51,14 @@ class DynamicsCallback(RecorderHolder, Callback):
             return
         if found.ndim == 2:
             self._forward_output = found
+            features = self.take_features()  # under DDP the step's own call comes after the forward's: keep that
+            self._features = self._features if features is None else features
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # The same batch object goes to training_step next: taking the index out here hides it from the module.
         self._index = pop_index(batch)
-        self._forward_output = None
+        self._forward_output = self._features = None
+        self.take_features()  # drop what a validation pass left
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         found = outputs.get("logits") if isinstance(outputs, dict) else None
@@ -61,8 +66,9 @@ class DynamicsCallback(RecorderHolder, Callback):
         if found is None:
             raise ValueError("the training step made no forward call of the module (self(x)) and returned no "
                              "'logits': return {'loss': loss, 'logits': logits} from training_step")
-        self.recorder.update(self._index, logits_of(found))
-        self._index = self._forward_output = None
+        features = self._features if self._features is not None else self.take_features()
+        self.recorder.update(self._index, logits_of(found), features=features)
+        self._index = self._forward_output = self._features = None
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.recorder.end_epoch()
@@ -71,4 +77,4 @@ class DynamicsCallback(RecorderHolder, Callback):
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
-        self.recorder.save()
+        self.stop_recording()

@@ -22,7 +22,8 @@ from labeltrace.compact import AUTO_COMPACT_ABOVE, COMPACT_WIDTH, top_two, write
 from labeltrace.io import write_json
 from labeltrace.recorder import TraceRecorder
 from labeltrace.runfiles import (COMPACT_TRACES_FILE, MEAN_SPILL_FILE, MEAN_SUM_FILE, RAW_COMPACT_FILE,
-                                 RAW_TRACES_FILE, RECORDER_STATE_FILE, TRACES_FILE, write_metadata)
+                                 RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RECORDER_STATE_FILE, TRACES_FILE,
+                                 write_metadata)
 
 LAYOUTS = ("auto", "full", "compact")
 SPILL_RANGE = 1 << 14  # samples per range of the compact sums: 64 MiB of float32 sums at 1,000 classes
@@ -110,10 +111,12 @@ class Recording:
     which the page cache cannot absorb (measured: 13 min an epoch).
     """
 
-    def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int) -> None:
+    def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int, neighbours: int = 0) -> None:
         self.run_dir, self.layout, self.labels, self.num_classes = run_dir, layout, labels, num_classes
+        self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too (full layout)
         self.state = run_dir / RECORDER_STATE_FILE
         self.rows: TraceRecorder | None = None
+        self.neighbours: TraceRecorder | None = None
         self.sums: TraceRecorder | None = None
         self.spill: TraceRecorder | None = None
         self._filled = np.zeros(-(-len(labels) // SPILL_RANGE), dtype=np.int64)  # spilled so far, per range
@@ -121,7 +124,7 @@ class Recording:
 
     def identity(self) -> dict:
         return {"layout": self.layout, "num_samples": len(self.labels), "num_classes": self.num_classes,
-                "labels_crc32": zlib.crc32(self.labels.astype("<i8").tobytes())}
+                "labels_crc32": zlib.crc32(self.labels.astype("<i8").tobytes()), "neighbours": self.k}
 
     def committed(self) -> int:
         """The epochs a previous recorder committed to this folder (0 without one), its files reopened."""
@@ -129,6 +132,7 @@ class Recording:
             return 0
         state = json.loads(self.state.read_text())
         mine = self.identity()
+        state.setdefault("neighbours", 0)  # a folder recorded before the agreement existed recorded none
         differ = [f"{k} {state.get(k)} (now {v})" for k, v in mine.items() if state.get(k) != v]
         if differ:
             raise ValueError(f"{self.state}: this folder records another run ({', '.join(differ)}): give another "
@@ -146,6 +150,14 @@ class Recording:
         self.rows = TraceRecorder(raw, n, stored, c if full else COMPACT_WIDTH, resume=resume,
                                   dtype=np.float16 if full else np.float32)
         self.rows.resize(epochs)
+        if self.k:
+            raw = self.run_dir / RAW_NEIGHBOURS_FILE
+            if resume and not raw.is_file():
+                raise ValueError(f"{raw} is missing: the neighbour agreement of the finished epochs is lost; "
+                                 f"delete {self.state.name} there to record from scratch")
+            stored = np.load(raw, mmap_mode="r").shape[0] if resume else epochs
+            self.neighbours = TraceRecorder(raw, n, stored, 1, resume=resume)
+            self.neighbours.resize(epochs)
         if not full:
             self.sums = TraceRecorder(self.run_dir / MEAN_SUM_FILE, n, 2, c, resume=resume, dtype=np.float32)
             self.spill = TraceRecorder(self.run_dir / MEAN_SPILL_FILE, n, 1, c, resume=False)
@@ -168,6 +180,11 @@ class Recording:
             self._arrival[at:at + hi - lo] = idx[lo:hi]
             self._filled[r] += hi - lo
 
+    def record_neighbours(self, epoch: int, agreement: np.ndarray) -> None:
+        """The neighbour agreement (N,) of every sample at ``epoch``."""
+        self.neighbours.resize(epoch + 1)
+        self.neighbours.record(epoch, np.arange(len(agreement)), agreement[:, None])
+
     def _add_spill(self, epoch: int) -> None:
         """sums[epoch % 2] = sums[(epoch - 1) % 2] + the spilled epoch, one range of samples at a time: a
         range's region of the spill holds each of its samples once (end_epoch checked), in arrival order."""
@@ -184,6 +201,8 @@ class Recording:
     def commit(self, epochs: int) -> None:
         """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically)."""
         self.rows.flush()
+        if self.neighbours is not None:
+            self.neighbours.flush()
         if self.sums is not None:
             self._add_spill(epochs - 1)
             self.sums.sync()
@@ -192,18 +211,18 @@ class Recording:
     def write(self, epochs: int) -> None:
         """The traces file of the layout, from the committed ``epochs``."""
         if self.layout == "full":
-            self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels)
+            self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels, neighbours=self.neighbours)
         else:
             write_compact(self.run_dir / COMPACT_TRACES_FILE, self.rows, self.sums, (epochs - 1) % 2, self.labels,
                           epochs)
 
     def remove(self) -> None:
-        for recorder in (self.rows, self.sums, self.spill):
+        for recorder in (self.rows, self.sums, self.spill, self.neighbours):
             if recorder is not None:
                 recorder.close()
                 recorder.path.unlink(missing_ok=True)
         self.state.unlink(missing_ok=True)
-        self.rows = self.sums = self.spill = None
+        self.rows = self.sums = self.spill = self.neighbours = None
 
 
 def write_run_metadata(run_dir: Path, labels: np.ndarray, true_labels: np.ndarray) -> None:

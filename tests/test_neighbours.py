@@ -130,3 +130,57 @@ def test_a_detector_that_reads_neighbours_refuses_a_run_without_them(tmp_path):
         score(loaded, info, td)
     p_noisy, _ = score(loaded, info, td, neighbours=np.ones((2, 3), np.float16))
     assert p_noisy.shape == (2,)
+
+
+def _record(run_dir, features_by_epoch, labels, *, k=2, epochs=None, batches=((0, 1, 2), (3, 4))):
+    from labeltrace.api import DynamicsRecorder
+
+    recorder = DynamicsRecorder(run_dir, labels=labels, num_classes=2, neighbours=k)
+    logits = torch.zeros(len(labels), 2)
+    for features in features_by_epoch[recorder.num_epochs:epochs]:
+        for batch in batches:
+            index = torch.tensor(batch)
+            recorder.update(index, logits[index], features=torch.as_tensor(features, dtype=torch.float32)[index])
+        recorder.end_epoch()
+    return recorder
+
+
+def test_the_library_recorder_records_the_agreement_of_the_features_passed(tmp_path):
+    # Epoch 1: the clusters of test_agreement_by_hand -> [0.5, 0.5, 0, 0.5, 0.5]. Epoch 2: point 2 moved into the
+    # y cluster, as a memorized wrong label drags a sample's features to its label's class.
+    moved = FEATURES.copy()
+    moved[2] = [0.05, 1.0]
+    recorder = _record(tmp_path / "run", [FEATURES, moved], LABELS)
+    recorder.save()
+    run = load_run(tmp_path / "run")
+    np.testing.assert_array_equal(run.neighbours[:, 0], [0.5, 0.5, 0.0, 0.5, 0.5])
+    np.testing.assert_array_equal(run.neighbours[:, 1], agreement(moved, LABELS, k=2))
+    # Moved among the points labelled 1, point 2 now agrees with both its neighbours (b0 and b1).
+    assert run.neighbours[2, 1] == 1.0
+
+
+def test_a_killed_library_recording_resumes_with_its_agreement(tmp_path):
+    moved = FEATURES.copy()
+    moved[2] = [0.05, 1.0]
+    _record(tmp_path / "whole", [FEATURES, moved, FEATURES], LABELS).save()
+    _record(tmp_path / "killed", [FEATURES, moved, FEATURES], LABELS, epochs=2)  # never saved: a kill
+    with pytest.warns(UserWarning, match="resuming after its 2 finished epochs"):
+        _record(tmp_path / "killed", [FEATURES, moved, FEATURES], LABELS).save()
+    np.testing.assert_array_equal(load_run(tmp_path / "killed").neighbours, load_run(tmp_path / "whole").neighbours)
+
+
+def test_the_library_recorder_refuses_missing_or_unwanted_features(tmp_path):
+    from labeltrace.api import DynamicsRecorder
+
+    recorder = DynamicsRecorder(tmp_path / "a", labels=LABELS, num_classes=2, neighbours=2)
+    with pytest.raises(ValueError, match="pass features="):
+        recorder.update([0, 1], torch.zeros(2, 2))
+    with pytest.raises(ValueError, match=r"shape \(2, D\)"):
+        recorder.update([0, 1], torch.zeros(2, 2), features=torch.zeros(3, 4))
+    plain = DynamicsRecorder(tmp_path / "b", labels=LABELS, num_classes=2)
+    with pytest.raises(ValueError, match="neighbours=k"):
+        plain.update([0, 1], torch.zeros(2, 2), features=torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="full layout only"):
+        DynamicsRecorder(tmp_path / "c", labels=LABELS, num_classes=2, neighbours=2, layout="compact")
+    with pytest.raises(ValueError, match="k >= 0"):
+        DynamicsRecorder(tmp_path / "d", labels=LABELS, num_classes=2, neighbours=-1)
