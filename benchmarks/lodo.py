@@ -31,6 +31,7 @@ from benchmarks.pool import POOL, is_done  # noqa: E402
 from labeltrace.io import torch_save, write_json, write_text  # noqa: E402
 from labeltrace.baselines import score_baselines  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.neighbours import disagreement  # noqa: E402
 from labeltrace.predict import load_detector, score  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
 from labeltrace.train import DetectorRecipe, pool_runs, train_detector  # noqa: E402
@@ -55,9 +56,9 @@ DEFAULT_CANDIDATES = ["paper input (prob)", "prob+margin", "prob+margin, anchore
                       "all 5 + run context, anchored"]
 BASELINES = ["aum", "confidence", "mean_loss", "variability", "forgetting", "last_self_confidence",
              "cl_label_quality"]
-# A hand-crafted score of the recorded neighbour agreement, where the run has it: 1 - its mean over epochs (the
-# Deep k-NN filter's vote, averaged over training). It competes among the hand-crafted scores, so a detector
-# that reads the agreement is judged against the plain use of the same signal.
+# The hand-crafted score of the recorded neighbour agreement, where the run has it (labeltrace.neighbours.
+# disagreement). It competes among the hand-crafted scores, so a detector that reads the agreement is judged
+# against the plain use of the same signal.
 NEIGHBOUR_SCORE = "neighbour_disagreement"
 
 
@@ -119,7 +120,7 @@ def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
                   for n, (m, info) in detectors.items()}
         scores.update(score_baselines(traces.td, traces.labels, names=BASELINES))
         if traces.neighbours is not None:
-            scores[NEIGHBOUR_SCORE] = 1.0 - traces.neighbours.astype(np.float32).mean(axis=1)
+            scores[NEIGHBOUR_SCORE] = disagreement(traces.neighbours)
         for name, values in scores.items():
             m = detection_metrics(values, traces.label_flipped, remove_ratio=float(traces.label_flipped.mean()))
             results.setdefault(key, {}).setdefault(name, []).append((m.roc_auc, m.average_precision))

@@ -39,6 +39,7 @@ from datasets.registry import load_dataset  # noqa: E402
 from labeltrace import DynamicsRecorder, get_label_quality_scores  # noqa: E402
 from labeltrace.baselines import get_baseline  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
+from labeltrace.neighbours import FeatureTap, disagreement  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
 from models.registry import build_model  # noqa: E402
 
@@ -51,6 +52,7 @@ FINETUNE = dict(epochs=8, lr=0.01)  # few epochs at a low rate, no drops: clean 
 FOLDS = 5
 BATCH = 128
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+NEIGHBOURS = 20  # our run records the neighbour agreement too, as STEP 1 does by default
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -88,7 +90,8 @@ def _recipe(name: str, init: dict | None) -> Recipe:
 def _train(x: torch.Tensor, y: np.ndarray, bundle, net: tuple[str, int], recipe: Recipe, seed: int, *,
            on_batch=None, on_epoch=None, init: dict | None = None):
     """Train ``net`` (type, depth) on (x, y) with ``recipe``, from ``init`` (a state_dict without the head)
-    when given; ``on_batch(index, logits)`` sees every training forward pass. Returns the trained model."""
+    when given; ``on_batch(index, logits, features)`` sees every training forward pass, with the input of the
+    network's head (the features of the neighbour agreement). Returns the trained model."""
     torch.manual_seed(seed)
     model = build_model(*net, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size)
@@ -97,20 +100,22 @@ def _train(x: torch.Tensor, y: np.ndarray, bundle, net: tuple[str, int], recipe:
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov,
                           weight_decay=recipe.weight_decay)
     labels, gen = torch.from_numpy(y), torch.Generator().manual_seed(seed)
-    for epoch in range(recipe.epochs):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(recipe, epoch)
-        model.train()
-        for idx in torch.randperm(len(y), generator=gen).split(BATCH):
-            logits = model(x[idx])
-            loss = torch.nn.functional.cross_entropy(logits, labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if on_batch is not None:
-                on_batch(idx, logits)
-        if on_epoch is not None:
-            on_epoch()
+    with FeatureTap(model) as tap:
+        for epoch in range(recipe.epochs):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(recipe, epoch)
+            model.train()
+            for idx in torch.randperm(len(y), generator=gen).split(BATCH):
+                logits = model(x[idx])
+                loss = torch.nn.functional.cross_entropy(logits, labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                features = tap.batches.pop()
+                if on_batch is not None:
+                    on_batch(idx, logits, features)
+            if on_epoch is not None:
+                on_epoch()
     return model
 
 
@@ -134,8 +139,10 @@ def pretrained(source: str, target: str, work: Path) -> dict:
 def _ours(x, true, noisy, bundle, name, seed, run_dir: Path, init) -> tuple[dict, float]:
     """p_noisy of the generalist, AUM and confidence from one recorded run, and its seconds."""
     start = time.perf_counter()
-    recorder = DynamicsRecorder(run_dir, labels=noisy, num_classes=bundle.num_classes, true_labels=true)
-    _train(x, noisy, bundle, _net(name), _recipe(name, init), seed, on_batch=recorder.update,
+    recorder = DynamicsRecorder(run_dir, labels=noisy, num_classes=bundle.num_classes, true_labels=true,
+                                neighbours=NEIGHBOURS)
+    _train(x, noisy, bundle, _net(name), _recipe(name, init), seed,
+           on_batch=lambda idx, logits, features: recorder.update(idx, logits, features=features),
            on_epoch=recorder.end_epoch, init=init)
     recorder.save()
     return our_scores(run_dir), time.perf_counter() - start
@@ -147,6 +154,8 @@ def our_scores(run_dir: Path) -> dict:
     scores = {"generalist": 1 - get_label_quality_scores(run_dir)}
     for baseline in ("aum", "confidence"):
         scores[baseline] = np.asarray(get_baseline(baseline)(traces.td, traces.labels), np.float64)
+    if traces.neighbours is not None:
+        scores["neighbour_disagreement"] = disagreement(traces.neighbours)
     return scores
 
 

@@ -84,3 +84,9 @@ def agreement(features: torch.Tensor | np.ndarray, labels: torch.Tensor | np.nda
         nearest = sim.topk(k, dim=1).indices
         out[start:stop] = (y[nearest] == y[start:stop, None]).float().mean(1)
     return out.cpu().numpy()
+
+
+def disagreement(neighbours: np.ndarray) -> np.ndarray:
+    """The hand-crafted score of a recorded agreement: ``1 - mean over epochs``, shape (N,) float64 for
+    ``neighbours`` (N, T); higher = more suspicious (the Deep k-NN filter's vote, averaged over training)."""
+    return 1.0 - np.asarray(neighbours, dtype=np.float64).mean(axis=1)
