@@ -6,25 +6,29 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from labeltrace import DynamicsRecorder, with_index
-from noisy_digits import NUM_CLASSES, mlp, noisy_digits, report
+from labeltrace.neighbours import FeatureTap
+from noisy_digits import NEIGHBOURS, NUM_CLASSES, mlp, noisy_digits, report
 
 
-def train(run_dir="runs/example_plain", *, epochs=30, batch_size=64, lr=0.5):
+def train(run_dir="runs/example_plain", *, epochs=30, batch_size=64, lr=0.5, neighbours=NEIGHBOURS):
     images, truth, labels, flipped = noisy_digits()
     loader = DataLoader(with_index(TensorDataset(images, torch.tensor(labels))), batch_size=batch_size,
                         shuffle=True)
     model = mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    recorder = DynamicsRecorder(run_dir, labels=labels, num_classes=NUM_CLASSES, true_labels=truth)
-    for _ in range(epochs):
-        for x, y, meta in loader:
-            logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            recorder.update(meta["sample_index"], logits)   # the one line the loop gains, besides end_epoch
-        recorder.end_epoch()
+    recorder = DynamicsRecorder(run_dir, labels=labels, num_classes=NUM_CLASSES, true_labels=truth,
+                                neighbours=neighbours)
+    with FeatureTap(model) as tap:                          # the input of the model's last linear layer
+        for _ in range(epochs):
+            for x, y, meta in loader:
+                logits = model(x)
+                loss = torch.nn.functional.cross_entropy(logits, y)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                features = tap.batches.pop() if neighbours else None
+                recorder.update(meta["sample_index"], logits, features=features)  # the line the loop gains
+            recorder.end_epoch()
     recorder.save()
     return flipped
 

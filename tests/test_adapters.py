@@ -42,10 +42,10 @@ def runs(tmp_path_factory):
 
 
 def _files(run: Path) -> dict:
-    arrays = load_npz(run / "training_dynamics.npz", keys=("td", "labels"))
+    arrays = load_npz(run / "training_dynamics.npz", keys=("td", "labels", "neighbours"))
     meta = read_metadata(run / "metadata.pth")
     return {"names": sorted(p.name for p in run.iterdir()), "td": arrays["td"], "labels": arrays["labels"],
-            "assigned": meta.assigned_targets, "flipped": meta.label_flipped}
+            "neighbours": arrays["neighbours"], "assigned": meta.assigned_targets, "flipped": meta.label_flipped}
 
 
 @pytest.mark.parametrize("adapter", ["hf", "lightning"])
@@ -65,6 +65,12 @@ def test_adapter_run_folder_equals_the_plain_loops(runs, adapter):
     assert gap[:, :30].max() < 1e-3, gap[:, :30].max()
     assert gap.max() < 0.02 and np.quantile(gap.astype(np.float32), 0.99) < 1e-3, gap.max()
     assert plain["td"][:, -1, 0].std() > 0.1  # the runs learned something: the traces are not constant
+    # The neighbour agreement, from the features the adapter's tap took off the model's head: the same up to a
+    # near-tie among the 20 nearest neighbours moved by the same float rounding. A wrong index-to-features
+    # mapping would change most entries.
+    differ = other["neighbours"] != plain["neighbours"]
+    assert other["neighbours"].shape == (1797, 40) and differ[:, :30].mean() < 0.01 and differ.mean() < 0.05, \
+        differ.mean(axis=0)
 
 
 @pytest.mark.parametrize("example", ["plain_pytorch", "hf_trainer", "lightning_module"])
@@ -87,3 +93,6 @@ def test_lightning_on_two_processes_writes_the_one_process_folder(runs, tmp_path
     np.testing.assert_array_equal(ddp["labels"][:, 0], plain["labels"][:, 0])
     gap = np.abs(to_class_order(ddp["td"], ddp["labels"]) - to_class_order(plain["td"], plain["labels"]))
     assert gap[:, 0].max() == 0 and gap.max() < 0.01, gap.max(axis=(0, 2))
+    # Each rank's features gathered by sample index: the first epoch's agreement is the one-process run's.
+    np.testing.assert_array_equal(ddp["neighbours"][:, 0], plain["neighbours"][:, 0])
+    assert (ddp["neighbours"] != plain["neighbours"]).mean() < 0.05
