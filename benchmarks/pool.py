@@ -37,8 +37,9 @@ from pipeline.paths import td_run_dir  # noqa: E402
 DIGITS = ["--dataset", "digits", "--num_epochs", "40"]
 FASHION = ["--dataset", "fashion_mnist", "--max_train", "3000", "--max_test", "1000", "--net_type", "cnn",
            "--depth", "2", "--num_epochs", "20"]
-# Every run records the neighbour agreement besides the softmax (labeltrace/neighbours.py), so that a detector
-# design may read it; designs that do not read it see the same traces.
+# Every run records the neighbour agreement besides the softmax (labeltrace/neighbours.py), as STEP 1 does by
+# default, named here so that the pool does not change with that default; designs that do not read it see the
+# same traces.
 RECORDING = ["--neighbours", "20"]
 GRID_SETTINGS = [(kind, ratio) for kind in ("uniform", "flip", "instance") for ratio in (0.2, 0.4)]
 GRID_SEEDS = (1, 2, 3)

@@ -5,8 +5,7 @@
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from labeltrace import DynamicsRecorder, with_index
-from labeltrace.neighbours import FeatureTap
+from labeltrace import DynamicsRecorder, FeatureTap, with_index
 from noisy_digits import NEIGHBOURS, NUM_CLASSES, mlp, noisy_digits, report
 
 

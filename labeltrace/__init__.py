@@ -1,8 +1,10 @@
 """labeltrace: find mislabeled training samples from the traces a classifier leaves while it learns.
 
-    from labeltrace import DynamicsRecorder, find_label_issues, with_index
-    recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10)
-    ...                                    # recorder.update(index, logits) in your loop, end_epoch() after each
+    from labeltrace import DynamicsRecorder, FeatureTap, find_label_issues, with_index
+    recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10, neighbours=20)
+    with FeatureTap(model) as tap:         # the input of the model's last linear layer, per forward call
+        ...                                # recorder.update(index, logits, features=tap.batches.pop()) in your
+                                           # loop, end_epoch() after each
     recorder.save()
     issues = find_label_issues("runs/mine", return_indices_ranked_by="p_noisy")
 
@@ -10,7 +12,7 @@ Adapters for the Hugging Face ``Trainer`` (``labeltrace.hf``) and Lightning (``l
 the same run folder without a hand-written loop; ``labeltrace issues RUN_DIR`` ranks a run from the shell.
 """
 _HOMES = {"DynamicsRecorder": "api", "find_label_issues": "api", "get_label_quality_scores": "api",
-          "with_index": "indexed"}
+          "with_index": "indexed", "FeatureTap": "neighbours"}
 __all__ = list(_HOMES)
 __version__ = "0.1.0"
 

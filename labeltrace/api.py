@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labeltrace.features import check_labels
+from labeltrace.features import check_labels, check_neighbours
 from labeltrace.metrics import removal_cut
 from labeltrace.neighbours import agreement
-from labeltrace.predict import GENERALIST, load_detector, score
+from labeltrace.predict import load_detector, resolve_detector, score
 from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
 from labeltrace.runfiles import RECORDER_STATE_FILE
 from labeltrace.traces import load_run
@@ -208,8 +208,7 @@ def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _p_noisy(traces, detector, labels=None) -> np.ndarray:
-    neighbours = None
+def _p_noisy(traces, detector, labels=None, neighbours=None) -> np.ndarray:
     if isinstance(traces, (str, Path)):
         run = load_run(traces)  # a file with NaN is refused there, naming it
         td, labels, neighbours = run.td, run.assigned, run.neighbours
@@ -222,24 +221,30 @@ def _p_noisy(traces, detector, labels=None) -> np.ndarray:
             raise ValueError(f"traces hold {bad} NaN or infinite values: expected probabilities (did the run diverge?)")
         if labels is not None:
             labels = check_labels(labels.cpu() if torch.is_tensor(labels) else labels, len(td))
-    model, info = load_detector(detector or GENERALIST)
+        if neighbours is not None:
+            neighbours = check_neighbours(neighbours.cpu() if torch.is_tensor(neighbours) else neighbours, td.shape)
+    model, info = load_detector(resolve_detector(detector, neighbours))
     return score(model, info, td, labels=labels, neighbours=neighbours)[0]  # needs labels and has none: ValueError
 
 
-def get_label_quality_scores(traces, *, detector: str | Path | None = None, labels=None) -> np.ndarray:
+def get_label_quality_scores(traces, *, detector: str | Path | None = None, labels=None,
+                             neighbours=None) -> np.ndarray:
     """Label quality per sample, ``1 - p_noisy``, float array of shape (N,): low = likely mislabeled.
 
     ``traces``: a run folder (or its ``training_dynamics.npz``), or a ``td`` array of shape (N, T, C).
-    ``detector``: a checkpoint (default: the shipped generalist).
+    ``detector``: a checkpoint (default: the shipped generalist that fits the run, the one that reads the
+    neighbour agreement where it was recorded).
     ``labels``: with a ``td`` array, each trace's assigned label (N,) (a run folder holds them), for
     detectors that read a class-relative feature.
+    ``neighbours``: with a ``td`` array, the recorded neighbour agreement (N, T) (a run folder holds it).
     """
-    return 1.0 - _p_noisy(traces, detector, labels).astype(np.float64)
+    return 1.0 - _p_noisy(traces, detector, labels, neighbours).astype(np.float64)
 
 
-def find_label_issues(traces, *, detector: str | Path | None = None, labels=None, num_to_find: int | None = None,
-                      fraction: float | None = None, return_indices_ranked_by: str | None = None) -> np.ndarray:
-    """The samples whose label is likely wrong (``traces``, ``detector``, ``labels``: as
+def find_label_issues(traces, *, detector: str | Path | None = None, labels=None, neighbours=None,
+                      num_to_find: int | None = None, fraction: float | None = None,
+                      return_indices_ranked_by: str | None = None) -> np.ndarray:
+    """The samples whose label is likely wrong (``traces``, ``detector``, ``labels``, ``neighbours``: as
     :func:`get_label_quality_scores`).
 
     Which: the ``num_to_find`` most suspicious, or the most suspicious ``fraction`` (the paper's removal cut),
@@ -255,7 +260,7 @@ def find_label_issues(traces, *, detector: str | Path | None = None, labels=None
     if return_indices_ranked_by not in (None, "p_noisy", "label_quality"):
         raise ValueError(f"return_indices_ranked_by must be None, 'p_noisy' or 'label_quality', "
                          f"got {return_indices_ranked_by!r}")
-    p_noisy = _p_noisy(traces, detector, labels)
+    p_noisy = _p_noisy(traces, detector, labels, neighbours)
     n = len(p_noisy)
     if num_to_find is not None:
         if not 0 <= num_to_find <= n:

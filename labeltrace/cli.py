@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from labeltrace.errors import UsageError, fail, run_cli
-
-GENERALIST_NAME = "generalist"
+from labeltrace.predict import GENERALIST_NAME
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -26,7 +25,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     issues = commands.add_parser("issues", help="rank a run folder's samples by how likely their label is wrong")
     add_run_dir(issues, help="a run folder (training_dynamics.npz + metadata.pth)")
     issues.add_argument("--detector", default=GENERALIST_NAME,
-                        help="'generalist' (default, shipped), a detector checkpoint, or baseline:<name>")
+                        help="'generalist' (default: the shipped one that fits the run), a detector checkpoint, "
+                             "or baseline:<name>")
     issues.add_argument("--out", type=Path, default=None, help="output folder (default: the run folder)")
     issues.add_argument("--top", type=int, default=48, help="images on the contact sheet (default 48)")
     issues.add_argument("--images", type=Path, default=None,
@@ -77,7 +77,6 @@ def issues(args: argparse.Namespace) -> Path:
 
     from labeltrace.io import check_writable
     from labeltrace.issues import write_issue_files
-    from labeltrace.predict import GENERALIST
     from labeltrace.scoring import score_run
     from labeltrace.traces import load_run
 
@@ -94,8 +93,7 @@ def issues(args: argparse.Namespace) -> Path:
         fail(f"--classes: {len(classes)} names for a run of {num_classes} classes")
     n = int(traces.train_indices.max()) + 1 if traces.train_indices is not None and len(traces.td) else len(traces.td)
     pictures = _images(args.images, n)
-    spec = str(GENERALIST) if args.detector == GENERALIST_NAME else args.detector
-    scores = score_run(spec, traces)
+    scores = score_run(args.detector, traces)
     if scores.note:
         print(scores.note)
     return write_issue_files(out, traces, scores, pictures=pictures, classes=classes, top=args.top,

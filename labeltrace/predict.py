@@ -23,11 +23,30 @@ from labeltrace.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from labeltrace.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from labeltrace.traces import resample_time
 
-# The shipped default detector (benchmarks/make_generalist.sh), installed as package data: the quick start,
-# find_issues.py, the `labeltrace` command and the API use it. checkpoints/ in a clone links to the same file.
+# The shipped default detectors (benchmarks/make_generalist.sh), installed as package data: the quick start,
+# find_issues.py, the `labeltrace` command and the API use them. checkpoints/ in a clone links to the same files.
+# GENERALIST reads the neighbour agreement a run records besides the softmax; a run without it (an older run, the
+# original code's, the compact layout, a loop that passes no features) is scored by GENERALIST_SOFTMAX.
 GENERALIST = Path(__file__).resolve().parent / "data" / "generalist_lstm_detector.pth.tar"
+GENERALIST_SOFTMAX = GENERALIST.with_name("generalist_softmax_lstm_detector.pth.tar")
+GENERALIST_NAME = "generalist"  # the name that resolves to the one of the two that fits a run
 ORIGINAL_TRAIN_LENGTH = 200  # the paper's 200 epochs: the length of a checkpoint without 'train_length'
 SCORE_BATCH = 4096  # rows per forward pass: fastest of 1k-16k at T=200 (benchmarks/detector_speed.py)
+
+
+def generalist_for(neighbours: np.ndarray | None) -> Path:
+    """The shipped generalist that fits a run: :data:`GENERALIST` when it recorded the neighbour agreement
+    (``neighbours`` (N, T)), else :data:`GENERALIST_SOFTMAX`."""
+    return GENERALIST if neighbours is not None else GENERALIST_SOFTMAX
+
+
+def resolve_detector(spec: str | Path | None, neighbours: np.ndarray | None) -> Path:
+    """The checkpoint to score a run with: ``spec`` itself, or, for ``None``, :data:`GENERALIST_NAME` or the
+    shipped generalist's own path, :func:`generalist_for` the run (so that a run without the agreement is
+    scored by the softmax generalist rather than refused)."""
+    if spec is None or str(spec) == GENERALIST_NAME or (Path(spec).is_file() and Path(spec).resolve() == GENERALIST):
+        return generalist_for(neighbours)
+    return Path(spec)
 
 
 @dataclass(frozen=True)
@@ -221,7 +240,7 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels:
         raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs each trace's assigned label")
     if needs_neighbours(info.features) and neighbours is None:
         raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs the neighbour agreement recorded "
-                         "with the traces (runner.py --neighbours K)")
+                         f"with the traces (runner.py --neighbours K); score this run with {GENERALIST_SOFTMAX.name}")
     context = run_context(td, labels, names=info.features) if needs_context(info.features) else None  # whole run
     for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
         chunk = td[i:i + batch_size]

@@ -13,7 +13,7 @@ import numpy as np
 
 from labeltrace.baselines import get_baseline
 from labeltrace.errors import fail
-from labeltrace.predict import load_detector, score
+from labeltrace.predict import load_detector, resolve_detector, score
 from labeltrace.traces import RunTraces
 
 BASELINE_PREFIX = "baseline:"
@@ -48,7 +48,7 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
         name = spec[len(BASELINE_PREFIX):]
         p_noisy = np.asarray(get_baseline(name)(traces.td, traces.labels), dtype=np.float64)
         return Scores(p_noisy, detector_name(spec), {"kind": "baseline", "baseline": name})
-    path = Path(spec)
+    path = resolve_detector(spec, traces.neighbours)
     if not path.is_file():
         fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
     model, info = load_detector(path)

@@ -19,6 +19,7 @@ from labeltrace.errors import fail
 from core.committed import completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, fit, recipe_dict, write_valid_results
 from labeltrace.io import write_json
+from labeltrace.neighbours import DEFAULT_K
 from labeltrace.runfiles import RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
 from core.runfolder import locked_run_dir, prepare_run_dir
 from labeltrace.seed import noise_rng, seed_everything
@@ -44,9 +45,11 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "eval: a separate eval-mode pass per epoch (the paper's)")
     p.add_argument("--no_record_augment", action="store_true",
                    help="record without the training augmentation (the paper's code augments)")
-    p.add_argument("--neighbours", type=int, default=0, metavar="K",
-                   help="also record, from the same pass, the fraction of each sample's K nearest neighbours in the "
-                        "penultimate features that share its label (0: off; labeltrace/neighbours.py)")
+    p.add_argument("--neighbours", type=int, default=None, metavar="K",
+                   help=f"also record, from the same pass, the fraction of each sample's K nearest neighbours in the "
+                        f"penultimate features that share its label, which the generalist detector reads (default "
+                        f"{DEFAULT_K}; 0 off, and off by default with --compile or --record none; on a GPU the "
+                        f"CUDA-graph step needs 0; labeltrace/neighbours.py)")
     return p
 
 
@@ -112,12 +115,15 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     """Every flag checked, the dataset loaded and its labels corrupted, the run folder and configuration named;
     nothing written."""
     settings = resolve_settings(args)
-    if args.neighbours < 0 or (args.neighbours and args.record == "none"):
-        fail(f"--neighbours: expected K >= 0 (and a --record mode to take the features from), got {args.neighbours}")
-    if args.neighbours and args.compile:
+    neighbours = args.neighbours
+    if neighbours is None:  # resolved here, so config.json records what was used
+        neighbours = 0 if args.compile or args.record == "none" else DEFAULT_K
+    if neighbours < 0 or (neighbours and args.record == "none"):
+        fail(f"--neighbours: expected K >= 0 (and a --record mode to take the features from), got {neighbours}")
+    if neighbours and args.compile:
         fail("--neighbours: reads the features through a hook that a torch.compile'd model does not call; "
-             "drop --compile")
-    args = cli.with_values(args, noise_ratio=settings.noise_ratio)  # config.json records the ratio used
+             "drop --compile or give --neighbours 0")
+    args = cli.with_values(args, noise_ratio=settings.noise_ratio, neighbours=neighbours)  # what config.json records
     recipe = make_recipe(args, args.milestones)
     full = load_dataset(args.dataset, args.data, image_size=args.image_size)
     bundle = full.subset(args.max_train, args.max_test)
@@ -188,7 +194,8 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
     runtime = fit_runtime(args, device, dist)
     start = time.perf_counter()
     result = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
-                 record=args.record, neighbours=args.neighbours, restart=args.restart, runtime=runtime, log=say)
+                 record=args.record, neighbours=plan["config"]["neighbours"], restart=args.restart, runtime=runtime,
+                 log=say)
     best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, runtime=runtime)
     if not dist.is_main:
         return run_dir

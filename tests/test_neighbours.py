@@ -1,4 +1,5 @@
 """labeltrace.neighbours: the neighbour agreement by hand, the feature tap, and STEP 1 recording it."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -102,9 +103,12 @@ def test_step1_records_the_agreement_of_its_training_labels(tmp_path, record):
     assert run.neighbours[flipped].astype(float).mean() < run.neighbours[~flipped].astype(float).mean() - 0.2
 
 
-def test_step1_without_the_flag_writes_no_agreement(tmp_path):
-    assert _step1(tmp_path).returncode == 0
-    assert load_run(next(tmp_path.glob("*/computation4td_seed1"))).neighbours is None
+@pytest.mark.parametrize("flags, k", [([], 20), (["--neighbours", "0"], 0)])
+def test_step1_records_k_20_by_default_and_nothing_with_0(tmp_path, flags, k):
+    assert _step1(tmp_path, *flags).returncode == 0
+    run_dir = next(tmp_path.glob("*/computation4td_seed1"))
+    assert json.loads((run_dir / "config.json").read_text())["neighbours"] == k  # the value used, not None
+    assert (load_run(run_dir).neighbours is not None) == bool(k)
 
 
 @pytest.mark.parametrize("flags, says", [(["--neighbours", "-1"], "--neighbours: expected K >= 0"),
