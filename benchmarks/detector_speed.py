@@ -52,15 +52,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     td = random_traces(args.n, args.T)
     labels = np.random.default_rng(1).integers(0, td.shape[2], args.n)  # read only by class-relative features
+    neighbours = (np.random.default_rng(2).integers(0, 21, (args.n, args.T)) / 20).astype(np.float16)  # k = 20
     paths = args.detectors if args.detectors is not None else sorted(map(str, (ROOT / "checkpoints").glob("*.pth.tar")))
     detectors = [load_detector(path) for path in paths] + [fresh(length) for length in args.lengths]
     rows = []
     for model, info in detectors:
         for precision in args.precisions:
             bf16 = precision == "bfloat16"
-            score(model, info, td[:2048], labels=labels[:2048], bfloat16=bf16)  # warm-up
+            score(model, info, td[:2048], labels=labels[:2048], neighbours=neighbours[:2048], bfloat16=bf16)  # warm-up
             start = time.perf_counter()
-            score(model, info, td, labels=labels, bfloat16=bf16)
+            score(model, info, td, labels=labels, neighbours=neighbours, bfloat16=bf16)
             seconds = time.perf_counter() - start
             rows.append(dict(detector=Path(info.path).name, features=",".join(info.features),
                              train_length=info.train_length, precision=precision, threads=args.threads, n=args.n,
