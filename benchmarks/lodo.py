@@ -50,6 +50,8 @@ CANDIDATES = {  # name -> train_detector options; the paper's input first
     "prob+margin+margin quantile, anchored": dict(features=("prob", "margin", "margin_quantile"), anchor=True),
     "prob+margin+class quantile, anchored": dict(features=("prob", "margin", "margin_class_quantile"), anchor=True),
     "prob+margin+neighbours, anchored": dict(features=("prob", "margin", "neighbours"), anchor=True),
+    "prob+margin+neighbours+class gap, anchored": dict(features=("prob", "margin", "neighbours", "neighbours_class"),
+                                                       anchor=True),
 }
 # The candidates of docs/lodo.md; the others were measured on the smaller first pool (docs/detector.md).
 DEFAULT_CANDIDATES = ["paper input (prob)", "prob+margin", "prob+margin, anchored", "all 5 features, anchored",

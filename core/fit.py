@@ -214,7 +214,8 @@ class _EpochLoop:
                  recipe: Recipe, seed: int, record: str, runtime: Runtime, recorders: _Recorders,
                  log: Callable[[str], None], checkpoint: Path) -> None:
         self.model, self.optimizer, self.data, self.recipe, self.seed = model, optimizer, data, recipe, seed
-        self.record, self.runtime, self.recorders, self.log, self.checkpoint = record, runtime, recorders, log, checkpoint
+        self.record, self.runtime, self.recorders = record, runtime, recorders
+        self.log, self.checkpoint = log, checkpoint
         device = next(model.parameters()).device
         self.labels = torch.as_tensor(data.train_labels, dtype=torch.long, device=device)
         self.train_net, self.eval_net = runtime.dist.wrap(model), model

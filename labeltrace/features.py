@@ -33,7 +33,10 @@ A neighbour feature reads what the run recorded besides the softmax (``neighbour
 :mod:`labeltrace.neighbours`):
 
 - ``neighbours``: the fraction of the sample's k nearest neighbours in the network's penultimate features that
-  share its assigned label at that epoch, in [0, 1]; it needs the run's recording (``neighbours=``).
+  share its assigned label at that epoch, in [0, 1]; it needs the run's recording (``neighbours=``);
+- ``neighbours_class``: ``neighbours`` minus the mean agreement of the samples of the same assigned label at that
+  epoch, in [-1, 1], so that a class whose samples all have few neighbours of their own label (a class the
+  network confuses with another) is not read as suspicious for the class's sake; it needs ``labels=`` too.
 
 Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
 names it reads (``features``); scoring computes the same ones, in the same order.
@@ -78,10 +81,11 @@ SAMPLE_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 RUN_FEATURES = ("run_learned", "run_spread")
 RELATIVE_FEATURES = ("margin_quantile", "margin_class_quantile")
-LABEL_FEATURES = ("margin_class_quantile",)  # need each row's assigned label
+LABEL_FEATURES = ("margin_class_quantile", "neighbours_class")  # need each row's assigned label
 FULL_VECTOR_FEATURES = ("entropy", "rank")  # need every class's probability: not in the compact layout
-NEIGHBOUR_FEATURES = ("neighbours",)  # need the run's recorded neighbour agreement (N, T)
+NEIGHBOUR_FEATURES = ("neighbours", "neighbours_class")  # need the run's recorded neighbour agreement (N, T)
 FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES, *RELATIVE_FEATURES, *NEIGHBOUR_FEATURES)
+_WHOLE_RUN = (*RUN_FEATURES, *RELATIVE_FEATURES, "neighbours_class")  # need statistics of the whole run
 QUANTILES = 100  # percentiles 0, 1, ..., 100 of the margin per epoch
 QUANTILE_ROWS = 65536  # an empirical CDF from 65k rows is within ~0.005 of the whole run's
 
@@ -107,7 +111,7 @@ def check_neighbours(neighbours, td_shape: tuple[int, ...]) -> np.ndarray:
 
 def needs_context(names: Sequence[str]) -> bool:
     """Whether features ``names`` need :func:`run_context` of the whole run (not only of a chunk's rows)."""
-    return any(n in RUN_FEATURES or n in RELATIVE_FEATURES for n in names)
+    return any(n in _WHOLE_RUN for n in names)
 
 
 def margin_quantiles(td: np.ndarray) -> np.ndarray:
@@ -162,8 +166,17 @@ def _margin_quantile(td: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return out
 
 
+def class_neighbours(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """The mean neighbour agreement of each assigned class at each epoch, shape (num_classes, T), float32, from
+    ``neighbours`` (N, T) and ``labels`` (N,); a class without rows gets zeros (no row reads them)."""
+    sums = np.zeros((num_classes, neighbours.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, np.asarray(neighbours, dtype=np.float64))
+    counts = np.bincount(labels, minlength=num_classes)[:, None]
+    return (sums / np.maximum(counts, 1)).astype(np.float32)
+
+
 def run_context(td: np.ndarray, labels: np.ndarray | None = None, *,
-                names: Sequence[str] = FEATURES) -> dict[str, np.ndarray]:
+                names: Sequence[str] = FEATURES, neighbours: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """What features ``names`` need of the whole run (all of them by default): the run-context features,
     ``{name: array of shape (T,)}`` (chunked over rows); ``"margin_quantiles"``, :func:`margin_quantiles`
     (T, 101), which ``margin_quantile`` reads; and, given the assigned ``labels`` (N,),
@@ -176,6 +189,10 @@ def run_context(td: np.ndarray, labels: np.ndarray | None = None, *,
     if labels is not None and "margin_class_quantile" in names:
         labels = check_labels(labels, len(td))
         context["class_margin_quantiles"] = class_margin_quantiles(td, labels, int(labels.max()) + 1)
+    if labels is not None and neighbours is not None and "neighbours_class" in names:
+        labels = check_labels(labels, len(td))
+        context["class_neighbours"] = class_neighbours(check_neighbours(neighbours, td.shape), labels,
+                                                       int(labels.max()) + 1)
     return context
 
 
@@ -244,7 +261,7 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
                              "(runner.py --neighbours K) and pass neighbours=")
         neighbours = check_neighbours(neighbours, td.shape)
     if context is None and needs_context(names):
-        context = run_context(td, labels, names=names)
+        context = run_context(td, labels, names=names, neighbours=neighbours)
     out = np.empty((td.shape[0], td.shape[1], len(names)), dtype=np.float32)
     for start in range(0, td.shape[0], _CHUNK_ROWS):
         chunk = np.asarray(td[start:start + _CHUNK_ROWS], dtype=np.float32)
@@ -255,6 +272,9 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
                 value = _margin_quantile(chunk, context["margin_quantiles"])
             elif name == "neighbours":
                 value = neighbours[start:start + len(chunk)]
+            elif name == "neighbours_class":
+                rows = labels[start:start + len(chunk)]
+                value = neighbours[start:start + len(chunk)].astype(np.float32) - context["class_neighbours"][rows]
             elif name == "margin_class_quantile":
                 value = _margin_class_quantile(chunk, labels[start:start + len(chunk)],
                                                context["class_margin_quantiles"])

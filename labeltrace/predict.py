@@ -241,7 +241,8 @@ def score(model: torch.nn.Module, info: DetectorInfo, td: np.ndarray, *, labels:
     if needs_neighbours(info.features) and neighbours is None:
         raise UsageError(f"{info.path} reads {','.join(info.features)}: it needs the neighbour agreement recorded "
                          f"with the traces (runner.py --neighbours K); score this run with {GENERALIST_SOFTMAX.name}")
-    context = run_context(td, labels, names=info.features) if needs_context(info.features) else None  # whole run
+    context = (run_context(td, labels, names=info.features, neighbours=neighbours)  # of the whole run
+               if needs_context(info.features) else None)
     for i in range(0, len(td), batch_size):  # features one batch at a time: memory stays that of one batch
         chunk = td[i:i + batch_size]
         rows = labels[i:i + batch_size] if by_class else None

@@ -53,6 +53,6 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
         fail(f"--detector: {spec}: no such detector checkpoint (or use baseline:<name>)")
     model, info = load_detector(path)
     p_noisy, note = score(model, info, traces.td, labels=traces.assigned, neighbours=traces.neighbours)
-    return Scores(p_noisy.astype(np.float64), detector_name(spec),
+    return Scores(p_noisy.astype(np.float64), detector_name(str(path)),  # the checkpoint "generalist" resolved to
                   {"kind": "lstm", "path": str(path), "variant": info.variant, "train_length": info.train_length,
                    "val_auc": info.val_auc}, note)

@@ -292,10 +292,12 @@ def pool_runs(runs: list, *, features: tuple[str, ...], length: int, max_per_run
                                        stratify=run.label_flipped)
             rows = np.sort(rows)
         assigned = run.assigned if needs_labels(features) else None
-        context = run_context(run.td, assigned, names=features) if needs_context(features) else None  # whole run
-        neighbours = run.require_neighbours()[rows] if needs_neighbours(features) else None
+        neighbours = run.require_neighbours() if needs_neighbours(features) else None
+        context = (run_context(run.td, assigned, names=features, neighbours=neighbours)  # of the whole run
+                   if needs_context(features) else None)
         inputs.append(detector_inputs(run.td[rows], features, length, context,
-                                      labels=None if assigned is None else assigned[rows], neighbours=neighbours))
+                                      labels=None if assigned is None else assigned[rows],
+                                      neighbours=None if neighbours is None else neighbours[rows]))
         flipped.append(run.label_flipped[rows])
         strata.append(np.full(len(rows), i))
     return np.concatenate(inputs), np.concatenate(flipped), np.concatenate(strata)

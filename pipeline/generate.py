@@ -20,7 +20,8 @@ from core.committed import completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, fit, recipe_dict, write_valid_results
 from labeltrace.io import write_json
 from labeltrace.neighbours import DEFAULT_K
-from labeltrace.runfiles import RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE, write_metadata
+from labeltrace.runfiles import (RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE,
+                                 write_metadata)
 from core.runfolder import locked_run_dir, prepare_run_dir
 from labeltrace.seed import noise_rng, seed_everything
 from datasets.label_files import labels_sha1, read_bundle_labels

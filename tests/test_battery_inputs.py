@@ -148,7 +148,7 @@ def test_plain_pickle_is_not_a_torch_file(tmp_path, synthetic, capsys):
 
 
 def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path):
-    from core.fit import _commit
+    from core.fit import _commit, _Recorders
 
     class FullRecorder:
         path = tmp_path / "td_raw.npy"
@@ -158,7 +158,7 @@ def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path):
 
     model = torch.nn.Linear(2, 2)
     with pytest.raises(OSError) as info:
-        _commit(tmp_path, 0, model, torch.optim.SGD(model.parameters(), lr=0.1), FullRecorder(),
+        _commit(tmp_path, 0, model, torch.optim.SGD(model.parameters(), lr=0.1), _Recorders(probs=FullRecorder()),
                 {"error": 1.0, "epoch": 1}, [], {})
     assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "td_raw.npy")
     assert not (tmp_path / "resume.pth").exists()

@@ -82,6 +82,21 @@ def test_the_neighbours_feature_passes_the_recorded_agreement_through():
         feature_stack(td, ["neighbours"], neighbours=recorded[:, :2])
 
 
+def test_the_class_gap_subtracts_the_mean_agreement_of_the_assigned_class_by_hand():
+    td = np.full((4, 2, 3), 1 / 3, dtype=np.float32)
+    recorded = np.array([[1.0, 0.5], [0.5, 0.5], [0.0, 0.0], [1.0, 1.0]], dtype=np.float16)
+    labels = np.array([0, 0, 1, 1])
+    # Class 0's mean agreement: (1 + 0.5) / 2 = 0.75 at epoch 1, 0.5 at epoch 2; class 1's: 0.5 and 0.5.
+    gap = feature_stack(td, ["neighbours_class"], labels=labels, neighbours=recorded)[:, :, 0]
+    np.testing.assert_allclose(gap, [[0.25, 0.0], [-0.25, 0.0], [-0.5, -0.5], [0.5, 0.5]])
+    # Scored a chunk at a time, a row still reads its class's mean over the whole run (the run context).
+    from labeltrace.features import run_context
+
+    context = run_context(td, labels, names=["neighbours_class"], neighbours=recorded)
+    np.testing.assert_allclose(feature_stack(td[2:], ["neighbours_class"], context, labels=labels[2:],
+                                             neighbours=recorded[2:])[:, :, 0], gap[2:])
+
+
 def _step1(save: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "runner.py", "--dataset", "digits", "--max_train", "300", "--max_test",
                            "100", "--num_epochs", "4", "--noise_ratio", "0.3", "--seed", "1", "--threads", "1",
