@@ -287,6 +287,17 @@ class _EpochLoop:
         """Per-batch rows -> one array (N, ...) of the whole training set (every rank's share gathered)."""
         return assemble_rows(shares, self.data.train.num_samples, self.runtime.gather)
 
+    def _features(self, shares: list[tuple[np.ndarray, torch.Tensor]], batches: list[torch.Tensor]):
+        """The (N, D) features of the training set, one (B, D) per batch of ``shares``: left on their device in
+        one process (the neighbour search then runs there), gathered through the host under data parallelism."""
+        if self.runtime.dist.active:
+            return self._rows([(idx, f) for (idx, _), f in zip(shares, batches)])
+        out = torch.empty((self.data.train.num_samples, batches[0].shape[1]), dtype=batches[0].dtype,
+                          device=batches[0].device)
+        for (idx, _), f in zip(shares, batches):
+            out[torch.from_numpy(idx).to(f.device)] = f
+        return out
+
     def _keep(self, epoch: int, shares: list[tuple[np.ndarray, torch.Tensor]], tap: FeatureTap | None) -> None:
         """Record one epoch's probabilities (N, C) of the whole training set and, with a ``tap``, the neighbour
         agreement of the features it collected, one (B, D) per batch of ``shares`` (rank 0 records)."""
@@ -295,7 +306,7 @@ class _EpochLoop:
         if tap is not None:
             if len(tap.batches) != len(shares):
                 raise RuntimeError(f"the feature tap saw {len(tap.batches)} forward passes for {len(shares)} batches")
-            features = self._rows([(idx, f) for (idx, _), f in zip(shares, tap.batches)])
+            features = self._features(shares, tap.batches)
             if recorders.neighbours is not None:
                 recorders.neighbours.record(epoch, np.arange(len(probs)),
                                             agreement(features, self.data.train_labels, k=recorders.k)[:, None])
