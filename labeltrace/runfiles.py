@@ -255,10 +255,9 @@ def read_neighbours(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
     """The ``neighbours`` array of a traces file (the neighbour agreement, float16 of shape (N, T) for ``td`` of
     ``shape`` (N, T, C)), or None when the run did not record it; ``UsageError`` naming the file when it does not
     fit ``td`` or is not a fraction."""
-    with np.load(path, allow_pickle=False) as data:
-        if "neighbours" not in data.files:
-            return None
-    neighbours = load_npz(path, only=("neighbours",))["neighbours"]
+    neighbours = load_npz(path, only=("neighbours",)).get("neighbours")
+    if neighbours is None:
+        return None
     if neighbours.shape != tuple(shape[:2]) or not np.issubdtype(neighbours.dtype, np.floating):
         raise UsageError(f"{path}: 'neighbours' must be floats of shape {tuple(shape[:2])} (N, T) to match td "
                          f"{tuple(shape)}, found {neighbours.dtype} {neighbours.shape}")

@@ -203,3 +203,15 @@ def test_the_library_recorder_refuses_missing_or_unwanted_features(tmp_path):
         DynamicsRecorder(tmp_path / "c", labels=LABELS, num_classes=2, neighbours=2, layout="compact")
     with pytest.raises(ValueError, match="k >= 0"):
         DynamicsRecorder(tmp_path / "d", labels=LABELS, num_classes=2, neighbours=-1)
+
+
+@pytest.mark.parametrize("bad, says", [(np.full((3, 2), 0.5, np.float16), r"shape \(3, 4\)"),
+                                       (np.full((3, 4), 1.5, np.float16), "outside \\[0, 1\\]")])
+def test_a_traces_file_with_a_bad_agreement_is_refused_naming_it(tmp_path, bad, says):
+    td = np.full((3, 4, 2), 0.5, np.float16)
+    labels = np.tile(np.array([[0, 1]], np.int16), (3, 1))
+    path = tmp_path / "training_dynamics.npz"
+    np.savez_compressed(path, td=td, labels=labels, neighbours=bad)
+    with pytest.raises(UsageError, match=says) as info:
+        load_run(path)
+    assert str(path) in str(info.value)
