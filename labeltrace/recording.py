@@ -145,22 +145,26 @@ class Recording:
         n, c = len(self.labels), self.num_classes
         self.run_dir.mkdir(parents=True, exist_ok=True)
         full = self.layout == "full"
-        raw = self.run_dir / (RAW_TRACES_FILE if full else RAW_COMPACT_FILE)
-        stored = np.load(raw, mmap_mode="r").shape[0] if resume else epochs  # >= epochs: a killed epoch's block
-        self.rows = TraceRecorder(raw, n, stored, c if full else COMPACT_WIDTH, resume=resume,
-                                  dtype=np.float16 if full else np.float32)
-        self.rows.resize(epochs)
+        self.rows = self._epoch_file(RAW_TRACES_FILE if full else RAW_COMPACT_FILE, c if full else COMPACT_WIDTH,
+                                     np.float16 if full else np.float32, resume=resume, epochs=epochs)
         if self.k:
             raw = self.run_dir / RAW_NEIGHBOURS_FILE
             if resume and not raw.is_file():
                 raise ValueError(f"{raw} is missing: the neighbour agreement of the finished epochs is lost; "
                                  f"delete {self.state.name} there to record from scratch")
-            stored = np.load(raw, mmap_mode="r").shape[0] if resume else epochs
-            self.neighbours = TraceRecorder(raw, n, stored, 1, resume=resume)
-            self.neighbours.resize(epochs)
+            self.neighbours = self._epoch_file(RAW_NEIGHBOURS_FILE, 1, np.float16, resume=resume, epochs=epochs)
         if not full:
             self.sums = TraceRecorder(self.run_dir / MEAN_SUM_FILE, n, 2, c, resume=resume, dtype=np.float32)
             self.spill = TraceRecorder(self.run_dir / MEAN_SPILL_FILE, n, 1, c, resume=False)
+
+    def _epoch_file(self, name: str, width: int, dtype, *, resume: bool, epochs: int) -> TraceRecorder:
+        """An epoch-major working file (T, N, width) holding ``epochs`` epochs; resumed, its stored block count
+        can exceed them (a killed epoch's block), which the resize cuts off."""
+        raw = self.run_dir / name
+        stored = np.load(raw, mmap_mode="r").shape[0] if resume else epochs
+        recorder = TraceRecorder(raw, len(self.labels), stored, width, resume=resume, dtype=dtype)
+        recorder.resize(epochs)
+        return recorder
 
     def record(self, epoch: int, idx: np.ndarray, probs: np.ndarray) -> None:
         """``probs`` (B, C) float16 of the samples ``idx`` (B,), sorted and each new in this epoch."""
