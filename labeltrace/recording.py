@@ -113,7 +113,8 @@ class Recording:
 
     def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int, neighbours: int = 0) -> None:
         self.run_dir, self.layout, self.labels, self.num_classes = run_dir, layout, labels, num_classes
-        self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too (full layout)
+        self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too; None: as committed
+        self.search: dict | None = None  # how the agreement was searched (FeatureStore.describe)
         self.state = run_dir / RECORDER_STATE_FILE
         self.rows: TraceRecorder | None = None
         self.neighbours: TraceRecorder | None = None
@@ -131,8 +132,11 @@ class Recording:
         if not self.state.is_file():
             return 0
         state = json.loads(self.state.read_text())
-        mine = self.identity()
         state.setdefault("neighbours", 0)  # a folder recorded before the agreement existed recorded none
+        if self.k is None:  # the recorder's default: go on as the folder was recorded
+            self.k = state["neighbours"]
+        self.search = state.get("neighbour_search")
+        mine = self.identity()
         differ = [f"{k} {state.get(k)} (now {v})" for k, v in mine.items() if state.get(k) != v]
         if differ:
             raise ValueError(f"{self.state}: this folder records another run ({', '.join(differ)}): give another "
@@ -202,23 +206,27 @@ class Recording:
             self.sums.write_rows(epoch % 2, rows, probs)
         self._filled[:] = 0
 
-    def commit(self, epochs: int) -> None:
-        """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically)."""
+    def commit(self, epochs: int, search: dict | None = None) -> None:
+        """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically), with the
+        ``search`` that made its neighbour agreement."""
         self.rows.flush()
         if self.neighbours is not None:
             self.neighbours.flush()
         if self.sums is not None:
             self._add_spill(epochs - 1)
             self.sums.sync()
-        write_json(self.state, {**self.identity(), "epochs": epochs})
+        self.search = search or self.search
+        extra = {"neighbour_search": self.search} if self.search else {}
+        write_json(self.state, {**self.identity(), "epochs": epochs, **extra})
 
     def write(self, epochs: int) -> None:
         """The traces file of the layout, from the committed ``epochs``."""
         if self.layout == "full":
-            self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels, neighbours=self.neighbours)
+            self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels, neighbours=self.neighbours,
+                                   search=self.search)
         else:
             write_compact(self.run_dir / COMPACT_TRACES_FILE, self.rows, self.sums, (epochs - 1) % 2, self.labels,
-                          epochs)
+                          epochs, neighbours=self.neighbours, search=self.search)
 
     def remove(self) -> None:
         for recorder in (self.rows, self.sums, self.spill, self.neighbours):
