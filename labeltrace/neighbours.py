@@ -31,6 +31,7 @@ FEATURE_BUDGET = 1 << 29  # bytes of float16 features kept per epoch (512 MiB): 
 MIN_DIM = 32
 PCA_ROWS = 8192  # rows whose principal directions reduce an epoch's features, when they must be reduced
 _BLOCK_VALUES = 1 << 26  # similarities held at a time: 256 MB of float32 (1,342 rows at N = 50k)
+_GPU_BLOCK_VALUES = 1 << 28  # on a GPU 1 GB: fewer, larger products (210 rows at N = 1.28M)
 _CHUNK_ROWS = 1 << 16  # rows added to or searched in the inverted-file index at a time
 
 
@@ -90,11 +91,9 @@ def agreement(features: torch.Tensor | np.ndarray, labels: torch.Tensor | np.nda
     k = min(k, n - 1)
     if k < 1:
         return np.ones(n, dtype=np.float32)
-    method = choose_search(n, x.shape[1], x.device, search=search, warn=True)
-    x = nn.functional.normalize(x.float(), dim=1)
-    if method == "ivf":
-        return _ivf_agreement(x, y.cpu().numpy(), k)
-    return _exact_agreement(x, y, k)
+    if choose_search(n, x.shape[1], x.device, search=search, warn=True) == "ivf":
+        return _ivf_agreement(x, y.cpu().numpy(), k)  # normalizes chunk by chunk: no float32 copy of x
+    return _exact_agreement(nn.functional.normalize(x.float(), dim=1), y, k)
 
 
 def choose_search(n: int, d: int, device: torch.device | str = "cpu", *, search: str = "auto",
@@ -125,7 +124,7 @@ def _exact_agreement(x: torch.Tensor, y: torch.Tensor, k: int) -> np.ndarray:
     """Blocked exact search over unit rows ``x`` (N, D): :data:`_BLOCK_VALUES` similarities at a time."""
     n = len(x)
     out = torch.empty(n, dtype=torch.float32, device=x.device)
-    rows = max(1, _BLOCK_VALUES // n)
+    rows = max(1, (_GPU_BLOCK_VALUES if x.is_cuda else _BLOCK_VALUES) // n)
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         sim = x[start:stop] @ x.T
@@ -145,8 +144,9 @@ def ivf_params(n: int) -> tuple[int, int]:
 
 
 def _ivf_agreement(x: torch.Tensor, y: np.ndarray, k: int) -> np.ndarray:
-    """The agreement from faiss's inverted-file index of float16 rows (inner product of unit rows ``x`` (N, D),
-    on the CPU), built and queried in chunks so that no float32 copy of the whole epoch is made."""
+    """The agreement from faiss's inverted-file index of the rows of ``x`` (N, D), unit-normalized and rounded
+    to float16 (inner product = cosine), on the CPU, built and queried in chunks so that no float32 copy of the
+    whole epoch is made."""
     faiss = _faiss()
     faiss.omp_set_num_threads(torch.get_num_threads())
     n, d = x.shape
@@ -175,7 +175,9 @@ def _ivf_agreement(x: torch.Tensor, y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _host(x: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(x.detach().cpu().float().numpy())
+    """Rows of ``x`` as the index holds them: unit-normalized, float16 values, a float32 array on the CPU."""
+    rows = nn.functional.normalize(x.detach().cpu().float(), dim=1).to(torch.float16)
+    return np.ascontiguousarray(rows.float().numpy())
 
 
 def _faiss(required: bool = True):

@@ -292,9 +292,9 @@ def test_the_inverted_file_search_probing_every_list_equals_the_exact_one(monkey
     import labeltrace.neighbours as neighbours
 
     x, y = _clusters()
-    # Unit rows in float16, as the feature store keeps them: the index stores them exactly.
+    # The rows as the index holds them (unit, float16 values), searched exactly: the same inner products.
     rows = torch.nn.functional.normalize(torch.from_numpy(x), dim=1).half().float()
-    exact = neighbours._exact_agreement(rows, torch.from_numpy(y), 10)
+    exact = neighbours._exact_agreement(torch.from_numpy(neighbours._host(rows)), torch.from_numpy(y), 10)
     monkeypatch.setattr(neighbours, "IVF_PROBES", 10 ** 6)  # every list probed: an exhaustive search
     np.testing.assert_array_equal(neighbours._ivf_agreement(rows, y, 10), exact)
     assert neighbours.ivf_params(600) == (98, 98)  # 4 sqrt(600) lists, all of them probed
