@@ -191,7 +191,7 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
     if recorders.k:
         device = next(model.parameters()).device
         recorders.search = describe_search(data.train.num_samples, head_of(model).in_features, device,
-                                           k=neighbours, search=neighbour_search)
+                                           k=neighbours, search=neighbour_search, warn=True)
     loop = _EpochLoop(model, optimizer, data, recipe=recipe, seed=seed, record=record, runtime=runtime,
                       recorders=recorders, log=log, checkpoint=run_dir / RESUME_FILE)
     for epoch in range(progress.epoch, recipe.epochs):

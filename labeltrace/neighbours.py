@@ -260,12 +260,12 @@ class FeatureStore:
 
 
 def describe_search(n: int, d: int, device: torch.device | str = "cpu", *, k: int = DEFAULT_K,
-                    search: str = "auto", budget: int = FEATURE_BUDGET) -> dict:
+                    search: str = "auto", budget: int = FEATURE_BUDGET, warn: bool = False) -> dict:
     """What the agreement of ``n`` samples with ``d`` features on ``device`` is made by, for a run's traces file:
     ``k``, ``search`` (exact or ivf), ``features_dim`` (d), ``dim`` (kept, :func:`stored_dim`) and, for ivf,
-    ``lists`` and ``probed`` (:func:`ivf_params`)."""
+    ``lists`` and ``probed`` (:func:`ivf_params`). ``warn``: as :func:`choose_search`."""
     dim = stored_dim(n, d, budget)
-    method = choose_search(n, dim, device, search=search)
+    method = choose_search(n, dim, device, search=search, warn=warn)
     out = {"k": k, "search": method, "features_dim": d, "dim": dim}
     if method == "ivf":
         out["lists"], out["probed"] = ivf_params(n)
