@@ -95,8 +95,10 @@ def compare(n: int, d: int) -> dict:
 
     data = Clusters(n, d)
     raw = torch.cat([data.batch(s, min(s + BATCH, n)) for s in range(0, n, BATCH)])
+    from sklearn.metrics import roc_auc_score
+
     exact_raw = agreement(raw, data.labels, search="exact")
-    out = {"n": n, "d": d}
+    out = {"n": n, "d": d, "roc_auc_of_exact_agreement": float(roc_auc_score(data.flipped, -exact_raw))}
     for name, budget in (("whole", 1 << 40), ("reduced to 128", n * 128 * 2)):
         store = FeatureStore(n, budget=budget)
         store.add(torch.arange(n), raw)
@@ -110,6 +112,7 @@ def compare(n: int, d: int) -> dict:
         out[name] = {"dim": x.shape[1], "recall_at_20": recall(x, DEFAULT_K, faiss),
                      "mean_abs_ivf_vs_exact": float(np.abs(ivf - exact).mean()),
                      "mean_abs_ivf_vs_exact_raw": float(np.abs(ivf - exact_raw).mean()),
+                     "roc_auc_of_ivf_agreement": float(roc_auc_score(data.flipped, -ivf)),
                      "ivf_seconds": ivf_seconds, "exact_seconds": exact_seconds}
     return out
 

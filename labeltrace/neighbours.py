@@ -29,7 +29,7 @@ IVF_PROBES = 16  # inverted lists visited per query
 IVF_TRAIN_PER_LIST = 64  # training rows per list of the k-means that places them
 FEATURE_BUDGET = 1 << 29  # bytes of float16 features kept per epoch (512 MiB): 128 dimensions at 1.28M samples
 MIN_DIM = 32
-PCA_ROWS = 8192  # rows whose principal directions reduce an epoch's features, when they must be reduced
+PROJECTION_SEED = 0
 _BLOCK_VALUES = 1 << 26  # similarities held at a time: 256 MB of float32 (1,342 rows at N = 50k)
 _GPU_BLOCK_VALUES = 1 << 28  # on a GPU 1 GB: fewer, larger products (210 rows at N = 1.28M)
 _CHUNK_ROWS = 1 << 16  # rows added to or searched in the inverted-file index at a time
@@ -196,61 +196,45 @@ class FeatureStore:
     """One epoch's features of every sample, (N, dim) float16 on the device they come from, filled batch by batch.
 
     Rows are stored unit-normalized (cosine similarity is all the search reads, and float16 then cannot
-    overflow). Where (N, D) float16 would pass ``budget`` bytes (:data:`FEATURE_BUDGET`), rows are reduced to
-    ``dim`` dimensions (:func:`stored_dim`) along the principal directions of the epoch's first
-    :data:`PCA_ROWS` rows (uncentred, as cosine similarity is): a trained network's features vary along few
-    directions, so neighbourhoods survive where a random projection of the same width scatters them
-    (docs/neighbours_scale.md). Memory stays bounded at any N and D: the rows, plus PCA_ROWS x D float32 until
-    the directions are fitted. Call :meth:`agreement` once per epoch; the next epoch fits its own directions.
+    overflow). Where (N, D) float16 would pass ``budget`` bytes (:data:`FEATURE_BUDGET`), each unit row is first
+    multiplied by a fixed Gaussian projection (D, dim), seeded, so the same on every run and resume, ``dim`` from
+    :func:`stored_dim`: inner products of unit rows survive a random projection up to a small distortion
+    (Johnson-Lindenstrauss) whatever the data, where principal directions fitted on the features can keep the
+    within-class spread and drop what tells classes apart (docs/neighbours_scale.md). Memory stays bounded at
+    any N and D.
     """
 
     def __init__(self, num_samples: int, *, budget: int = FEATURE_BUDGET) -> None:
         self.num_samples, self.budget = num_samples, budget
         self.rows: torch.Tensor | None = None
-        self.basis: torch.Tensor | None = None  # (D, dim), this epoch's directions, when rows are reduced
+        self.projection: torch.Tensor | None = None  # (D, dim), when rows are reduced
         self.features_dim = 0
-        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # rows that came before the directions
 
     def add(self, idx: torch.Tensor | np.ndarray, features: torch.Tensor) -> None:
         """Rows ``idx`` (B,) get ``features`` (B, D); D must be the same for every batch of a run."""
         feats = nn.functional.normalize(features.detach().flatten(1).float(), dim=1)
         if self.rows is None:
-            self.features_dim = feats.shape[1]
-            dim = stored_dim(self.num_samples, self.features_dim, self.budget)
-            self.rows = torch.zeros((self.num_samples, dim), dtype=torch.float16, device=feats.device)
+            self._allocate(feats.shape[1], feats.device)
         elif feats.shape[1] != self.features_dim:
             raise ValueError(f"features: each batch must have the same width, got {feats.shape[1]} after "
                              f"{self.features_dim}")
+        if self.projection is not None:
+            feats = nn.functional.normalize(feats @ self.projection, dim=1)
         idx = torch.as_tensor(idx, device=self.rows.device).long()
-        if self.rows.shape[1] == self.features_dim or self.basis is not None:
-            self._put(idx, feats)
-            return
-        self._pending.append((idx, feats))
-        if sum(len(i) for i, _ in self._pending) >= PCA_ROWS:
-            self._fit()
-
-    def _put(self, idx: torch.Tensor, feats: torch.Tensor) -> None:
-        if self.basis is not None:
-            feats = nn.functional.normalize(feats @ self.basis, dim=1)
         self.rows[idx] = feats.to(self.rows.device, torch.float16)
 
-    def _fit(self) -> None:
-        """The directions from the rows kept so far, then those rows stored through them."""
-        sample = torch.cat([f for _, f in self._pending])[:PCA_ROWS]
-        directions = torch.linalg.svd(sample, full_matrices=False).Vh[: self.rows.shape[1]].T
-        self.basis = torch.zeros((self.features_dim, self.rows.shape[1]), device=sample.device)
-        self.basis[:, : directions.shape[1]] = directions  # fewer rows than dim (a tiny epoch): zero-padded
-        pending, self._pending = self._pending, []
-        for idx, feats in pending:
-            self._put(idx, feats)
+    def _allocate(self, d: int, device: torch.device) -> None:
+        dim = stored_dim(self.num_samples, d, self.budget)
+        if dim < d:
+            gen = torch.Generator().manual_seed(PROJECTION_SEED)
+            self.projection = (torch.randn(d, dim, generator=gen) / dim ** 0.5).to(device)
+        self.features_dim = d
+        self.rows = torch.zeros((self.num_samples, dim), dtype=torch.float16, device=device)
 
     def agreement(self, labels, *, k: int = DEFAULT_K, search: str = "auto") -> np.ndarray:
-        """:func:`agreement` of the epoch's rows, (N,) float32; the next epoch fits directions anew."""
+        """:func:`agreement` of the epoch's rows, (N,) float32."""
         if self.rows is None:
             raise ValueError("no features were added this epoch")
-        if self._pending:
-            self._fit()
-        self.basis = None
         return agreement(self.rows, labels, k=k, search=search)
 
     def describe(self, *, k: int, search: str = "auto") -> dict:
