@@ -6,8 +6,10 @@ Writers and readers both name files through these constants, so a file cannot be
 from __future__ import annotations
 
 import collections
+import fcntl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -68,6 +70,21 @@ def check_output_file(path: str | Path, *, flag: str, inputs: tuple[str | Path, 
     if path.name in (*RUN_FILES, RAW_TRACES_FILE, LOCK_FILE) and any(
             (folder / name).exists() for name in (TRACES_FILE, METADATA_FILE, RAW_TRACES_FILE, RESUME_FILE)):
         raise UsageError(f"{flag}: {path} is the {path.name} of the run folder {path.parent}: give another file name")
+
+
+def lock_run_dir(run_dir: Path) -> IO:
+    """Hold an advisory lock on ``run_dir/.lock`` (the folder must exist) until the returned handle is closed:
+    one writer per run folder, STEP 1's and the library recorder's alike. A folder another process or another
+    recorder holds is a one-line :class:`UsageError`. The lock file stays: deleting it would let a process
+    that opened it just before lock a file no one else sees."""
+    handle = open(Path(run_dir) / LOCK_FILE, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(f"{run_dir} is in use by another process (it holds {Path(run_dir) / LOCK_FILE}): "
+                         "wait for it to end") from None
+    return handle
 
 
 def write_metadata(run_dir: Path, *, train_indices: np.ndarray, valid_indices: np.ndarray,
