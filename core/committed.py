@@ -15,14 +15,9 @@ import numpy as np
 from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
 from labeltrace.io import json_ready, read_json
-from labeltrace.recorder import raw_file_problem
+from labeltrace.recorder import ROW_SUM_TOLERANCE, raw_file_problem
 from labeltrace.runfiles import (CONFIG_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE,
                                 TRAIN_LOG_FILE)
-
-# A committed row is one float16 softmax vector: each value rounds by at most 2**-11 relative (bf16
-# arithmetic upstream by 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that
-# sums to 0 is an epoch that was never written (the file is sparse), one far from 1 was overwritten.
-ROW_SUM_TOLERANCE = 0.05
 
 
 def check_committed(run_dir: Path, state: dict[str, Any], raw_shape: tuple[int, int, int], record: str) -> None:
