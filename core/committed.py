@@ -15,7 +15,7 @@ import numpy as np
 from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
 from labeltrace.io import json_ready, read_json
-from labeltrace.recorder import ROW_SUM_TOLERANCE, raw_file_problem
+from labeltrace.recorder import ROW_SUM_TOLERANCE, checksum_problem, raw_file_problem
 from labeltrace.runfiles import (CONFIG_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE,
                                 TRAIN_LOG_FILE)
 
@@ -38,9 +38,22 @@ def check_committed(run_dir: Path, state: dict[str, Any], raw_shape: tuple[int, 
         lost = f"the traces of the {epoch} committed epochs are lost; {restart}"
         if not raw.is_file():
             fail(f"{raw} is missing: {lost}")
-        problem = raw_file_problem(raw, raw_shape) or committed_rows_problem(raw, raw_shape, epoch)
+        problem = (raw_file_problem(raw, raw_shape) or committed_rows_problem(raw, raw_shape, epoch)
+                   or _checksums_problem(raw, state, epoch))
         if problem:
             fail(f"{problem}: {lost}")
+
+
+def _checksums_problem(raw: Path, state: dict[str, Any], epochs: int) -> str | None:
+    """Whether the ``epochs`` committed epochs of ``raw`` still have the crc32 ``resume.pth`` keeps for them (a
+    run begun before checksums were kept has none to compare)."""
+    checksums = state.get("checksums")
+    kept = checksums.get(raw.name) if isinstance(checksums, dict) else None
+    if kept is None:
+        return None
+    if not isinstance(kept, list) or len(kept) != epochs:
+        return f"{raw.parent / RESUME_FILE}: keeps no checksum per committed epoch of {raw.name}"
+    return checksum_problem(raw, dict(enumerate(kept)))
 
 
 def _check_log(log: Path, epoch: int, restart: str) -> None:
@@ -83,12 +96,14 @@ def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record
     check_resumable(run_dir, config, saved=state["config"])
     check_committed(run_dir, state, raw_shape, record)
     if config.get("neighbours") and record != "none":
-        _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state["epoch"])
+        _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state)
     return state
 
 
-def _check_neighbours(raw: Path, shape: tuple[int, int, int], epochs: int) -> None:
-    """The neighbour agreement's raw file (T, N, 1) holds ``epochs`` committed epochs of fractions in [0, 1]."""
+def _check_neighbours(raw: Path, shape: tuple[int, int, int], state: dict[str, Any]) -> None:
+    """The neighbour agreement's raw file (T, N, 1) holds the committed epochs of ``state`` (``resume.pth``):
+    fractions in [0, 1], unchanged since their commit (their checksums: an agreement of 0 is legal)."""
+    epochs = state["epoch"]
     lost = f"the neighbour agreement of the {epochs} committed epochs is lost; add --restart to start over"
     if not raw.is_file():
         fail(f"{raw} is missing: {lost}")
@@ -97,6 +112,7 @@ def _check_neighbours(raw: Path, shape: tuple[int, int, int], epochs: int) -> No
         block = np.asarray(np.load(raw, mmap_mode="r")[:epochs], dtype=np.float32)
         if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
             problem = f"{raw}: holds values that are not fractions of neighbours (damaged)"
+    problem = problem or _checksums_problem(raw, state, epochs)
     if problem:
         fail(f"{problem}: {lost}")
 

@@ -81,6 +81,25 @@ def test_damaged_raw_traces_of_the_right_size_are_refused(resumable, capsys):
     assert digest(run_dir) == before
 
 
+@pytest.mark.parametrize("name", ["td_neighbours_raw.npy", "td_raw.npy"])
+def test_committed_epoch_changed_within_range_is_caught_by_its_checksum(resumable, capsys, name):
+    """Epoch 1 of the agreement zeroed (0 is a legal agreement), or two probabilities of epoch 1 swapped (each
+    row still sums to 1): only the crc32 kept in resume.pth sees it."""
+    run_dir = resumable / RUN
+    raw = run_dir / name
+    data = bytearray(raw.read_bytes())
+    if name == "td_neighbours_raw.npy":
+        data[RAW_HEADER:RAW_HEADER + 1497 * 2] = bytes(1497 * 2)
+    else:
+        data[RAW_HEADER:RAW_HEADER + 4] = data[RAW_HEADER + 2:RAW_HEADER + 4] + data[RAW_HEADER:RAW_HEADER + 2]
+    raw.write_bytes(bytes(data))
+    assert torch.load(run_dir / "resume.pth", weights_only=True)["checksums"][name][0] >= 0
+    before = digest(run_dir)
+    one_line_error(step1(resumable), capsys, f"{raw}: epoch 1 changed after it was committed",
+                   f"of the {KILLED_AT} committed epochs", "--restart")
+    assert digest(run_dir) == before
+
+
 @pytest.mark.parametrize("name", ["training_dynamics.npz", "metadata.pth"])
 def test_detector_out_never_replaces_a_run_file(finished, tmp_path, capsys, name):
     run_dir = finished / RUN
