@@ -36,6 +36,7 @@ from labeltrace.neighbours import agreement
 from labeltrace.predict import load_detector, resolve_detector, score
 from labeltrace.recorder import ROW_SUM_TOLERANCE
 from labeltrace.recording import RESTART, Recording, _Group, choose_layout, write_run_metadata
+from labeltrace.runfiles import PROBABILITY_SLACK
 from labeltrace.traces import load_run
 
 class DynamicsRecorder:
@@ -285,6 +286,10 @@ def _p_noisy(traces, detector, labels=None, neighbours=None) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(td)))
         if bad:  # the detector would return NaN scores for them, which rank nowhere
             raise ValueError(f"traces hold {bad} NaN or infinite values: expected probabilities (did the run diverge?)")
+        low, high = (float(td.min()), float(td.max())) if td.size else (0.0, 1.0)
+        if low < -PROBABILITY_SLACK or high > 1 + PROBABILITY_SLACK:  # logits would be scored as probabilities
+            raise ValueError(f"traces run from {low:g} to {high:g}, outside [0, 1]: expected each epoch's softmax "
+                             "probabilities, not logits (apply a softmax over the classes first)")
         if labels is not None:
             labels = check_labels(labels.cpu() if torch.is_tensor(labels) else labels, len(td))
         if neighbours is not None:
@@ -321,6 +326,8 @@ def find_label_issues(traces, *, detector: str | Path | None = None, labels=None
     """
     if num_to_find is not None and fraction is not None:
         raise ValueError("give num_to_find or fraction, not both")
+    if num_to_find is not None and (isinstance(num_to_find, bool) or not isinstance(num_to_find, (int, np.integer))):
+        raise ValueError(f"num_to_find must be a whole number of samples, got {num_to_find!r}")
     if fraction is not None and not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     if return_indices_ranked_by not in (None, "p_noisy", "label_quality"):
