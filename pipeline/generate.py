@@ -30,7 +30,8 @@ from datasets.noise import corrupt_labels, inject_labels
 from datasets.registry import load_dataset
 from models.registry import build_model
 from pipeline.loaders import eval_batch_size, make_feed, place_model, select
-from pipeline.runtime import fit_runtime, pick_device, resolve_precision, set_threads
+from labeltrace.cli import set_threads
+from pipeline.runtime import fit_runtime, pick_device, resolve_precision
 from pipeline.recipe import add_data_args, add_train_args, make_recipe
 from pipeline.settings import RunSettings, resolve_settings
 

@@ -102,7 +102,8 @@ def step3_inputs(args) -> Step3Inputs:
     """What every STEP 3 stage starts from: threads and device set, the settings resolved as STEP 1 resolves
     them, the dataset loaded as STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
     from datasets.registry import load_dataset
-    from pipeline.runtime import pick_device, resolve_precision, set_threads
+    from labeltrace.cli import set_threads
+    from pipeline.runtime import pick_device, resolve_precision
     from pipeline.settings import resolve_settings
 
     set_threads(args.threads)

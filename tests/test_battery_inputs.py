@@ -228,3 +228,31 @@ def test_find_issues_prints_the_resampling_note(synthetic, tmp_path, capsys):
     main(get_args_parser().parse_args([str(synthetic), "--out", str(tmp_path / "out")]))
     assert f"note: traces have T=10 epochs, the detector was trained on T={info.train_length}" in \
         capsys.readouterr().out
+
+
+# -- the third battery: flags with one range and one meaning in every command --------------------------------------
+
+@pytest.mark.parametrize("value,needle", [("-1", "--threads: expected 0 or more (0: torch's default), got -1"),
+                                          ("0", None)])
+def test_plots_threads_like_every_command(synthetic, tmp_path, capsys, value, needle):
+    from tests.test_sound import plots
+
+    if needle:
+        one_line_error(plots(str(synthetic), "--threads", value, "--out", str(tmp_path / "p")), capsys, needle)
+        assert not (tmp_path / "p").exists()
+    else:  # 0: torch's default, as in STEP 1
+        run_cli(plots(str(synthetic), "--threads", value, "--out", str(tmp_path / "p")))
+        assert (tmp_path / "p" / "data_map.png").is_file()
+
+
+def test_compile_backend_checked_before_the_run_folder(tmp_path, capsys):
+    one_line_error(step1(tmp_path / "save", "--compile", "bogusbackend"), capsys,
+                   "--compile: expected a torch.compile backend", "got 'bogusbackend'")
+    assert not (tmp_path / "save").exists()
+
+
+def test_detector_length_beyond_any_run(synthetic, tmp_path, capsys):
+    """--length 100000 ran for hours (the LSTM reads every resampled epoch)."""
+    one_line_error(step2("--files_path", str(synthetic), "--length", "100000", "--out", str(tmp_path / "d.pth.tar")),
+                   capsys, "--length: expected at most 1000 epochs", "got 100000")
+    assert not (tmp_path / "d.pth.tar").exists()
