@@ -85,19 +85,43 @@ def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: i
 
 
 def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
-                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
+                 raw_shape: tuple[int, int, int], mmap: bool = True, model=None) -> dict[str, Any] | None:
     """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
     fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
     (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
-    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
+    to be trained from: the optimizer would otherwise keep file-backed momentum buffers. ``model``: the network
+    the state's weights must fit, finite (checked here, before the caller writes anything)."""
     state = None if restart else read_resume_state(run_dir, mmap=mmap)
     if state is None:
         return None
     check_resumable(run_dir, config, saved=state["config"])
     check_committed(run_dir, state, raw_shape, record)
+    if model is not None:
+        _check_weights(run_dir / RESUME_FILE, state["model"], model)
     if config.get("neighbours") and record != "none":
         _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state)
     return state
+
+
+def _check_weights(path: Path, weights: Any, model) -> None:
+    """``resume.pth``'s weights are ``model``'s tensors (names and shapes), every one finite: loading another
+    network's would fail in torch after the run folder was rewritten, and NaN weights would train to a NaN loss
+    (whose advice, a lower --lr, does not apply to a damaged state)."""
+    import torch
+
+    restart = "add --restart to start over"
+    expected = model.state_dict()
+    if not isinstance(weights, dict):
+        fail(f"{path}: its model is not a state_dict: {restart}")
+    other = sorted(set(expected) ^ set(weights)) + [k for k in expected if k in weights and
+                                                     tuple(weights[k].shape) != tuple(expected[k].shape)]
+    if other:
+        fail(f"{path}: holds the weights of another network ({len(other)} tensors differ from this "
+             f"{type(model).__name__}'s, e.g. {other[0]}): {restart}")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        fail(f"{path}: {len(bad)} of the model's tensors hold NaN or infinite weights (e.g. {bad[0]}): the state "
+             f"is damaged; {restart}")
 
 
 def _check_neighbours(raw: Path, shape: tuple[int, int, int], state: dict[str, Any]) -> None:

@@ -99,7 +99,7 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
         # Every rank, before _prepare rewrites config.json and metadata.pth: a run that cannot resume (other
         # settings, lost raw traces) is refused with the folder untouched.
         resume_point(run_dir, config, restart=args.restart, record=args.record,
-                     raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes))
+                     raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes), model=model)
         if dist.is_main:
             _prepare(run_dir, config, plan)
         dist.barrier()

@@ -81,6 +81,26 @@ def test_damaged_raw_traces_of_the_right_size_are_refused(resumable, capsys):
     assert digest(run_dir) == before
 
 
+@pytest.mark.parametrize("case", ["other_network", "nan_weights"])
+def test_resume_weights_checked_before_the_run_folder_is_rewritten(resumable, capsys, case):
+    """Another network's weights failed in load_state_dict after cmd.txt and config.json were rewritten; NaN
+    weights trained to a NaN loss answered with "lower --lr"."""
+    run_dir = resumable / RUN
+    weights = torch.load(run_dir / "resume.pth", weights_only=True)["model"]
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    if case == "other_network":
+        weights[name] = torch.zeros(3, 3)
+        needle = f"holds the weights of another network (1 tensors differ from this"
+    else:
+        weights[name] = torch.full_like(weights[name], float("nan"))
+        needle = f"1 of the model's tensors hold NaN or infinite weights (e.g. {name}): the state is damaged"
+    edit_resume(run_dir, model=weights)
+    (run_dir / "cmd.txt").write_text("the run's own command\n")
+    before = digest(run_dir)
+    err = one_line_error(step1(resumable), capsys, f"{run_dir / 'resume.pth'}: ", needle, "--restart")
+    assert "--lr" not in err and digest(run_dir) == before
+
+
 @pytest.mark.parametrize("name", ["td_neighbours_raw.npy", "td_raw.npy"])
 def test_committed_epoch_changed_within_range_is_caught_by_its_checksum(resumable, capsys, name):
     """Epoch 1 of the agreement zeroed (0 is a legal agreement), or two probabilities of epoch 1 swapped (each
