@@ -117,11 +117,14 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     """Every flag checked, the dataset loaded and its labels corrupted, the run folder and configuration named;
     nothing written."""
     settings = resolve_settings(args)
-    neighbours = args.neighbours
+    neighbours, k_given = args.neighbours, args.neighbours is not None
     if neighbours is None:  # resolved here, so config.json records what was used
         neighbours = 0 if args.compile or args.record == "none" else DEFAULT_K
-    if neighbours < 0 or (neighbours and args.record == "none"):
-        fail(f"--neighbours: expected K >= 0 (and a --record mode to take the features from), got {neighbours}")
+    if neighbours < 0:
+        fail(f"--neighbours: expected K >= 0, got {neighbours}")
+    if neighbours and args.record == "none":
+        fail(f"--neighbours {neighbours}: the agreement reads the features of a recorded pass, and --record none "
+             "records none: give --neighbours 0, or --record train or eval")
     if neighbours and args.compile:
         fail("--neighbours: reads the features through a hook that a torch.compile'd model does not call; "
              "drop --compile or give --neighbours 0")
@@ -133,8 +136,12 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     assigned, flipped = _draw_labels(settings, full, bundle)
     train_idx, valid_idx = split_indices(len(true), args.num_valid, settings.split_seed)
     if len(train_idx) < bundle.num_classes:
+        if not args.num_valid:  # --max_train (or a tiny dataset) left too few, not the validation split
+            fail(f"--max_train {args.max_train}: keeps {len(train_idx)} samples to train on, fewer than the "
+                 f"{bundle.num_classes} classes")
         fail(f"--num_valid {args.num_valid}: leaves {len(train_idx)} of {len(true)} samples to train on, fewer than "
              f"the {bundle.num_classes} classes")
+    _check_neighbours_count(neighbours, len(train_idx), given=k_given)
     config: dict[str, Any] = {
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
         "noise_type": settings.noise_type, "net_type": settings.net_type, "depth": settings.depth,
@@ -157,6 +164,15 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     return dict(settings=settings, run_dir=settings.td_run_dir, config=config, bundle=bundle, recipe=recipe,
                 train_idx=train_idx, valid_idx=valid_idx, true=true, assigned=assigned, flipped=flipped,
                 injected=injected)
+
+
+def _check_neighbours_count(k: int, num_train: int, *, given: bool) -> None:
+    """K nearest neighbours among the other ``num_train - 1`` training samples: a larger K would be cut to them
+    without a word, and the agreement would fall to the class frequency while config.json records K."""
+    if k > num_train - 1:
+        flag = f"--neighbours {k}" if given else f"--neighbours (default {k})"
+        fail(f"{flag}: more neighbours than the {num_train - 1} other training samples: give --neighbours "
+             f"{num_train - 1} or less (0: none)")
 
 
 def _draw_labels(settings: RunSettings, full: DatasetBundle, bundle: DatasetBundle) -> tuple[np.ndarray, np.ndarray]:

@@ -256,3 +256,15 @@ def test_detector_length_beyond_any_run(synthetic, tmp_path, capsys):
     one_line_error(step2("--files_path", str(synthetic), "--length", "100000", "--out", str(tmp_path / "d.pth.tar")),
                    capsys, "--length: expected at most 1000 epochs", "got 100000")
     assert not (tmp_path / "d.pth.tar").exists()
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--max_train", "5"], "--max_train 5: keeps 5 samples to train on, fewer than the 10 classes"),
+    (["--max_train", "15"], "--neighbours (default 20): more neighbours than the 14 other training samples: give "
+                            "--neighbours 14 or less"),
+    (["--neighbours", "100000"], "--neighbours 100000: more neighbours than the 1496 other training samples"),
+])
+def test_step1_counts_blame_the_flag_given(tmp_path, capsys, flags, needle):
+    """--max_train 5 was blamed on --num_valid 0 (never given); K beyond N - 1 was cut to N - 1 without a word."""
+    err = one_line_error(step1(tmp_path / "runs", *flags), capsys, needle)
+    assert "--num_valid" not in err and not (tmp_path / "runs").exists()
