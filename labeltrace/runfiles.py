@@ -188,6 +188,7 @@ def read_metadata(path: Path, *, labels: np.ndarray | None = None) -> RunMetadat
         raise UsageError(f"{path}: the per-sample entries disagree in length "
                          f"({', '.join(f'{k} {n}' for k, n in lengths.items())})")
     n_full = next(iter(lengths.values()), None)
+    _check_targets(path, arrays)
     for key in METADATA_KEYS:
         if key in arrays:  # one dtype per key, whatever the writer stored
             arrays[key] = arrays[key].astype(bool if key in BOOL_KEYS else np.int64)
@@ -203,6 +204,23 @@ def read_metadata(path: Path, *, labels: np.ndarray | None = None) -> RunMetadat
         arrays["assigned_targets"] = assigned_from_traces(labels, arrays["train_indices"], arrays["true_targets"],
                                                           path=path)
     return RunMetadata(path=path, **arrays)
+
+
+def _check_targets(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Class ids are whole numbers >= 0: the cast to int64 would truncate 2.7 to 2 and keep -1 (a row
+    of the class table counted from the end). Ids beyond the classes are checked against the traces
+    (:func:`labeltrace.traces.load_run`)."""
+    for key in ("true_targets", "assigned_targets"):
+        values = arrays.get(key)
+        if values is None or not len(values):
+            continue
+        if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+            raise UsageError(f"{path}: {key} must be integer class ids, found {values.dtype}")
+        if not np.issubdtype(values.dtype, np.integer) and not np.all(np.isfinite(values) & (values == np.round(values))):
+            raise UsageError(f"{path}: {key} holds values that are not whole class ids ({values.dtype}): "
+                             "the metadata is damaged")
+        if values.min() < 0:
+            raise UsageError(f"{path}: {key} holds negative class ids (from {values.min():g}): the metadata is damaged")
 
 
 def assigned_from_traces(labels: np.ndarray, train_indices: np.ndarray, true_targets: np.ndarray, *,

@@ -268,3 +268,37 @@ def test_step1_counts_blame_the_flag_given(tmp_path, capsys, flags, needle):
     """--max_train 5 was blamed on --num_valid 0 (never given); K beyond N - 1 was cut to N - 1 without a word."""
     err = one_line_error(step1(tmp_path / "runs", *flags), capsys, needle)
     assert "--num_valid" not in err and not (tmp_path / "runs").exists()
+
+
+# -- the third battery: metadata that contradicts itself or the traces --------------------------------------------
+
+def _edit_metadata(run_dir: Path, **changes) -> None:
+    meta = torch.load(run_dir / "metadata.pth", weights_only=True)
+    for key, change in changes.items():
+        meta[key] = change(meta[key])
+    torch.save(meta, run_dir / "metadata.pth")
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("float", "true_targets holds values that are not whole class ids (float32)"),
+    ("negative", "true_targets holds negative class ids (from -1)"),
+    ("beyond_c", "true_targets holds class 4, outside the traces' 4 classes 0..3"),
+    ("inverted", "label_flipped marks"),
+])
+@pytest.mark.parametrize("stage", ["step2", "issues"])
+def test_metadata_truth_that_cannot_be_true(synthetic, tmp_path, capsys, case, needle, stage):
+    """Float, negative or out-of-range true_targets were cast and used; an inverted label_flipped (81% "flipped"
+    in a 19% run) trained a detector on inverted truth."""
+    from labeltrace.cli import issues, get_args_parser
+
+    change = {"float": lambda t: t.float() + 0.5, "negative": lambda t: torch.where(t == 0, -1, t),
+              "beyond_c": lambda t: torch.where(t == 3, 4, t)}
+    if case == "inverted":
+        _edit_metadata(synthetic, label_flipped=lambda f: ~f)
+    else:
+        _edit_metadata(synthetic, true_targets=change[case])
+    before = digest(synthetic)
+    command = (step2("--files_path", str(synthetic), "--out", str(tmp_path / "d.pth.tar")) if stage == "step2" else
+               lambda: issues(get_args_parser().parse_args(["issues", str(synthetic), "--detector", "baseline:aum"])))
+    one_line_error(command, capsys, f"{synthetic / 'metadata.pth'}: ", needle)
+    assert digest(synthetic) == before and not (tmp_path / "d.pth.tar").exists()
