@@ -41,6 +41,25 @@ def _dataset(config: dict, data: str | None):
     return bundle.subset(config.get("max_train"), config.get("max_test")).train, bundle.classes
 
 
+def _check_dataset(config_file: Path, name: str, split, classes, traces) -> None:
+    """The dataset ``config.json`` names must be the run's: its class count, every traced position, and the run's
+    true labels (a digits run whose config.json names fashion_mnist would show Fashion-MNIST images and names)."""
+    where = f"{config_file} names {name}"
+    if classes is not None and len(classes) != traces.num_classes:
+        fail(f"{where} ({len(classes)} classes) but the run has {traces.num_classes}: not the run's dataset "
+             "(fix config.json, or --data)")
+    rows = traces.train_indices if traces.train_indices is not None else np.arange(len(traces.td))
+    if len(rows) and rows.max() >= len(split):
+        fail(f"{where} ({len(split)} training samples) but the run traces position {rows.max()}: not the run's "
+             "dataset (fix config.json, or --data)")
+    true = traces.true_targets
+    if true is not None and len(rows):
+        differ = int(np.count_nonzero(np.asarray(split.targets)[rows] != true))
+        if differ:
+            fail(f"{where}, whose labels differ from the run's true_targets on {differ} of {len(rows)} samples: "
+                 "not the run's dataset (fix config.json, or --data)")
+
+
 def _pictures(split, rows: np.ndarray) -> list[np.ndarray]:
     """The images at training-set positions ``rows``, each (H, W) or (H, W, 3) uint8."""
     if isinstance(split, ArraySplit):
@@ -69,7 +88,10 @@ def write_label_issues(run_dir: Path, detector: str, *, top: int = 48, data: str
     if scores.note:  # e.g. the traces were resampled in time to the detector's length
         print(scores.note)
     config_file = run_dir / CONFIG_FILE
-    split, classes = _dataset(read_json(config_file) if config_file.is_file() else {}, data)
+    config = read_json(config_file) if config_file.is_file() else {}
+    split, classes = _dataset(config, data)
+    if split is not None:
+        _check_dataset(config_file, config["dataset"], split, classes, traces)
     return write_issue_files(out, traces, scores, **split_pictures(split), classes=classes, top=top,
                              title=f"{run_dir.parent.name}/{run_dir.name}")
 

@@ -302,3 +302,34 @@ def test_metadata_truth_that_cannot_be_true(synthetic, tmp_path, capsys, case, n
                lambda: issues(get_args_parser().parse_args(["issues", str(synthetic), "--detector", "baseline:aum"])))
     one_line_error(command, capsys, f"{synthetic / 'metadata.pth'}: ", needle)
     assert digest(synthetic) == before and not (tmp_path / "d.pth.tar").exists()
+
+
+def test_find_issues_checks_the_dataset_config_json_names(finished, tmp_path, capsys):
+    """A digits run whose config.json names fashion_mnist got Fashion-MNIST images and class names in its sheet."""
+    import shutil
+
+    from pipeline.find_issues import get_args_parser, main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished / RUN, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    write_fashion(tmp_path / "data" / "fashion_mnist", n_train=1497)
+    (run_dir / "config.json").write_text(json.dumps({**config, "dataset": "fashion_mnist",
+                                                     "data": str(tmp_path / "data")}))
+    before = digest(run_dir)
+    one_line_error(lambda: main(get_args_parser().parse_args([str(run_dir), "--detector", "baseline:aum"])), capsys,
+                   f"{run_dir / 'config.json'} names fashion_mnist, whose labels differ from the run's true_targets",
+                   "not the run's dataset")
+    assert digest(run_dir) == before
+
+
+def test_plots_without_label_flipped_draw_no_ground_truth(synthetic, tmp_path, capsys):
+    from tests.test_sound import plots
+
+    meta = torch.load(synthetic / "metadata.pth", weights_only=True)
+    del meta["label_flipped"]
+    torch.save(meta, synthetic / "metadata.pth")
+    run_cli(plots(str(synthetic), "--out", str(tmp_path / "p")))
+    assert "no ground truth (label_flipped unknown)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "p" / "detection_metrics.json").read_text())
+    assert not (tmp_path / "p" / "roc.png").exists() and report["scores"] == {} and "remove_ratio" not in report
