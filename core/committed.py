@@ -141,10 +141,13 @@ def _check_neighbours(raw: Path, shape: tuple[int, int, int], state: dict[str, A
         fail(f"{problem}: {lost}")
 
 
-def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool,
+                      outputs: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The ``summary.json`` of a finished run in ``run_dir`` (re-running it is a no-op), else None; a finished
     run with other settings is refused (``--restart`` starts over). A finished run keeps its configuration in
-    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it)."""
+    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it).
+    ``outputs``: files a finished run holds beside ``summary.json``; one that is gone is a one-line error (its
+    raw data went when the run completed: only a new run makes it again)."""
     summary = run_dir / SUMMARY_FILE
     if restart or not summary.is_file():
         return None
@@ -156,6 +159,9 @@ def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> d
     saved = state["config"] if state is not None else read_json(run_dir / CONFIG_FILE)
     # config.json went through JSON: compare this command's configuration as JSON reads it back.
     check_resumable(run_dir, json_ready(config) if state is None else config, saved=saved)
+    lost = [name for name in outputs if not (run_dir / name).is_file()]
+    if lost:
+        fail(f"{run_dir}: complete ({SUMMARY_FILE}) but {', '.join(lost)} is missing: add --restart to run it again")
     return read_json(summary)
 
 

@@ -93,7 +93,8 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                         in_channels=bundle.in_channels, image_size=bundle.image_size, pretrained=args.pretrained,
                         log=say)
     with locked_run_dir(run_dir, lock=dist.is_main):
-        if completed_summary(run_dir, config, args.restart) is not None:
+        outputs = (TRACES_FILE,) if args.record != "none" else ()
+        if completed_summary(run_dir, config, args.restart, outputs) is not None:
             say(f"{run_dir}: already complete (add --restart to run it again)")
             return run_dir
         # Every rank, before _prepare rewrites config.json and metadata.pth: a run that cannot resume (other

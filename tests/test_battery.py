@@ -169,6 +169,17 @@ def test_complete_run_has_no_resume_state_and_is_not_rerun(finished, capsys):
     assert digest(run_dir) == before
 
 
+def test_complete_run_without_its_traces_is_not_complete(finished, tmp_path, capsys):
+    """summary.json alone marked completion: a deleted training_dynamics.npz was "already complete", exit 0."""
+    shutil.copytree(finished, tmp_path / "save")
+    run_dir = tmp_path / "save" / RUN
+    (run_dir / "training_dynamics.npz").unlink()
+    before = digest(run_dir)
+    one_line_error(step1(tmp_path / "save"), capsys, f"{run_dir}: complete (summary.json) but training_dynamics.npz "
+                   "is missing: add --restart to run it again")
+    assert digest(run_dir) == before
+
+
 # -- tracebacks: each one line, exit status 2, nothing written ---------------------------------------------------
 
 def test_every_flipped_byte_of_an_npz_is_read_or_refused_naming_the_file(tmp_path):
