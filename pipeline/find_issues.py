@@ -17,7 +17,7 @@ from labeltrace.runfiles import CONFIG_FILE
 from datasets.base import ArraySplit
 from datasets.registry import load_dataset
 from labeltrace.issues import write_issue_files
-from labeltrace.predict import GENERALIST
+from labeltrace.predict import GENERALIST_NAME
 from labeltrace.scoring import score_run
 from labeltrace.traces import load_run
 
@@ -25,7 +25,8 @@ from labeltrace.traces import load_run
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("rank a run's samples by how likely their label is wrong; list and show them")
     cli.add_run_dir(p, help="a STEP 1 run folder (or one written by labeltrace.api.DynamicsRecorder)")
-    p.add_argument("--detector", default=str(GENERALIST), help="a checkpoint or baseline:<score> (default: generalist)")
+    p.add_argument("--detector", default=GENERALIST_NAME,
+                   help="a checkpoint, baseline:<score>, or 'generalist' (default: the shipped one that fits the run)")
     p.add_argument("--top", type=int, default=48, help="images on the contact sheet")
     p.add_argument("--data", default=None, help="data directory (default: the one in the run's config.json)")
     p.add_argument("--out", default=None, help="output folder (default: the run folder)")

@@ -333,3 +333,21 @@ def test_plots_without_label_flipped_draw_no_ground_truth(synthetic, tmp_path, c
     assert "no ground truth (label_flipped unknown)" in capsys.readouterr().out
     report = json.loads((tmp_path / "p" / "detection_metrics.json").read_text())
     assert not (tmp_path / "p" / "roc.png").exists() and report["scores"] == {} and "remove_ratio" not in report
+
+
+def test_the_generalist_named_by_its_path_is_honoured_not_swapped(synthetic, tmp_path, capsys):
+    """STEP 3 (and every scorer) given the shipped generalist's path on a run without the agreement scored it with
+    the softmax-only generalist, without a word; 'generalist' (the default) still picks the one that fits."""
+    from labeltrace.predict import GENERALIST, GENERALIST_NAME, GENERALIST_SOFTMAX
+    from labeltrace.scoring import score_run
+    from labeltrace.traces import load_run
+    from pipeline.find_issues import get_args_parser, main
+
+    run = load_run(synthetic)
+    assert run.neighbours is None
+    with pytest.raises(UsageError, match=f"{GENERALIST} reads prob,margin,neighbours: it needs the neighbour "
+                                         f"agreement .* score this run with {GENERALIST_SOFTMAX.name}"):
+        score_run(str(GENERALIST), run)
+    assert score_run(GENERALIST_NAME, run).info["path"] == str(GENERALIST_SOFTMAX)
+    main(get_args_parser().parse_args([str(synthetic), "--out", str(tmp_path / "out")]))  # the default: fits
+    assert (tmp_path / "out" / "label_issues.csv").is_file()
