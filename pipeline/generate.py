@@ -33,7 +33,7 @@ from pipeline.loaders import eval_batch_size, make_feed, place_model, select
 from labeltrace.cli import set_threads
 from pipeline.runtime import fit_runtime, pick_device, resolve_precision
 from pipeline.recipe import add_data_args, add_train_args, make_recipe
-from pipeline.settings import RunSettings, resolve_settings
+from pipeline.settings import RunSettings, check_image_size_applies, resolve_settings
 
 
 
@@ -132,6 +132,7 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     args = cli.with_values(args, noise_ratio=settings.noise_ratio, neighbours=neighbours)  # what config.json records
     recipe = make_recipe(args, args.milestones)
     full = load_dataset(args.dataset, args.data, image_size=args.image_size)
+    check_image_size_applies(args.dataset, args.image_size, full.image_size)
     bundle = full.subset(args.max_train, args.max_test)
     true = bundle.train.targets
     assigned, flipped = _draw_labels(settings, full, bundle)

@@ -104,11 +104,13 @@ def step3_inputs(args) -> Step3Inputs:
     from datasets.registry import load_dataset
     from labeltrace.cli import set_threads
     from pipeline.runtime import pick_device, resolve_precision
-    from pipeline.settings import resolve_settings
+    from pipeline.settings import check_image_size_applies, resolve_settings
 
     set_threads(args.threads)
     device = pick_device(args.device)
     settings = resolve_settings(args)
     args = cli.with_values(args, precision=resolve_precision(args.precision, device), noise_ratio=settings.noise_ratio)
-    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
+    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size)
+    check_image_size_applies(args.dataset, args.image_size, bundle.image_size)
+    bundle = bundle.subset(args.max_train, args.max_test)
     return Step3Inputs(device, settings, bundle, find_step1_run(settings, bundle, args.td_run), args)

@@ -351,3 +351,12 @@ def test_the_generalist_named_by_its_path_is_honoured_not_swapped(synthetic, tmp
     assert score_run(GENERALIST_NAME, run).info["path"] == str(GENERALIST_SOFTMAX)
     main(get_args_parser().parse_args([str(synthetic), "--out", str(tmp_path / "out")]))  # the default: fits
     assert (tmp_path / "out" / "label_issues.csv").is_file()
+
+
+@pytest.mark.parametrize("stage", ["step1", "step3"])
+def test_image_size_on_a_dataset_of_one_size(tmp_path, capsys, stage):
+    """--image_size 16 on digits (8 px) was accepted and ignored; its own size replays a run's config.json."""
+    command = step1(tmp_path / "runs", "--image_size", "16") if stage == "step1" else \
+        step3(tmp_path / "runs", "--image_size", "16")
+    one_line_error(command, capsys, "--image_size 16: the images of digits are 8 px, one size", "leave it out")
+    assert not (tmp_path / "runs").exists()
