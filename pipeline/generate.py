@@ -143,7 +143,9 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                  f"{bundle.num_classes} classes")
         fail(f"--num_valid {args.num_valid}: leaves {len(train_idx)} of {len(true)} samples to train on, fewer than "
              f"the {bundle.num_classes} classes")
-    _check_neighbours_count(neighbours, len(train_idx), given=k_given)
+    if neighbours > len(train_idx) - 1:
+        neighbours = _too_many_neighbours(neighbours, len(train_idx), given=k_given, say=_say(dist))
+        args = cli.with_values(args, neighbours=neighbours)
     config: dict[str, Any] = {
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
         "noise_type": settings.noise_type, "net_type": settings.net_type, "depth": settings.depth,
@@ -168,13 +170,16 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                 injected=injected)
 
 
-def _check_neighbours_count(k: int, num_train: int, *, given: bool) -> None:
-    """K nearest neighbours among the other ``num_train - 1`` training samples: a larger K would be cut to them
-    without a word, and the agreement would fall to the class frequency while config.json records K."""
-    if k > num_train - 1:
-        flag = f"--neighbours {k}" if given else f"--neighbours (default {k})"
-        fail(f"{flag}: more neighbours than the {num_train - 1} other training samples: give --neighbours "
-             f"{num_train - 1} or less (0: none)")
+def _too_many_neighbours(k: int, num_train: int, *, given: bool, say) -> int:
+    """K nearest neighbours among only ``num_train - 1`` other training samples: cut to them, the agreement
+    would be the class frequency while config.json records K. A K given is refused; the default records
+    none, and says so (config.json then records 0)."""
+    if given:
+        fail(f"--neighbours {k}: more neighbours than the {num_train - 1} other training samples: give "
+             f"--neighbours {num_train - 1} or less (0: none)")
+    say(f"note: --neighbours (default {k}) needs more than the {num_train} training samples: no neighbour "
+        f"agreement recorded (give --neighbours {num_train - 1} or less to record it)")
+    return 0
 
 
 def _draw_labels(settings: RunSettings, full: DatasetBundle, bundle: DatasetBundle) -> tuple[np.ndarray, np.ndarray]:

@@ -260,14 +260,25 @@ def test_detector_length_beyond_any_run(synthetic, tmp_path, capsys):
 
 @pytest.mark.parametrize("flags,needle", [
     (["--max_train", "5"], "--max_train 5: keeps 5 samples to train on, fewer than the 10 classes"),
-    (["--max_train", "15"], "--neighbours (default 20): more neighbours than the 14 other training samples: give "
-                            "--neighbours 14 or less"),
     (["--neighbours", "100000"], "--neighbours 100000: more neighbours than the 1496 other training samples"),
+    (["--max_train", "15", "--neighbours", "15"], "--neighbours 15: more neighbours than the 14 other training"),
 ])
 def test_step1_counts_blame_the_flag_given(tmp_path, capsys, flags, needle):
     """--max_train 5 was blamed on --num_valid 0 (never given); K beyond N - 1 was cut to N - 1 without a word."""
     err = one_line_error(step1(tmp_path / "runs", *flags), capsys, needle)
     assert "--num_valid" not in err and not (tmp_path / "runs").exists()
+
+
+def test_default_neighbours_on_too_few_samples_records_none_and_says_so(tmp_path, capsys):
+    """The default K = 20 on 15 samples was cut to 14 (the class frequency) while config.json said 20."""
+    from labeltrace.traces import load_run
+
+    run_cli(step1(tmp_path / "runs", "--max_train", "15", "--num_epochs", "1"))
+    assert "note: --neighbours (default 20) needs more than the 15 training samples: no neighbour agreement " \
+           "recorded" in capsys.readouterr().out
+    run_dir = tmp_path / "runs" / RUN
+    assert json.loads((run_dir / "config.json").read_text())["neighbours"] == 0
+    assert load_run(run_dir).neighbours is None
 
 
 # -- the third battery: metadata that contradicts itself or the traces --------------------------------------------
