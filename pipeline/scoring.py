@@ -66,9 +66,13 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
         print(f"{run_dir}: leaving out the {len(loaded.td) - len(traces.td)} labels --calibrate injected")
     rows, true, assigned, flipped = traces.train_indices, meta.true_targets, meta.assigned_targets, meta.label_flipped
     n_now = len(bundle.train)
-    if len(true) != n_now or not np.array_equal(true, np.asarray(bundle.train.targets, dtype=np.int64)):
+    if len(true) != n_now:
         fail(f"{run_dir} was made on a training set of {len(true)} samples whose labels differ from the "
              f"{n_now} loaded now: pass the STEP 1 run's --data/--max_train/--image_size")
+    differ = int(np.count_nonzero(true != np.asarray(bundle.train.targets, dtype=np.int64)))
+    if differ:  # as many samples: the same data read otherwise, or a damaged file
+        fail(f"{meta.path}: true_targets differ from the labels of the {n_now} training samples loaded now on "
+             f"{differ}: the metadata is damaged, or the run was made on other data (pass its --data/--image_size)")
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
                     has_truth=settings.has_ground_truth, config=config)
 
