@@ -266,6 +266,8 @@ def read_traces(path: Path) -> tuple[np.ndarray, np.ndarray]:
     td, labels = arrays["td"], arrays["labels"]
     if td.ndim != 3 or td.shape[1] < 1 or td.shape[2] < 1:
         raise UsageError(f"{path}: 'td' must have shape [N, T, C], found {td.shape}")
+    if td.shape[0] < 1:  # else blamed on the metadata, whose entries then cover no row
+        raise UsageError(f"{path}: 'td' holds no samples (N = 0, shape {td.shape}): not the traces of a run")
     if not np.issubdtype(td.dtype, np.floating):
         raise UsageError(f"{path}: 'td' must hold probabilities (float16), found dtype {td.dtype}")
     if labels.shape != (td.shape[0], td.shape[2]) or not np.issubdtype(labels.dtype, np.integer):

@@ -371,3 +371,28 @@ def test_image_size_on_a_dataset_of_one_size(tmp_path, capsys, stage):
         step3(tmp_path / "runs", "--image_size", "16")
     one_line_error(command, capsys, "--image_size 16: the images of digits are 8 px, one size", "leave it out")
     assert not (tmp_path / "runs").exists()
+
+
+def test_damaged_true_targets_named_in_step3(finished, tmp_path, capsys):
+    """true_targets edited within the classes were blamed on --data/--max_train/--image_size, flags never given."""
+    import shutil
+
+    run_dir = tmp_path / "save" / RUN
+    shutil.copytree(finished / RUN, run_dir)
+    flipped = torch.load(run_dir / "metadata.pth", weights_only=True)["label_flipped"]
+    clean = int(torch.nonzero(~flipped)[0, 0])  # a clean sample: moving its true label contradicts no flip
+    _edit_metadata(run_dir, true_targets=lambda t: torch.where(torch.arange(len(t)) == clean, (t + 1) % 10, t))
+    before = digest(run_dir)
+    err = one_line_error(step3(tmp_path / "out", "--td_run", str(run_dir)), capsys,
+                         f"{run_dir / 'metadata.pth'}: true_targets differ from the labels of the 1497 training "
+                         "samples loaded now on 1: the metadata is damaged")
+    assert "--max_train" not in err and digest(run_dir) == before and not (tmp_path / "out").exists()
+
+
+def test_traces_of_no_samples_name_the_traces_file(synthetic, capsys):
+    """An N = 0 traces file was blamed on metadata.pth (its entries then cover no row)."""
+    from labeltrace.traces import load_run
+
+    np.savez(synthetic / "training_dynamics.npz", td=np.zeros((0, 10, 4), np.float16), labels=np.zeros((0, 4), np.int16))
+    with pytest.raises(UsageError, match=r"training_dynamics.npz: 'td' holds no samples \(N = 0"):
+        load_run(synthetic)
