@@ -15,7 +15,7 @@ import numpy as np
 from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
 from labeltrace.io import json_ready, read_json
-from labeltrace.recorder import ROW_SUM_TOLERANCE, checksum_problem, raw_file_problem
+from labeltrace.recorder import checksum_problem, committed_rows_problem, raw_file_problem
 from labeltrace.runfiles import (CONFIG_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE,
                                 TRAIN_LOG_FILE)
 
@@ -64,24 +64,6 @@ def _check_log(log: Path, epoch: int, restart: str) -> None:
     lines = [line for line in log.read_text(errors="replace").splitlines()[1:] if line.strip()]
     if len(lines) not in (epoch, epoch + 1):
         fail(f"{log}: holds {len(lines)} epochs but {RESUME_FILE} commits {epoch}: {restart}")
-
-
-def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: int) -> str | None:
-    """Why the first ``epochs`` epochs of the raw traces file (stored (T, N, C) float16) are not committed
-    softmax rows (finite, in [0, 1], summing to 1), or None. Reads one epoch (N x C) at a time."""
-    n = raw_shape[0]
-    data = np.load(raw, mmap_mode="r")
-    for e in range(epochs):
-        block = np.asarray(data[e], dtype=np.float32)  # (N, C)
-        bad = ~np.isfinite(block) | (block < 0) | (block > 1)
-        if bad.any():
-            return f"{raw}: epoch {e + 1} holds {int(bad.sum())} values that are not probabilities (damaged)"
-        off = np.abs(block.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
-        if off.any():
-            never = bool((block[off] == 0).all())
-            return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
-                    + ("(never written: zeros)" if never else "(damaged)"))
-    return None
 
 
 def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,

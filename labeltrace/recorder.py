@@ -135,6 +135,24 @@ def checksum_problem(path: Path, checksums: dict[int, int], dtype: np.dtype = DT
     return None
 
 
+def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: int) -> str | None:
+    """Why the first ``epochs`` epochs of the raw traces file (stored (T, N, C) float16) are not committed
+    softmax rows (finite, in [0, 1], summing to 1), or None. Reads one epoch (N x C) at a time."""
+    n = raw_shape[0]
+    data = np.load(raw, mmap_mode="r")
+    for e in range(epochs):
+        block = np.asarray(data[e], dtype=np.float32)  # (N, C)
+        bad = ~np.isfinite(block) | (block < 0) | (block > 1)
+        if bad.any():
+            return f"{raw}: epoch {e + 1} holds {int(bad.sum())} values that are not probabilities (damaged)"
+        off = np.abs(block.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
+        if off.any():
+            never = bool((block[off] == 0).all())
+            return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
+                    + ("(never written: zeros)" if never else "(damaged)"))
+    return None
+
+
 class TraceRecorder:
     """Raw probabilities of shape (N, T, C) in class-id order, kept on disk epoch-major.
 

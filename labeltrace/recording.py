@@ -20,7 +20,7 @@ import torch
 
 from labeltrace.compact import AUTO_COMPACT_ABOVE, COMPACT_WIDTH, top_two, write_compact
 from labeltrace.io import write_json
-from labeltrace.recorder import TraceRecorder, checksum_problem, epoch_crc32, stored_epochs
+from labeltrace.recorder import TraceRecorder, checksum_problem, committed_rows_problem, epoch_crc32, stored_epochs
 from labeltrace.runfiles import (BEST_MODEL_FILE, COMMAND_FILE, COMPACT_TRACES_FILE, CONFIG_FILE, LAST_MODEL_FILE,
                                  MEAN_SPILL_FILE, MEAN_SUM_FILE, METADATA_FILE, RAW_COMPACT_FILE,
                                  RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RECORDER_STATE_FILE, RESUME_FILE,
@@ -228,7 +228,11 @@ class Recording:
             if stored < (2 if sums else epochs):
                 raise ValueError(f"{path}: holds {stored} epochs but {self.state.name} commits {epochs}: {RESTART}")
             checksums = state.get(key)
-            if checksums is None:
+            if checksums is None:  # a state written before checksums were kept: the softmax rows' range check
+                problem = (committed_rows_problem(path, (len(self.labels), epochs, width), epochs)
+                           if name == RAW_TRACES_FILE else None)
+                if problem:
+                    raise ValueError(f"{problem}: {lost}")
                 continue
             if not isinstance(checksums, list) or len(checksums) != (min(epochs, 1) if sums else epochs):
                 raise ValueError(f"{self.state}: {key} does not hold one checksum per committed epoch: {RESTART}")

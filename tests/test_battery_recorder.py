@@ -252,3 +252,17 @@ def test_full_disk_in_save_keeps_the_epochs_and_saves_once_there_is_space(tmp_pa
         recorder.save()
     monkeypatch.setattr(labeltrace.recording, "write_compact", real)
     assert load_run(recorder.save()).num_epochs == EPOCHS
+
+
+def test_a_state_without_checksums_still_range_checks_the_rows(tmp_path):
+    """recorder.json of a recorder that kept no checksums, one epoch ahead: the killed epoch's half-written block
+    would resume as committed, its unrecorded rows zeros."""
+    run_dir = killed_recording(tmp_path / "r", "full")
+    state = json.loads((run_dir / "recorder.json").read_text())
+    del state["rows_crc32"], state["neighbours_crc32"]
+    (run_dir / "recorder.json").write_text(json.dumps({**state, "epochs": 3}))
+    refused(run_dir, f"{run_dir / 'td_raw.npy'}: epoch 3 has 7 of 7 rows that do not sum to 1 (never written: zeros)",
+            "restart=True")
+    (run_dir / "recorder.json").write_text(json.dumps(state))  # the 2 committed epochs are whole: resumed
+    with pytest.warns(UserWarning, match="resuming after its 2 finished epochs"):
+        DynamicsRecorder(run_dir, labels=LABELS, num_classes=C, neighbours=2).close()
