@@ -305,6 +305,7 @@ def test_traces_that_are_not_a_classifiers_probabilities(synthetic, tmp_path, ca
 def test_plots_of_a_run_where_every_sample_is_flipped(synthetic, tmp_path, capsys):
     meta = torch.load(synthetic / "metadata.pth", weights_only=True)
     meta["label_flipped"] = torch.ones_like(meta["label_flipped"])
+    meta["true_targets"] = (meta["assigned_targets"] + 1) % 4  # every true label differs: the flips are true
     torch.save(meta, synthetic / "metadata.pth")
     from plots import get_args_parser, main
 
