@@ -12,6 +12,7 @@ gathers the probabilities by sample index, rank 0 alone writes, and the folder e
 from __future__ import annotations
 
 import json
+import weakref
 import zlib
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from labeltrace.compact import AUTO_COMPACT_ABOVE, COMPACT_WIDTH, top_two, write_compact
+from labeltrace.errors import UsageError
 from labeltrace.io import write_json
 from labeltrace.recorder import TraceRecorder, checksum_problem, committed_rows_problem, epoch_crc32, stored_epochs
 from labeltrace.runfiles import (BEST_MODEL_FILE, COMMAND_FILE, COMPACT_TRACES_FILE, CONFIG_FILE, LAST_MODEL_FILE,
@@ -31,6 +33,9 @@ LAYOUTS = ("auto", "full", "compact")
 RESTART = "pass restart=True (or delete the folder) to record from scratch"
 # Files only a STEP 1 (or STEP 3) run writes: a folder holding one is that run's, never a recorder's.
 STEP1_FILES = (RESUME_FILE, CONFIG_FILE, COMMAND_FILE, SUMMARY_FILE, TRAIN_LOG_FILE, BEST_MODEL_FILE, LAST_MODEL_FILE)
+# The folders this process's recorders hold, by resolved path: a recorder that is garbage-collected lets its
+# folder go (its lock file closes with it).
+_HOLDERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 SPILL_RANGE = 1 << 14  # samples per range of the compact sums: 64 MiB of float32 sums at 1,000 classes
 
 
@@ -141,18 +146,28 @@ class Recording:
         if not self.run_dir.exists():
             return 0
         try:
-            self._lock = lock_run_dir(self.run_dir)
+            self._take_lock()
             self._check_not_foreign()
             return 0 if restart else self._committed()
         except BaseException:
             self.release()
             raise
 
+    def _take_lock(self) -> None:
+        key = str(self.run_dir.resolve())
+        other = _HOLDERS.get(key)
+        if other is not None and other is not self:  # the lock would say "another process": name the fix
+            raise UsageError(f"{self.run_dir} is in use by another DynamicsRecorder of this process: call its "
+                             "close() (or save()) first")
+        self._lock = lock_run_dir(self.run_dir)
+        _HOLDERS[key] = self
+
     def release(self) -> None:
         """Let another recorder (or a STEP 1 run) write the folder."""
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+            _HOLDERS.pop(str(self.run_dir.resolve()), None)
 
     def _check_not_foreign(self) -> None:
         """Refuse a folder holding a STEP 1 run, or a saved run of other labels (their files would be replaced)."""
@@ -246,7 +261,7 @@ class Recording:
         n, c = len(self.labels), self.num_classes
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self._lock is None:
-            self._lock = lock_run_dir(self.run_dir)
+            self._take_lock()
         if not resume:
             self.state.unlink(missing_ok=True)  # the state of files about to be replaced
         full = self.layout == "full"

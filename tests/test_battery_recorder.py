@@ -106,7 +106,8 @@ def test_one_recorder_per_folder(tmp_path):
     first = record(tmp_path / "r", half=False)
     run_dir = tmp_path / "r"
     before = digest(run_dir)
-    with pytest.raises(UsageError, match=rf"{run_dir} is in use by another process \(it holds {run_dir / '.lock'}\)"):
+    with pytest.raises(UsageError, match=rf"{run_dir} is in use by another DynamicsRecorder of this process: call "
+                                         r"its close\(\) \(or save\(\)\) first"):
         DynamicsRecorder(run_dir, labels=LABELS, num_classes=C)
     code = (f"import numpy as np; from labeltrace.api import DynamicsRecorder; "
             f"DynamicsRecorder({str(run_dir)!r}, labels=np.arange({N}) % {C}, num_classes={C})")
@@ -117,6 +118,16 @@ def test_one_recorder_per_folder(tmp_path):
     first.close()
     with pytest.warns(UserWarning, match="resuming after its 2 finished epochs"):
         assert DynamicsRecorder(run_dir, labels=LABELS, num_classes=C).num_epochs == EPOCHS
+
+
+def test_a_dropped_recorder_lets_its_folder_go(tmp_path):
+    """A notebook cell run again: the recorder it replaced is gone, so is its lock."""
+    import gc
+
+    record(tmp_path / "r", half=False)  # not kept: garbage once collected
+    gc.collect()
+    with pytest.warns(UserWarning, match="resuming after its 2 finished epochs"):
+        DynamicsRecorder(tmp_path / "r", labels=LABELS, num_classes=C).close()
 
 
 # -- recorder.json: corrupt, of another shape, or ahead of the rows ------------------------------------------------
