@@ -64,12 +64,15 @@ class DynamicsRecorder:
         Discard the working files of an unfinished recording in ``run_dir`` and record from scratch (a folder
         holding a STEP 1 run, or a saved run of other labels, is refused all the same).
 
-    One recorder writes a folder at a time: it holds the folder's lock (as STEP 1 does) until :meth:`save`
-    or :meth:`close`. Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
+    Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
     killed, construct the recorder again on the same ``run_dir`` (same labels): it resumes after the last
     finished epoch (``num_epochs``), so continue the loop from there, or call :meth:`save` to write what is
     there. Under ``torch.distributed`` call every method on every rank with that rank's batches: the recorder
     gathers them by sample index and rank 0 writes one folder, the same as a one-process run's.
+
+    One recorder writes a folder at a time: it holds the folder's lock (as STEP 1 does) until :meth:`save` or
+    :meth:`close`. It never writes into a folder holding a STEP 1 run or a saved run of other labels, and it
+    resumes only from working files whose committed epochs are whole (their checksums in ``recorder.json``).
     """
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
@@ -195,9 +198,9 @@ class DynamicsRecorder:
             raise ValueError(f"epoch {self.num_epochs + 1}: {missing} of {len(self.labels)} samples were not "
                              "recorded (pass every batch of the epoch to update())")
         if self._files is not None:
+            if self.neighbours:
+                self._files.record_neighbours(self._epochs, agreement(self._features, self.labels, k=self.neighbours))
             with _writing(self.run_dir, "end_epoch()"):
-                if self.neighbours:
-                    self._files.record_neighbours(self._epochs, agreement(self._features, self.labels, k=self.neighbours))
                 self._files.commit(self._epochs + 1)
         self._epochs += 1
         self._seen[:] = False
