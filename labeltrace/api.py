@@ -280,6 +280,10 @@ def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
 
 def _p_noisy(traces, detector, labels=None, neighbours=None) -> np.ndarray:
     if isinstance(traces, (str, Path)):
+        given = [name for name, value in (("labels", labels), ("neighbours", neighbours)) if value is not None]
+        if given:  # they would be ignored: the folder's own are read
+            raise ValueError(f"{' and '.join(given)}: given with a run folder, which holds its own; pass them with "
+                             "a td array only")
         run = load_run(traces)  # a file with NaN is refused there, naming it
         td, labels, neighbours = run.td, run.assigned, run.neighbours
     else:

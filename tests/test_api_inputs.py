@@ -102,3 +102,11 @@ def test_num_to_find_must_be_a_whole_number(bad):
     td = np.full((4, 5, 3), 1 / 3, dtype=np.float32)
     with pytest.raises(ValueError, match=f"num_to_find must be a whole number of samples, got {bad!r}"):
         find_label_issues(td, num_to_find=bad)
+
+
+def test_labels_and_neighbours_with_a_run_folder_are_not_ignored(tmp_path):
+    """A run folder holds its own labels and agreement: ones passed beside it were ignored without a word."""
+    with pytest.raises(ValueError, match="neighbours: given with a run folder, which holds its own"):
+        get_label_quality_scores(tmp_path / "run", neighbours=np.full((4, 5), 0.5))
+    with pytest.raises(ValueError, match="labels and neighbours: given with a run folder"):
+        find_label_issues(str(tmp_path / "run"), labels=np.zeros(4, int), neighbours=np.full((4, 5), 0.5))
