@@ -4,7 +4,8 @@
 #      CUDA-graph training step trains like the eager one;
 #   2. the CIFAR-sized ResNet-32 recipe (Fashion-MNIST padded to 32x32x3 in CIFAR's pickle layout, 50,000 train /
 #      10,000 test): the standard path (DataLoader, 8 workers, eager) against the fast path, phase by phase;
-#   3. runner.py itself with --record none / eval / train: the recording overhead of the real entry point.
+#   3. runner.py itself with --record none / eval / train: the recording overhead of the real entry point;
+#   4. the neighbour agreement at ImageNet size (1.28M samples, 2,048 features) against a ResNet-50 epoch.
 # Usage: bash benchmarks/gpu_check.sh OUT_DIR [FASHION_DIR]   (FASHION_DIR: where the idx .gz files are)
 set -uo pipefail
 out=${1:?usage: gpu_check.sh OUT_DIR [FASHION_DIR]}; fashion=${2:-}
@@ -22,3 +23,4 @@ timeout 200 $py benchmarks/bench_paths.py "${common[@]}" --epochs 2 --num_worker
     --paths standard,standard_graphs,fast,fast_graphs,fast_amp_graphs --out "$out/bench_paths_gpu.json" 2>&1 | tail -12
 timeout 120 $py benchmarks/bench_paths.py "${common[@]}" --epochs 3 --skip paths --records none,eval,train \
     --out "$out/bench_records_gpu.json" 2>&1 | tail -12
+timeout 240 $py benchmarks/bench_neighbours_gpu.py --out "$out/bench_neighbours_gpu.json" 2>&1 | tail -20

@@ -22,7 +22,7 @@ from core.cuda_graph import CudaGraphStep
 from core.distributed import Dist
 from labeltrace.errors import fail
 from labeltrace.io import torch_save, write_csv
-from labeltrace.neighbours import FeatureTap, agreement
+from labeltrace.neighbours import FeatureStore, FeatureTap, describe_search, head_of
 from core.inference import inference_copy
 from core.passes import (EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_batches, predict_probs,
                          train_epoch)
@@ -105,10 +105,12 @@ class FitResult:
     seconds: dict[str, float]
     recorder: TraceRecorder | None
     neighbours: TraceRecorder | None = None
+    search: dict | None = None  # how the agreement was searched (labeltrace.neighbours.describe_search)
 
     def summary(self) -> dict[str, Any]:
         """The JSON-ready fields (everything but the recorders; ``asdict`` would deep-copy their open files)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("recorder", "neighbours")}
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("recorder", "neighbours", "search")}
 
 
 @dataclass
@@ -134,7 +136,8 @@ class _Progress:
     def result(self, epochs: int, recorders: _Recorders) -> FitResult:
         return FitResult(best_valid_error=self.best["error"], best_epoch=self.best["epoch"],
                          last_valid_error=self.rows[-1]["valid_error"] if self.rows else None, epochs=epochs,
-                         seconds=self.seconds, recorder=recorders.probs, neighbours=recorders.neighbours)
+                         seconds=self.seconds, recorder=recorders.probs, neighbours=recorders.neighbours,
+                         search=recorders.search)
 
 
 @dataclass
@@ -145,6 +148,7 @@ class _Recorders:
     probs: TraceRecorder | None = None
     neighbours: TraceRecorder | None = None
     k: int = 0
+    search: dict | None = None  # describe_search of the fit's features, when k > 0
 
     @classmethod
     def open(cls, run_dir: Path, shape: tuple[int, int, int], *, record: str, k: int, resume: bool,
@@ -168,14 +172,14 @@ class _Recorders:
 
 
 def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path, seed: int, config: dict[str, Any],
-        record: str = "train", neighbours: int = 0, restart: bool = False, runtime: Runtime | None = None,
-        log: Callable[[str], None] = print) -> FitResult:
+        record: str = "train", neighbours: int = 0, neighbour_search: str = "auto", restart: bool = False,
+        runtime: Runtime | None = None, log: Callable[[str], None] = print) -> FitResult:
     """Train ``model`` in ``run_dir`` for ``recipe.epochs`` epochs, continuing from its ``resume.pth`` unless
     ``restart``; every epoch is committed to the run folder (rank 0) before the next starts.
 
     ``record``: which softmax traces go to the recorder (:data:`RECORD_MODES`). ``neighbours``: k > 0 records,
     from the same pass, each sample's neighbour agreement among its k nearest neighbours in the penultimate
-    features (:mod:`labeltrace.neighbours`). ``config``: the run's settings, kept in ``resume.pth`` so that a
+    features (:mod:`labeltrace.neighbours`), by ``neighbour_search`` (``auto``, ``exact``, ``ivf``). ``config``: the run's settings, kept in ``resume.pth`` so that a
     resumption with other settings is refused.
     """
     runtime = runtime or Runtime()
@@ -185,6 +189,10 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
                         raw_shape=(data.train.num_samples, recipe.epochs, data.num_classes))
     recorders = _Recorders.open(run_dir, (data.train.num_samples, recipe.epochs, data.num_classes), record=record,
                                 k=neighbours, resume=progress.epoch > 0, main=runtime.dist.is_main)
+    if recorders.k:
+        device = next(model.parameters()).device
+        recorders.search = describe_search(data.train.num_samples, head_of(model).in_features, device,
+                                           k=neighbours, search=neighbour_search, warn=True)
     loop = _EpochLoop(model, optimizer, data, recipe=recipe, seed=seed, record=record, runtime=runtime,
                       recorders=recorders, log=log, checkpoint=run_dir / RESUME_FILE)
     for epoch in range(progress.epoch, recipe.epochs):
@@ -226,10 +234,9 @@ class _EpochLoop:
             self.train_net = torch.compile(self.train_net, backend=runtime.compile_backend)
             self.eval_net = torch.compile(model, backend=runtime.compile_backend)
         self.step = None
-        # A replayed CUDA graph runs no Python hook, so the features of the neighbour agreement need the eager step.
-        if (runtime.cuda_graphs and device.type == "cuda" and not runtime.dist.active and not runtime.compile_backend
-                and not recorders.k):
+        if runtime.cuda_graphs and device.type == "cuda" and not runtime.dist.active and not runtime.compile_backend:
             self.step = CudaGraphStep(self.train_net, optimizer, amp=runtime.amp)
+        self.store = FeatureStore(data.train.num_samples) if recorders.k else None
 
     def run(self, epoch: int, progress: _Progress) -> None:
         """Epoch ``epoch`` (0-based): the training pass (``record='train'`` records its softmax), the validation
@@ -264,6 +271,8 @@ class _EpochLoop:
         on_probs = (lambda idx, p: shares.append((idx, p))) if self.record == "train" else None  # noqa: E731
         try:
             with self._tap(self.model if self.record == "train" else None) as tap:
+                if self.step is not None:  # a replayed graph calls no hook: it hands the features to the tap
+                    self.step.tap = tap
                 stats = train_epoch(self.train_net, self.data.train, self.labels, self.optimizer,
                                     gen=epoch_generator(self.seed, epoch), amp=runtime.amp,
                                     desc=f"epoch {epoch + 1}/{self.recipe.epochs}", progress=runtime.progress,
@@ -290,16 +299,17 @@ class _EpochLoop:
         """Per-batch rows -> one array (N, ...) of the whole training set (every rank's share gathered)."""
         return assemble_rows(shares, self.data.train.num_samples, self.runtime.gather)
 
-    def _features(self, shares: list[tuple[np.ndarray, torch.Tensor]], batches: list[torch.Tensor]):
-        """The (N, D) features of the training set, one (B, D) per batch of ``shares``: left on their device in
-        one process (the neighbour search then runs there), gathered through the host under data parallelism."""
+    def _store_features(self, shares: list[tuple[np.ndarray, torch.Tensor]], batches: list[torch.Tensor]) -> None:
+        """The features of the training set into :attr:`store`, one (B, D) per batch of ``shares``: left on their
+        device in one process (the neighbour search then runs there), gathered through the host under data
+        parallelism."""
         if self.runtime.dist.active:
-            return self._rows([(idx, f) for (idx, _), f in zip(shares, batches)])
-        out = torch.empty((self.data.train.num_samples, batches[0].shape[1]), dtype=batches[0].dtype,
-                          device=batches[0].device)
+            rows = self._rows([(idx, f) for (idx, _), f in zip(shares, batches)])
+            if rows is not None:
+                self.store.add(np.arange(len(rows)), torch.from_numpy(rows))
+            return
         for (idx, _), f in zip(shares, batches):
-            out[torch.from_numpy(idx).to(f.device)] = f
-        return out
+            self.store.add(torch.from_numpy(idx), f)
 
     def _keep(self, epoch: int, shares: list[tuple[np.ndarray, torch.Tensor]], tap: FeatureTap | None) -> None:
         """Record one epoch's probabilities (N, C) of the whole training set and, with a ``tap``, the neighbour
@@ -309,10 +319,11 @@ class _EpochLoop:
         if tap is not None:
             if len(tap.batches) != len(shares):
                 raise RuntimeError(f"the feature tap saw {len(tap.batches)} forward passes for {len(shares)} batches")
-            features = self._features(shares, tap.batches)
+            self._store_features(shares, tap.batches)
+            tap.batches.clear()
             if recorders.neighbours is not None:
-                recorders.neighbours.record(epoch, np.arange(len(probs)),
-                                            agreement(features, self.data.train_labels, k=recorders.k)[:, None])
+                found = self.store.agreement(self.data.train_labels, k=recorders.k, search=recorders.search["search"])
+                recorders.neighbours.record(epoch, np.arange(len(probs)), found[:, None])
         if recorders.probs is not None:
             recorders.probs.record(epoch, np.arange(len(probs)), probs)
 

@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from labeltrace import with_index
 from labeltrace.lightning import DynamicsCallback
-from noisy_digits import NEIGHBOURS, NUM_CLASSES, mlp, noisy_digits, report
+from noisy_digits import NUM_CLASSES, mlp, noisy_digits, report
 
 
 class Classifier(L.LightningModule):
@@ -27,13 +27,11 @@ class Classifier(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.lr)
 
 
-def train(run_dir="runs/example_lightning", *, epochs=30, batch_size=64, lr=0.5, devices=1, strategy="auto",
-          neighbours=NEIGHBOURS):
+def train(run_dir="runs/example_lightning", *, epochs=30, batch_size=64, lr=0.5, devices=1, strategy="auto"):
     images, truth, labels, flipped = noisy_digits()
     loader = DataLoader(with_index(TensorDataset(images, torch.tensor(labels))), batch_size=batch_size,
                         shuffle=True)
-    callback = DynamicsCallback(run_dir, labels=labels, num_classes=NUM_CLASSES, true_labels=truth,
-                                neighbours=neighbours)
+    callback = DynamicsCallback(run_dir, labels=labels, num_classes=NUM_CLASSES, true_labels=truth)
     trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=devices, strategy=strategy, logger=False,
                         callbacks=[callback],
                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)

@@ -10,7 +10,6 @@ from sklearn.metrics import roc_auc_score
 from labeltrace import find_label_issues, get_label_quality_scores
 
 NUM_CLASSES = 10
-NEIGHBOURS = 20  # record the neighbour agreement among each sample's 20 nearest neighbours (0: softmax only)
 
 
 def noisy_digits(rate: float = 0.2, seed: int = 0):

@@ -1,7 +1,7 @@
 """labeltrace: find mislabeled training samples from the traces a classifier leaves while it learns.
 
     from labeltrace import DynamicsRecorder, FeatureTap, find_label_issues, with_index
-    recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10, neighbours=20)
+    recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10)
     with FeatureTap(model) as tap:         # the input of the model's last linear layer, per forward call
         ...                                # recorder.update(index, logits, features=tap.batches.pop()) in your
                                            # loop, end_epoch() after each

@@ -32,7 +32,7 @@ import torch
 from labeltrace.errors import DISK_FULL, NOT_WRITABLE, os_error_in_chain
 from labeltrace.features import check_labels, check_neighbours
 from labeltrace.metrics import removal_cut
-from labeltrace.neighbours import agreement
+from labeltrace.neighbours import DEFAULT_K, SEARCHES, FeatureStore, free_memory, stored_dim
 from labeltrace.predict import load_detector, resolve_detector, score
 from labeltrace.recorder import ROW_SUM_TOLERANCE
 from labeltrace.recording import RESTART, Recording, _Group, choose_layout, write_run_metadata
@@ -56,10 +56,20 @@ class DynamicsRecorder:
         ``full``: the paper's ``training_dynamics.npz``, td (N, T, C); ``compact``:
         ``training_dynamics_compact.npz``, per epoch the assigned label's and the strongest other class's
         probability, plus the mean probability vector (docs/formats.md); ``auto``: compact above 300 classes.
-    neighbours : int
-        k > 0 also records, each epoch, the fraction of each sample's k nearest neighbours in the features you
-        pass to :meth:`update` (the input of the classifier's last linear layer) that share its label
-        (:mod:`labeltrace.neighbours`; full layout only). Memory then holds one epoch's features (N, D) too.
+    neighbours : int, optional
+        Also record, each epoch, the fraction of each sample's k nearest neighbours in the features you pass to
+        :meth:`update` (the input of the classifier's last linear layer, :class:`~labeltrace.FeatureTap`) that
+        share its label (:mod:`labeltrace.neighbours`), the input the default detector reads. By default k = 20
+        when the first :meth:`update` brings ``features=`` (a resumed folder: as it was recorded); without
+        them the recorder says once that it records the softmax alone. ``0`` turns it off; an explicit k > 0
+        makes ``features=`` required. Memory: one epoch's features, float16 and at most
+        :data:`~labeltrace.neighbours.FEATURE_BUDGET` bytes (512 MiB; wider features are projected), on the
+        features' device; when that device has less than twice this free, the recorder turns the agreement off
+        and says so.
+    neighbour_search : ``"auto"``, ``"exact"`` or ``"ivf"``
+        The k-nearest-neighbour search (:func:`labeltrace.neighbours.choose_search`): ``auto`` is exact up to
+        about 50,000 samples on the CPU and on a GPU, faiss's inverted-file index beyond (the ``faiss`` extra).
+        The search used is written with the traces (``neighbour_search``).
     restart : bool
         Discard the working files of an unfinished recording in ``run_dir`` and record from scratch (a folder
         holding a STEP 1 run, or a saved run of other labels, is refused all the same).
@@ -76,7 +86,8 @@ class DynamicsRecorder:
     """
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
-                 layout: str = "auto", neighbours: int = 0, restart: bool = False) -> None:
+                 layout: str = "auto", neighbours: int | None = None, neighbour_search: str = "auto",
+                 restart: bool = False) -> None:
         self.run_dir = Path(run_dir)
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
             raise ValueError(f"num_classes must be a whole number of classes >= 2, got {num_classes!r}")
@@ -91,13 +102,14 @@ class DynamicsRecorder:
             raise ValueError(f"true_labels has {len(self.true_labels)} entries, labels {len(self.labels)}")
         self.num_classes = num_classes
         self.layout = choose_layout(layout, num_classes)
-        if isinstance(neighbours, bool) or not isinstance(neighbours, int) or neighbours < 0:
-            raise ValueError(f"neighbours must be an integer k >= 0, got {neighbours!r}")
-        if neighbours and self.layout != "full":
-            raise ValueError(f"neighbours: recorded in the full layout only, this recorder's is {self.layout!r}")
-        self.neighbours = neighbours
-        self._features: torch.Tensor | None = None  # this epoch's (N, D) features, when neighbours > 0
-        self._feature_width: int | None = None  # D of the first batch: every batch of every epoch has it
+        if neighbours is not None and (isinstance(neighbours, bool) or not isinstance(neighbours, int)
+                                       or neighbours < 0):
+            raise ValueError(f"neighbours must be an integer k >= 0 (or None: the default), got {neighbours!r}")
+        if neighbour_search not in SEARCHES:
+            raise ValueError(f"neighbour_search must be one of {', '.join(SEARCHES)}, got {neighbour_search!r}")
+        self.neighbour_search = neighbour_search
+        self._asked_none = neighbours == 0  # features passed then are a mistake in the loop
+        self._store: FeatureStore | None = None  # this epoch's features, when the agreement is recorded
         self._saved = False  # save() wrote the files and removed the working files: nothing more to record
         self._group = _Group()
         self._files = (Recording(self.run_dir, self.layout, self.labels, num_classes, neighbours)
@@ -105,6 +117,10 @@ class DynamicsRecorder:
         with _writing(self.run_dir, "DynamicsRecorder()"):
             committed = self._files.claim(restart) if self._files is not None else 0
         self._epochs = self._group.broadcast_int(committed)
+        if neighbours is None and self._epochs:
+            neighbours = self._group.broadcast_int(self._files.k if self._files is not None else 0)
+        self._explicit = neighbours is not None  # None: decided by the first update()
+        self.neighbours = DEFAULT_K if neighbours is None else neighbours
         if self._epochs and self._group.rank == 0:
             warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs ({RESTART})",
                           stacklevel=2)
@@ -162,15 +178,17 @@ class DynamicsRecorder:
                 self._keep_features(idx, feats[torch.from_numpy(first[fresh]).to(feats.device)])
 
     def _check_features(self, features, batch: int) -> torch.Tensor | None:
-        """``features`` as a float16 tensor (B, D) when the recorder records neighbour agreement, else None."""
+        """``features`` as a tensor (B, D) when the recorder records neighbour agreement, else None."""
+        if not self._epochs and not self._open and not self._explicit:
+            self._decide(features)
         if not self.neighbours:
-            if features is not None:
-                raise ValueError("features were passed but this recorder records no neighbour agreement: "
-                                 "construct it with neighbours=k")
+            if features is not None and self._asked_none:
+                raise ValueError("features were passed but this recorder records no neighbour agreement "
+                                 "(neighbours=0): construct it with neighbours=k, or pass no features")
             return None
         if features is None:
             raise ValueError(f"this recorder records neighbour agreement (neighbours={self.neighbours}): pass "
-                             "features= (the batch's penultimate features) to update()")
+                             "features= (the batch's penultimate features, FeatureTap) to update()")
         feats = features.detach() if torch.is_tensor(features) else torch.as_tensor(np.asarray(features))
         feats = feats.flatten(1) if feats.ndim > 2 else feats
         if feats.ndim != 2 or len(feats) != batch or not feats.is_floating_point():
@@ -178,17 +196,34 @@ class DynamicsRecorder:
                              f"{feats.dtype} {tuple(feats.shape)}")
         if not bool(torch.isfinite(feats).all()):
             raise ValueError("features hold NaN or infinite values: the model diverged (nothing recorded)")
-        if self._feature_width is not None and feats.shape[1] != self._feature_width:
-            raise ValueError(f"features have {feats.shape[1]} columns but earlier batches had "
-                             f"{self._feature_width}: pass the same layer's features every batch (nothing recorded)")
-        self._feature_width = int(feats.shape[1])
-        return feats.to(torch.float16)
+        return feats.float()
+
+    def _decide(self, features) -> None:
+        """The default ``neighbours``, at the run's first update: k = 20 with features and room for them."""
+        why = None
+        if features is None:
+            why = "update() got no features="
+        else:
+            device = features.device if torch.is_tensor(features) else torch.device("cpu")
+            width = int(np.prod(np.shape(features)[1:]))
+            need = 2 * len(self.labels) * stored_dim(len(self.labels), width) * 2
+            free = free_memory(device)
+            if free is not None and free < need:
+                why = f"its features need {need / 2**20:.0f} MiB free on {device}, {free / 2**20:.0f} MiB are"
+        if why is not None:
+            if self._group.rank == 0:
+                warnings.warn(f"{self.run_dir}: recording the softmax alone ({why}); the neighbour agreement, "
+                              "which the default detector reads, needs features=FeatureTap batches and room for "
+                              "them (neighbours=0 says so and silences this)", stacklevel=4)
+            self.neighbours = 0
+        if self._files is not None:
+            self._files.k = self.neighbours
+        self._explicit = True
 
     def _keep_features(self, idx: np.ndarray, feats: torch.Tensor) -> None:
-        if self._features is None or self._features.shape[1] != feats.shape[1]:
-            self._features = torch.zeros((len(self.labels), feats.shape[1]), dtype=torch.float16,
-                                         device=feats.device)
-        self._features[torch.from_numpy(idx).to(feats.device)] = feats
+        if self._store is None:
+            self._store = FeatureStore(len(self.labels))
+        self._store.add(torch.from_numpy(idx), feats)
 
     def end_epoch(self) -> None:
         """Commit the epoch to disk; every sample must have been recorded in it."""
@@ -198,10 +233,13 @@ class DynamicsRecorder:
             raise ValueError(f"epoch {self.num_epochs + 1}: {missing} of {len(self.labels)} samples were not "
                              "recorded (pass every batch of the epoch to update())")
         if self._files is not None:
+            search = None
             if self.neighbours:
-                self._files.record_neighbours(self._epochs, agreement(self._features, self.labels, k=self.neighbours))
+                search = self._store.describe(k=self.neighbours, search=self.neighbour_search)
+                self._files.record_neighbours(self._epochs, self._store.agreement(
+                    self.labels, k=self.neighbours, search=self.neighbour_search))
             with _writing(self.run_dir, "end_epoch()"):
-                self._files.commit(self._epochs + 1)
+                self._files.commit(self._epochs + 1, search)
         self._epochs += 1
         self._seen[:] = False
         self._open = False

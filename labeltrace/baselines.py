@@ -155,8 +155,7 @@ def cl_label_quality(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarr
     """Confident learning's label-quality ranking (Northcutt et al., 2021), by cleanlab itself:
     ``1 - cleanlab.rank.get_label_quality_scores(...)``, shape (N,). See :func:`class_probs` for which
     probabilities are used."""
-    from cleanlab.rank import get_label_quality_scores
-
+    get_label_quality_scores = _cleanlab().rank.get_label_quality_scores
     probs = class_probs(td, labels, pred_probs=pred_probs, epochs=epochs)
     return 1.0 - get_label_quality_scores(np.asarray(labels)[:, 0].astype(np.int64), probs, method=method)
 
@@ -169,9 +168,8 @@ def cl_label_issues(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarra
     by self-confidence, which is cleanlab's own ``return_indices_ranked_by`` order extended to the
     unflagged samples. ``score >= 1`` recovers the flag. See :func:`class_probs` for the probabilities.
     """
-    from cleanlab.filter import find_label_issues
-    from cleanlab.rank import get_label_quality_scores
-
+    cleanlab = _cleanlab()
+    find_label_issues, get_label_quality_scores = cleanlab.filter.find_label_issues, cleanlab.rank.get_label_quality_scores
     probs = class_probs(td, labels, pred_probs=pred_probs, epochs=epochs)
     given = np.asarray(labels)[:, 0].astype(np.int64)
     flag = find_label_issues(given, probs, filter_by=filter_by, n_jobs=1)
@@ -189,8 +187,27 @@ BASELINES: dict[str, Score] = {
     "cl_label_quality": cl_label_quality,
     "cl_label_issues": cl_label_issues,
 }
-# Scores that accept out-of-sample probabilities through ``pred_probs``.
+# Scores that accept out-of-sample probabilities through ``pred_probs``; they are cleanlab's.
 USES_PRED_PROBS = frozenset({"cl_label_quality", "cl_label_issues"})
+
+
+def _cleanlab():
+    """The ``cleanlab`` package with its ``rank`` and ``filter`` modules; missing: a one-line UsageError."""
+    try:
+        import cleanlab.filter
+        import cleanlab.rank
+    except ImportError:
+        raise UsageError("cleanlab's scores need cleanlab: pip install 'labeltrace[cleanlab]'") from None
+    return cleanlab
+
+
+def installed_baselines() -> list[str]:
+    """The names of :data:`BASELINES` whose packages are installed (cleanlab's two need the extra)."""
+    try:
+        _cleanlab()
+    except UsageError:
+        return [name for name in BASELINES if name not in USES_PRED_PROBS]
+    return list(BASELINES)
 
 
 def get_baseline(name: str) -> Score:
@@ -203,9 +220,11 @@ def get_baseline(name: str) -> Score:
 
 def score_baselines(td: np.ndarray, labels: np.ndarray, *, names: list[str] | None = None,
                     pred_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Every requested score (all by default) as ``{name: array of shape (N,)}``."""
+    """Every requested score as ``{name: array of shape (N,)}``; by default every installed one
+    (:func:`installed_baselines`). A score whose package is missing, asked for by name, is a one-line error
+    naming the extra to install."""
     out = {}
-    for name in names or list(BASELINES):
+    for name in names or installed_baselines():
         fn = get_baseline(name)
         kwargs = {"pred_probs": pred_probs} if name in USES_PRED_PROBS else {}
         out[name] = fn(td, labels, **kwargs)

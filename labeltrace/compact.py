@@ -10,7 +10,8 @@ other class's; cleanlab and the suggested label read the mean probability vector
 - ``other_class``: int (N, T), the class of channel 1 at each epoch;
 - ``labels``: int (N, 2): the assigned label and the other class of highest mean probability (the full layout's
   ``labels[:, :2]``);
-- ``mean_probs``: float16 (N, C) in class order, the mean over epochs of the probability vector.
+- ``mean_probs``: float16 (N, C) in class order, the mean over epochs of the probability vector;
+- ``neighbours`` and ``neighbour_search``, when the run recorded the neighbour agreement: as in the full layout.
 
 In memory, ``td`` is a :class:`CompactTD`, a plain array that knows it is compact, so a reader that needs the
 full vector per epoch (entropy, rank, the data-maps export) refuses it in one line instead of miscomputing.
@@ -24,6 +25,7 @@ import numpy as np
 
 from labeltrace.errors import UsageError
 from labeltrace.io import load_npz, save_npz_chunked
+from labeltrace.recorder import search_entry
 
 AUTO_COMPACT_ABOVE = 300  # classes; the paper's datasets have at most 257 (Caltech-256): they keep its layout
 COMPACT_WIDTH = 3  # raw row per sample and epoch: assigned prob, strongest other prob, its class (float32)
@@ -93,11 +95,13 @@ def class_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.int16 if num_classes <= np.iinfo(np.int16).max else np.int32)
 
 
-def write_compact(path: Path, rows, sums, slot: int, assigned: np.ndarray, num_epochs: int) -> None:
+def write_compact(path: Path, rows, sums, slot: int, assigned: np.ndarray, num_epochs: int, *,
+                  neighbours=None, search: dict | None = None) -> None:
     """Write ``training_dynamics_compact.npz`` chunk by chunk from the recorder's working files.
 
     ``rows``: a :class:`~labeltrace.recorder.TraceRecorder` of shape (N, T, 3); ``sums``: one of shape (N, 2, C)
-    whose epoch ``slot`` holds each sample's probability sums over the ``num_epochs`` epochs; ``assigned`` (N,).
+    whose epoch ``slot`` holds each sample's probability sums over the ``num_epochs`` epochs; ``assigned`` (N,);
+    ``neighbours``: the (N, T, 1) recorder of the neighbour agreement, with the ``search`` that made it.
     """
     n, c = len(assigned), sums.shape[2]
     chunk = max(1, min(8192, _CHUNK_VALUES // max(c, num_epochs * COMPACT_WIDTH)))
@@ -121,10 +125,13 @@ def write_compact(path: Path, rows, sums, slot: int, assigned: np.ndarray, num_e
                 yield mean(start, stop).astype(np.float16)
 
     t = num_epochs
-    save_npz_chunked(path, {"td": ((n, t, 2), np.float16, pieces("td")),
-                            "other_class": ((n, t), cls, pieces("other_class")),
-                            "labels": ((n, 2), cls, pieces("labels")),
-                            "mean_probs": ((n, c), np.float16, pieces("mean_probs"))})
+    arrays = {"td": ((n, t, 2), np.float16, pieces("td")), "other_class": ((n, t), cls, pieces("other_class")),
+              "labels": ((n, 2), cls, pieces("labels")), "mean_probs": ((n, c), np.float16, pieces("mean_probs"))}
+    if neighbours is not None:
+        arrays["neighbours"] = ((n, t), np.float16, (neighbours.read(start, min(start + chunk, n))[:, :, 0]
+                                                     for start in range(0, n, chunk)))
+        arrays.update(search_entry(search))
+    save_npz_chunked(path, arrays)
 
 
 def read_compact(path: Path) -> tuple[CompactTD, np.ndarray]:

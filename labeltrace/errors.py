@@ -18,6 +18,16 @@ def fail(message: str) -> NoReturn:
     raise UsageError(message)
 
 
+def require(module: str, *, extra: str, what: str):
+    """``import module``, or a one-line :class:`UsageError` saying that ``what`` needs the ``extra`` installed."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(f"{what} needs {module.split('.')[0]}: pip install 'labeltrace[{extra}]'") from None
+
+
 def os_error_in_chain(exc: BaseException, codes: tuple[int, ...]) -> OSError | None:
     """The first ``OSError`` with an errno in ``codes`` among ``exc`` and its causes. torch re-raises a failed
     write as a ``RuntimeError`` whose context is the ``OSError``, so the cause, not the type, says what broke."""

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+from labeltrace.errors import require
 
-matplotlib.use("Agg")
+require("pandas", extra="report", what="labeltrace.figures")
+require("matplotlib", extra="report", what="labeltrace.figures").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402

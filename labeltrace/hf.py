@@ -25,7 +25,8 @@ from labeltrace.indexed import INDEX_KEY, RecorderHolder, logits_of
 class DynamicsCallback(RecorderHolder, TrainerCallback):
     """A ``TrainerCallback`` that feeds a :class:`labeltrace.DynamicsRecorder` (the parameters are its own)."""
 
-    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None, neighbours: int = 0) -> None:
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
+                 neighbours: int | None = None) -> None:
         super().__init__(run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels,
                          neighbours=neighbours)
         self._index = None

@@ -25,11 +25,13 @@ class RecorderHolder:
     shard, rank 0 writes the folder).
 
     Parameters are the recorder's: ``run_dir``, ``labels`` (int array of shape (N,), the labels trained on),
-    ``num_classes``, optionally ``true_labels`` (N,) where the noise was synthesized, and ``neighbours`` (k > 0:
-    the neighbour agreement too, from the input of the model's last linear layer, :class:`FeatureTap`).
+    ``num_classes``, optionally ``true_labels`` (N,) where the noise was synthesized, and ``neighbours`` (the
+    neighbour agreement, from the input of the model's last linear layer, :class:`FeatureTap`: on by default,
+    k = 20; 0 turns it off).
     """
 
-    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None, neighbours: int = 0) -> None:
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
+                 neighbours: int | None = None) -> None:
         self._recorder_args = dict(run_dir=run_dir, labels=labels, num_classes=num_classes, true_labels=true_labels,
                                    neighbours=neighbours)
         self.recorder: DynamicsRecorder | None = None
@@ -39,7 +41,11 @@ class RecorderHolder:
         """Make the recorder and, when it records neighbour agreement, tap ``model``'s head for its features."""
         self.recorder = DynamicsRecorder(**self._recorder_args)
         if self.recorder.neighbours:
-            self._tap = FeatureTap(model).__enter__()
+            try:
+                self._tap = FeatureTap(model).__enter__()
+            except ValueError:  # no linear head: by default the recorder then records the softmax alone
+                if self._recorder_args["neighbours"] is not None:
+                    raise
 
     def take_features(self) -> torch.Tensor | None:
         """The features of the last forward call since the previous take (None without a tap)."""

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 
 from labeltrace.baselines import score_baselines
 from labeltrace.compact import compact_suggested, is_compact
+from labeltrace.errors import require
 from labeltrace.io import write_csv
 from labeltrace.metrics import order_by_noisiness
 from labeltrace.runfiles import ISSUES_CSV, ISSUES_PNG
@@ -33,7 +33,7 @@ def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *,
                       indices: np.ndarray | None = None, class_names: Sequence[str] | None = None,
-                      paths: Sequence[str] | None = None, suggested: np.ndarray | None = None) -> pd.DataFrame:
+                      paths: Sequence[str] | None = None, suggested: np.ndarray | None = None):
     """Every sample, most suspicious first: ``rank, index, [path,] assigned_label, [assigned_name,]
     suggested_label, [suggested_name,] p_noisy`` and the hand-crafted scores of :data:`TABLE_BASELINES` (higher = more suspect).
 
@@ -58,7 +58,7 @@ def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *
     table["p_noisy"] = np.round(np.asarray(p_noisy, dtype=np.float64)[order], 6)
     for name, values in score_baselines(td, labels, names=list(TABLE_BASELINES)).items():
         table[name] = np.round(values[order], 6)
-    return pd.DataFrame(table)
+    return require("pandas", extra="report", what="the label-issue table").DataFrame(table)
 
 
 def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, classes=None, top: int = 48,

@@ -12,6 +12,7 @@ per-sample width and dtype (the compact layout's rows, :mod:`labeltrace.compact`
 """
 from __future__ import annotations
 
+import json
 import os
 import zlib
 from pathlib import Path
@@ -153,6 +154,12 @@ def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: i
     return None
 
 
+def search_entry(search: dict | None) -> dict[str, np.ndarray]:
+    """The traces file's ``neighbour_search`` entry: the description of the neighbour search
+    (:meth:`labeltrace.neighbours.FeatureStore.describe`), one JSON string of shape (1,), or nothing."""
+    return {} if not search else {"neighbour_search": np.array([json.dumps(search, sort_keys=True)])}
+
+
 class TraceRecorder:
     """Raw probabilities of shape (N, T, C) in class-id order, kept on disk epoch-major.
 
@@ -264,9 +271,10 @@ class TraceRecorder:
         return out
 
     def write_traces(self, out_path: Path, assigned: np.ndarray, chunk: int = 8192, *,
-                     neighbours: TraceRecorder | None = None) -> None:
+                     neighbours: TraceRecorder | None = None, search: dict | None = None) -> None:
         """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk;
-        with the (N, T, 1) recorder of the neighbour agreement, also ``neighbours`` [N, T] float16.
+        with the (N, T, 1) recorder of the neighbour agreement, also ``neighbours`` [N, T] float16, and
+        ``neighbour_search``, the search that made it (``search``, :func:`search_entry`).
 
         A chunk holds at most ``chunk`` samples and about 4M values (8 MiB of float16), so memory stays flat in
         N and T alike.
@@ -284,6 +292,7 @@ class TraceRecorder:
         if neighbours is not None:
             arrays["neighbours"] = ((n, t), np.float16, (neighbours.read(start, min(start + chunk, n))[:, :, 0]
                                                          for start in range(0, n, chunk)))
+            arrays.update(search_entry(search))
         save_npz_chunked(out_path, arrays)
 
     def close(self) -> None:

@@ -123,7 +123,8 @@ class Recording:
 
     def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int, neighbours: int = 0) -> None:
         self.run_dir, self.layout, self.labels, self.num_classes = run_dir, layout, labels, num_classes
-        self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too (full layout)
+        self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too; None: as committed
+        self.search: dict | None = None  # how the agreement was searched (FeatureStore.describe)
         self.state = run_dir / RECORDER_STATE_FILE
         self.rows: TraceRecorder | None = None
         self.neighbours: TraceRecorder | None = None
@@ -204,8 +205,11 @@ class Recording:
         if not self.state.exists():
             return 0
         state = self._read_state()
-        mine = self.identity()
         state.setdefault("neighbours", 0)  # a folder recorded before the agreement existed recorded none
+        if self.k is None:  # the recorder's default: go on as the folder was recorded
+            self.k = state["neighbours"]
+        self.search = state.get("neighbour_search")
+        mine = self.identity()
         differ = [f"{k} {state.get(k)} (now {v})" for k, v in mine.items() if state.get(k) != v]
         if differ:
             raise ValueError(f"{self.state}: this folder records another run ({', '.join(differ)}): give another "
@@ -320,8 +324,9 @@ class Recording:
         self._filled[:] = 0
         self.checksums["sums_crc32"] = [crc]
 
-    def commit(self, epochs: int) -> None:
-        """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically)."""
+    def commit(self, epochs: int, search: dict | None = None) -> None:
+        """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically), with the
+        ``search`` that made its neighbour agreement."""
         self.rows.flush()
         self._keep_checksum("rows_crc32", self.rows, epochs)
         if self.neighbours is not None:
@@ -330,8 +335,10 @@ class Recording:
         if self.sums is not None:
             self._add_spill(epochs - 1)
             self.sums.sync()
+        self.search = search or self.search
+        extra = {"neighbour_search": self.search} if self.search else {}
         kept = {key: self.checksums[key] for *_, key in self._files() if self.checksums[key] is not None}
-        write_json(self.state, {**self.identity(), "epochs": epochs, **kept})
+        write_json(self.state, {**self.identity(), "epochs": epochs, **extra, **kept})
 
     def _keep_checksum(self, key: str, recorder: TraceRecorder, epochs: int) -> None:
         """Add the checksum of epoch ``epochs - 1`` (replacing a replayed epoch's); none are kept for files a
@@ -345,10 +352,11 @@ class Recording:
     def write(self, epochs: int) -> None:
         """The traces file of the layout, from the committed ``epochs``."""
         if self.layout == "full":
-            self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels, neighbours=self.neighbours)
+            self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels, neighbours=self.neighbours,
+                                   search=self.search)
         else:
             write_compact(self.run_dir / COMPACT_TRACES_FILE, self.rows, self.sums, (epochs - 1) % 2, self.labels,
-                          epochs)
+                          epochs, neighbours=self.neighbours, search=self.search)
 
     def remove(self) -> None:
         for recorder in (self.rows, self.sums, self.spill, self.neighbours):

@@ -125,7 +125,7 @@ def load_run(run_dir: str | Path) -> RunTraces:
     npz_path, meta_path = _resolve(run_dir)
     compact = npz_path.name == COMPACT_TRACES_FILE
     td, labels = read_compact(npz_path) if compact else read_traces(npz_path)
-    neighbours = None if compact else read_neighbours(npz_path, td.shape)
+    neighbours = read_neighbours(npz_path, td.shape)
     metadata = read_metadata(meta_path, labels=labels) if meta_path.is_file() else None
     rows = metadata.per_row(len(td)) if metadata is not None else {}
     assigned = rows.get("assigned_targets")

@@ -19,7 +19,7 @@ from labeltrace.errors import fail
 from core.committed import completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, fit, recipe_dict, write_valid_results
 from labeltrace.io import write_json
-from labeltrace.neighbours import DEFAULT_K
+from labeltrace.neighbours import DEFAULT_K, SEARCHES
 from labeltrace.runfiles import (RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE,
                                  write_metadata)
 from core.runfolder import locked_run_dir, prepare_run_dir
@@ -50,8 +50,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbours", type=int, default=None, metavar="K",
                    help=f"also record, from the same pass, the fraction of each sample's K nearest neighbours in the "
                         f"penultimate features that share its label, which the generalist detector reads (default "
-                        f"{DEFAULT_K}; 0 off, and off by default with --compile or --record none; on a GPU the "
-                        f"CUDA-graph step needs 0; labeltrace/neighbours.py)")
+                        f"{DEFAULT_K}; 0 off, and off by default with --compile or --record none; "
+                        f"labeltrace/neighbours.py)")
+    p.add_argument("--neighbour_search", choices=SEARCHES, default="auto",
+                   help="the nearest-neighbour search of --neighbours: exact, ivf (faiss's inverted-file index, "
+                        "approximate; pip install faiss-cpu) or auto (exact up to about 50,000 samples on the CPU "
+                        "and on a GPU, ivf beyond; docs/neighbours_scale.md)")
     return p
 
 
@@ -219,13 +223,14 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
     runtime = fit_runtime(args, device, dist)
     start = time.perf_counter()
     result = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
-                 record=args.record, neighbours=plan["config"]["neighbours"], restart=args.restart, runtime=runtime,
-                 log=say)
+                 record=args.record, neighbours=plan["config"]["neighbours"], neighbour_search=args.neighbour_search,
+                 restart=args.restart, runtime=runtime, log=say)
     best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, runtime=runtime)
     if not dist.is_main:
         return run_dir
     if result.recorder is not None:
-        result.recorder.write_traces(run_dir / TRACES_FILE, assigned[train_idx], neighbours=result.neighbours)
+        result.recorder.write_traces(run_dir / TRACES_FILE, assigned[train_idx], neighbours=result.neighbours,
+                                     search=result.search)
         for recorder in (result.recorder, result.neighbours):
             if recorder is not None:
                 recorder.close()

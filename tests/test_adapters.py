@@ -76,6 +76,10 @@ def test_adapter_run_folder_equals_the_plain_loops(runs, adapter):
 @pytest.mark.parametrize("example", ["plain_pytorch", "hf_trainer", "lightning_module"])
 def test_example_ranks_the_synthesized_noise(tmp_path, example):
     out = _python([str(EXAMPLES / f"{example}.py")], tmp_path)
+    # The examples leave neighbours= out: the defaults record the agreement (k = 20, exact at this size).
+    with np.load(next((tmp_path / "runs").iterdir()) / "training_dynamics.npz") as data:
+        assert data["neighbours"].shape == (1797, 30)
+        assert '"k": 20' in str(data["neighbour_search"][0]) and '"search": "exact"' in str(data["neighbour_search"][0])
     auc = float(re.search(r"ROC-AUC (\d\.\d+)", out).group(1))
     assert auc > 0.99, out  # measured 0.9996 for each: 30 epochs of a 2-layer MLP on 20% uniform noise
     assert int(re.search(r"\((\d+) of 10 truly flipped\)", out).group(1)) >= 9, out

@@ -76,7 +76,7 @@ def test_update_refuses_probability_rows_that_do_not_sum_to_1(recorder):
 def test_update_refuses_features_whose_width_changes(tmp_path):
     recorder = DynamicsRecorder(tmp_path / "r", labels=np.array([0, 1, 2, 0]), num_classes=3, neighbours=1)
     recorder.update([0, 1], torch.zeros(2, 3), features=torch.ones(2, 8))
-    with pytest.raises(ValueError, match="features have 5 columns but earlier batches had 8"):
+    with pytest.raises(ValueError, match="same width, got 5 after 8"):
         recorder.update([2, 3], torch.zeros(2, 3), features=torch.ones(2, 5))
 
 

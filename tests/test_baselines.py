@@ -1,5 +1,7 @@
 """Baselines against hand-computed values on a 3-sample, 2-epoch, 3-class trace (dyadic values: exact in
 float16), and cleanlab on a case whose answer is known."""
+import sys
+
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -124,3 +126,15 @@ def test_cleanlab_epoch_window():
     assert (bl.cl_label_issues(td, labels, epochs=slice(0, 2)) >= 1).sum() == len(FLIPPED)
     with pytest.raises(UsageError, match="select none"):
         bl.cl_label_issues(td, labels, epochs=slice(5, 6))
+
+
+def test_without_cleanlab_the_default_scores_are_the_installed_ones(monkeypatch):
+    # sys.modules[name] = None makes `import name` raise ImportError: cleanlab as if the extra were not installed.
+    for name in ("cleanlab", "cleanlab.rank", "cleanlab.filter"):
+        monkeypatch.setitem(sys.modules, name, None)
+    td, labels = _as_traces(*_known_case())
+    scores = bl.score_baselines(td, labels)
+    assert sorted(scores) == sorted(set(bl.BASELINES) - {"cl_label_quality", "cl_label_issues"})
+    np.testing.assert_array_equal(scores["aum"], bl.aum(td, labels))
+    with pytest.raises(UsageError, match=r"^cleanlab's scores need cleanlab: pip install 'labeltrace\[cleanlab\]'$"):
+        bl.score_baselines(td, labels, names=["cl_label_quality"])

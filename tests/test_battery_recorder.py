@@ -254,7 +254,7 @@ def test_full_disk_in_save_keeps_the_epochs_and_saves_once_there_is_space(tmp_pa
     recorder = record(tmp_path / "r", half=False, layout="compact")
     real = labeltrace.recording.write_compact
 
-    def full(path, *args):
+    def full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(labeltrace.recording, "write_compact", full)

@@ -75,6 +75,32 @@ def test_graphed_step_trains_like_the_eager_step(amp, tol):
         torch.testing.assert_close(b.float(), a.float(), rtol=tol, atol=tol, msg=name)
 
 
+def test_graphed_step_hands_the_tap_the_eager_steps_features():
+    # The head's input is a static output of the graph: every replay's features reach the tap, equal to those an
+    # eager step's hook collects, and the agreement of the epoch equals the eager one's.
+    from labeltrace.neighbours import FeatureTap, agreement
+
+    torch.manual_seed(0)
+    model_a = build_model("resnet", 8, num_classes=10, in_channels=3, image_size=16).cuda().train()
+    model_b = copy.deepcopy(model_a)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (model_a, model_b)]
+    eager, graphed = eager_step(model_a, opts[0], False), CudaGraphStep(model_b, opts[1], warmup=2)
+    gen = torch.Generator(device="cuda").manual_seed(2)
+    batches = [(torch.randn(b, 3, 16, 16, device="cuda", generator=gen), torch.randint(0, 10, (b,), device="cuda"))
+               for b in [32] * 6 + [20]]
+    with FeatureTap(model_a) as tap_a, FeatureTap(model_b) as tap_b:
+        graphed.tap = tap_b
+        for x, y in batches:
+            eager(x, y)
+            graphed(x, y)
+    assert graphed.captures == 1 and len(tap_a.batches) == len(tap_b.batches) == len(batches)
+    for fa, fb in zip(tap_a.batches, tap_b.batches):
+        torch.testing.assert_close(fb, fa, rtol=1e-2, atol=1e-2)
+    labels = torch.cat([y for _, y in batches])
+    a, b = (agreement(torch.cat(t.batches), labels, k=5) for t in (tap_a, tap_b))
+    assert np.abs(a - b).mean() < 0.02
+
+
 def step1(save: Path, device: str, *extra: str) -> Path:
     cmd = [sys.executable, "runner.py", "--dataset", "digits", "--seed", "4", "--net_type", "cnn", "--depth", "2",
            "--num_epochs", "3", "--save", str(save), "--device", device, "--no_progress", *extra]

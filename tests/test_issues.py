@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from labeltrace.issues import label_issue_table, suggested_labels
 from labeltrace.traces import load_run
@@ -29,6 +30,17 @@ def test_table_is_ranked_most_suspicious_first_with_names():
     assert table["assigned_name"].tolist() == ["c2", "c4"] and table["suggested_name"].tolist() == ["c0", "c1"]
     # AUM from probabilities, sample 11: margins 0.3 - 0.6 = -0.3 and 0.8 - 0.15 = 0.65 -> -mean = -0.175
     assert table["aum"].iloc[0] == -0.175
+
+
+def test_without_the_report_extra_the_table_and_figures_say_which_extra(monkeypatch):
+    from labeltrace.errors import UsageError
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError, as if not installed
+    monkeypatch.delitem(sys.modules, "labeltrace.figures", raising=False)
+    with pytest.raises(UsageError, match=r"^the label-issue table needs pandas: pip install 'labeltrace\[report\]'$"):
+        label_issue_table(TD, LABELS, np.array([0.2, 0.9]))
+    with pytest.raises(UsageError, match=r"^labeltrace.figures needs pandas: pip install 'labeltrace\[report\]'$"):
+        import labeltrace.figures  # noqa: F401
 
 
 def test_find_issues_on_a_digits_run(digits_run, tmp_path):

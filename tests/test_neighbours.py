@@ -198,13 +198,74 @@ def test_the_library_recorder_refuses_missing_or_unwanted_features(tmp_path):
         recorder.update([0, 1], torch.zeros(2, 2))
     with pytest.raises(ValueError, match=r"shape \(2, D\)"):
         recorder.update([0, 1], torch.zeros(2, 2), features=torch.zeros(3, 4))
-    plain = DynamicsRecorder(tmp_path / "b", labels=LABELS, num_classes=2)
+    plain = DynamicsRecorder(tmp_path / "b", labels=LABELS, num_classes=2, neighbours=0)
     with pytest.raises(ValueError, match="neighbours=k"):
         plain.update([0, 1], torch.zeros(2, 2), features=torch.zeros(2, 4))
-    with pytest.raises(ValueError, match="full layout only"):
-        DynamicsRecorder(tmp_path / "c", labels=LABELS, num_classes=2, neighbours=2, layout="compact")
     with pytest.raises(ValueError, match="k >= 0"):
         DynamicsRecorder(tmp_path / "d", labels=LABELS, num_classes=2, neighbours=-1)
+    with pytest.raises(ValueError, match="neighbour_search must be one of auto, exact, ivf"):
+        DynamicsRecorder(tmp_path / "e", labels=LABELS, num_classes=2, neighbour_search="hnsw")
+    recorder = DynamicsRecorder(tmp_path / "f", labels=LABELS, num_classes=2)
+    recorder.update([0, 1], torch.zeros(2, 2), features=torch.ones(2, 3))
+    with pytest.raises(ValueError, match="same width, got 4 after 3"):
+        recorder.update([2, 3], torch.zeros(2, 2), features=torch.ones(2, 4))
+
+
+def test_the_default_recorder_records_the_agreement_when_features_come(tmp_path):
+    from labeltrace.api import DynamicsRecorder
+
+    recorder = DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)  # neighbours left out
+    assert recorder.neighbours == 20
+    for _ in range(2):
+        recorder.update(np.arange(5), torch.zeros(5, 2), features=torch.as_tensor(FEATURES))
+        recorder.end_epoch()
+    recorder.save()
+    run = load_run(tmp_path / "run")
+    # k = 20 > N - 1 = 4: every other point is a neighbour; a0 sees a1 (0), a2, b0, b1 (1): 1 of 4 agree.
+    np.testing.assert_array_equal(run.neighbours[:, 0], [0.25, 0.25, 0.5, 0.5, 0.5])
+    with np.load(tmp_path / "run" / "training_dynamics.npz") as data:
+        assert json.loads(str(data["neighbour_search"][0])) == {"dim": 2, "features_dim": 2, "k": 20, "search": "exact"}
+
+
+def test_the_default_recorder_without_features_says_once_it_records_the_softmax_alone(tmp_path):
+    from labeltrace.api import DynamicsRecorder
+
+    recorder = DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)
+    with pytest.warns(UserWarning, match=r"recording the softmax alone \(update\(\) got no features=\)"):
+        recorder.update(np.arange(5), torch.zeros(5, 2))
+    recorder.end_epoch()
+    recorder.save()
+    assert recorder.neighbours == 0 and load_run(tmp_path / "run").neighbours is None
+
+
+def test_the_default_recorder_turns_the_agreement_off_where_memory_is_short(tmp_path, monkeypatch):
+    import labeltrace.api as api
+
+    monkeypatch.setattr(api, "free_memory", lambda device: 10)  # bytes: less than 5 rows of 3 float16 twice
+    recorder = api.DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)
+    with pytest.warns(UserWarning, match="need 0 MiB free on cpu, 0 MiB are"):
+        recorder.update(np.arange(5), torch.zeros(5, 2), features=torch.ones(5, 3))
+    assert recorder.neighbours == 0
+
+
+def test_the_compact_layout_round_trips_the_agreement(tmp_path):
+    from labeltrace.api import DynamicsRecorder
+
+    moved = FEATURES.copy()
+    moved[2] = [0.05, 1.0]
+    recorder = DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2, neighbours=2, layout="compact")
+    for features in (FEATURES, moved):
+        recorder.update(np.arange(5), torch.zeros(5, 2), features=torch.as_tensor(features))
+        recorder.end_epoch()
+    recorder.save()
+    assert (tmp_path / "run" / "training_dynamics_compact.npz").is_file()
+    run = load_run(tmp_path / "run")
+    np.testing.assert_array_equal(run.neighbours, np.stack([agreement(FEATURES, LABELS, k=2),
+                                                            agreement(moved, LABELS, k=2)], axis=1))
+    # The shipped generalist scores it (it reads prob, margin and the agreement: all three are in the file).
+    from labeltrace.api import get_label_quality_scores
+
+    assert get_label_quality_scores(tmp_path / "run").shape == (5,)
 
 
 @pytest.mark.parametrize("bad, says", [(np.full((3, 2), 0.5, np.float16), r"shape \(3, 4\)"),
@@ -217,3 +278,79 @@ def test_a_traces_file_with_a_bad_agreement_is_refused_naming_it(tmp_path, bad, 
     with pytest.raises(UsageError, match=says) as info:
         load_run(path)
     assert str(path) in str(info.value)
+
+
+def _clusters(n=600, d=16, classes=6, seed=0):
+    """Gaussian clusters, one per class, with 20% of the labels flipped: the features a trained network gives."""
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, classes, n)
+    x = rng.normal(size=(classes, d))[true] * 3 + rng.normal(size=(n, d))
+    flip = rng.random(n) < 0.2
+    return x.astype(np.float32), np.where(flip, (true + 1) % classes, true)
+
+
+def test_the_inverted_file_search_probing_every_list_equals_the_exact_one(monkeypatch):
+    pytest.importorskip("faiss")
+    import labeltrace.neighbours as neighbours
+
+    x, y = _clusters()
+    # The rows as the index holds them (unit, float16 values), searched exactly: the same inner products.
+    rows = torch.nn.functional.normalize(torch.from_numpy(x), dim=1).half().float()
+    exact = neighbours._exact_agreement(torch.from_numpy(neighbours._host(rows)), torch.from_numpy(y), 10)
+    monkeypatch.setattr(neighbours, "IVF_PROBES", 10 ** 6)  # every list probed: an exhaustive search
+    np.testing.assert_array_equal(neighbours._ivf_agreement(rows, y, 10), exact)
+    assert neighbours.ivf_params(600) == (98, 98)  # 4 sqrt(600) lists, all of them probed
+
+
+def test_the_inverted_file_search_is_close_to_the_exact_one_on_clusters():
+    pytest.importorskip("faiss")
+    x, y = _clusters(n=3000, d=32, classes=10)
+    # sqrt(3000) = 55 lists, 8 probed: most true neighbours sit in the lists nearest a point.
+    assert np.abs(agreement(x, y, k=20, search="ivf") - agreement(x, y, k=20, search="exact")).mean() < 0.02
+
+
+def test_the_search_is_chosen_by_size_and_device(monkeypatch):
+    import labeltrace.neighbours as neighbours
+    from labeltrace.neighbours import choose_search
+
+    assert choose_search(50_000, 512) == "exact"  # N^2 D = EXACT_MAX_COST
+    assert choose_search(50_001, 512, "cuda") == "exact"  # a GPU searches exactly at any size
+    assert choose_search(1_280_000, 128, search="exact") == "exact"
+    pytest.importorskip("faiss")
+    assert choose_search(50_001, 512) == "ivf"
+    monkeypatch.setattr(neighbours, "_faiss", lambda required=True: (_ for _ in ()).throw(
+        UsageError("needs faiss: pip install 'labeltrace[faiss]'")) if required else None)
+    with pytest.warns(UserWarning, match=r"takes about 5 min an epoch .* pip install 'labeltrace\[faiss\]'"):
+        assert choose_search(200_000, 512, warn=True) == "exact"  # 16x the cost of 50k: 16 x 20 s = 5.3 min
+    with pytest.raises(UsageError, match=r"labeltrace\[faiss\]"):
+        choose_search(10, 2, search="ivf")
+
+
+def test_the_store_keeps_float16_unit_rows_and_reduces_what_passes_its_budget(monkeypatch):
+    import labeltrace.neighbours as neighbours
+    from labeltrace.neighbours import FeatureStore, stored_dim
+
+    # 1.28M rows of 512 or 2048 features in 512 MiB of float16: 128 dimensions (1.28M x 128 x 2 = 328 MB;
+    # 256 would take 655 MB). 100k x 2048 x 2 = 410 MB fits whole.
+    assert stored_dim(1_280_000, 512) == stored_dim(1_280_000, 2048) == 128
+    assert stored_dim(100_000, 2048) == 2048
+    # Clusters whose spread lies in 8 of 96 dimensions, as a trained network's features: 32 principal
+    # directions hold the 6 centres and the spread.
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 6, 400)
+    x = (rng.normal(size=(6, 96))[y] * 3 + rng.normal(size=(400, 8)) @ rng.normal(size=(8, 96))).astype(np.float32)
+    monkeypatch.setattr(neighbours, "PCA_ROWS", 100)  # directions from the first 100 rows, then the rest
+    whole, reduced = FeatureStore(400), FeatureStore(400, budget=400 * 32 * 2)
+    for store in (whole, reduced):
+        for rows in np.array_split(np.arange(400), 7):  # batch by batch, in any order
+            store.add(torch.from_numpy(rows[::-1].copy()), torch.from_numpy(x[rows[::-1]]) * 5)
+    assert whole.rows.dtype == torch.float16 and whole.rows.shape == (400, 96)
+    np.testing.assert_allclose(whole.rows.float().norm(dim=1), 1.0, atol=2e-3)
+    assert reduced.rows.shape == (400, 32) and reduced.describe(k=10)["dim"] == 32 and reduced.basis.shape == (96, 32)
+    exact = agreement(x, y, k=10)
+    # float16 rows move a near tie now and then: a neighbour in ten changes for a few rows at most.
+    assert np.abs(whole.agreement(y, k=10) - exact).max() <= 0.1 + 1e-6
+    assert np.abs(reduced.agreement(y, k=10) - exact).mean() < 0.02
+    assert reduced.basis is None  # the next epoch fits its own directions
+    with pytest.raises(ValueError, match="same width, got 8 after 96"):
+        reduced.add(torch.arange(2), torch.ones(2, 8))
