@@ -5,7 +5,13 @@
 #        bash generate_td.sh none digits 1 0.2 uniform cnn 3 runs --num_epochs 40
 # Writes <result_save_path>/<dataset>_<net><depth>_percmislabeled<r>_<type>/computation4td_seed<seed>/.
 set -euo pipefail
-if [ $# -lt 8 ]; then
+# The positional arguments are those before the first flag: exactly 8.
+positional=0
+for arg in "$@"; do
+  case "$arg" in -*) break ;; *) positional=$((positional + 1)) ;; esac
+done
+if [ "$positional" -ne 8 ]; then
+  echo "error: generate_td.sh expects 8 positional arguments before the runner.py flags, got $positional" >&2
   sed -n '3,5p' "$0" | sed 's/^# //' >&2
   exit 2
 fi

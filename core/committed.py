@@ -15,14 +15,9 @@ import numpy as np
 from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
 from labeltrace.io import json_ready, read_json
-from labeltrace.recorder import raw_file_problem
+from labeltrace.recorder import checksum_problem, committed_rows_problem, raw_file_problem
 from labeltrace.runfiles import (CONFIG_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE,
                                 TRAIN_LOG_FILE)
-
-# A committed row is one float16 softmax vector: each value rounds by at most 2**-11 relative (bf16
-# arithmetic upstream by 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that
-# sums to 0 is an epoch that was never written (the file is sparse), one far from 1 was overwritten.
-ROW_SUM_TOLERANCE = 0.05
 
 
 def check_committed(run_dir: Path, state: dict[str, Any], raw_shape: tuple[int, int, int], record: str) -> None:
@@ -43,9 +38,22 @@ def check_committed(run_dir: Path, state: dict[str, Any], raw_shape: tuple[int, 
         lost = f"the traces of the {epoch} committed epochs are lost; {restart}"
         if not raw.is_file():
             fail(f"{raw} is missing: {lost}")
-        problem = raw_file_problem(raw, raw_shape) or committed_rows_problem(raw, raw_shape, epoch)
+        problem = (raw_file_problem(raw, raw_shape) or committed_rows_problem(raw, raw_shape, epoch)
+                   or _checksums_problem(raw, state, epoch))
         if problem:
             fail(f"{problem}: {lost}")
+
+
+def _checksums_problem(raw: Path, state: dict[str, Any], epochs: int) -> str | None:
+    """Whether the ``epochs`` committed epochs of ``raw`` still have the crc32 ``resume.pth`` keeps for them (a
+    run begun before checksums were kept has none to compare)."""
+    checksums = state.get("checksums")
+    kept = checksums.get(raw.name) if isinstance(checksums, dict) else None
+    if kept is None:
+        return None
+    if not isinstance(kept, list) or len(kept) != epochs:
+        return f"{raw.parent / RESUME_FILE}: keeps no checksum per committed epoch of {raw.name}"
+    return checksum_problem(raw, dict(enumerate(kept)))
 
 
 def _check_log(log: Path, epoch: int, restart: str) -> None:
@@ -58,42 +66,50 @@ def _check_log(log: Path, epoch: int, restart: str) -> None:
         fail(f"{log}: holds {len(lines)} epochs but {RESUME_FILE} commits {epoch}: {restart}")
 
 
-def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: int) -> str | None:
-    """Why the first ``epochs`` epochs of the raw traces file (stored (T, N, C) float16) are not committed
-    softmax rows (finite, in [0, 1], summing to 1), or None. Reads one epoch (N x C) at a time."""
-    n = raw_shape[0]
-    data = np.load(raw, mmap_mode="r")
-    for e in range(epochs):
-        block = np.asarray(data[e], dtype=np.float32)  # (N, C)
-        bad = ~np.isfinite(block) | (block < 0) | (block > 1)
-        if bad.any():
-            return f"{raw}: epoch {e + 1} holds {int(bad.sum())} values that are not probabilities (damaged)"
-        off = np.abs(block.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
-        if off.any():
-            never = bool((block[off] == 0).all())
-            return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
-                    + ("(never written: zeros)" if never else "(damaged)"))
-    return None
-
-
 def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
-                 raw_shape: tuple[int, int, int], mmap: bool = True) -> dict[str, Any] | None:
+                 raw_shape: tuple[int, int, int], mmap: bool = True, model=None) -> dict[str, Any] | None:
     """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
     fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
     (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
-    to be trained from: the optimizer would otherwise keep file-backed momentum buffers."""
+    to be trained from: the optimizer would otherwise keep file-backed momentum buffers. ``model``: the network
+    the state's weights must fit, finite (checked here, before the caller writes anything)."""
     state = None if restart else read_resume_state(run_dir, mmap=mmap)
     if state is None:
         return None
     check_resumable(run_dir, config, saved=state["config"])
     check_committed(run_dir, state, raw_shape, record)
+    if model is not None:
+        _check_weights(run_dir / RESUME_FILE, state["model"], model)
     if config.get("neighbours") and record != "none":
-        _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state["epoch"])
+        _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state)
     return state
 
 
-def _check_neighbours(raw: Path, shape: tuple[int, int, int], epochs: int) -> None:
-    """The neighbour agreement's raw file (T, N, 1) holds ``epochs`` committed epochs of fractions in [0, 1]."""
+def _check_weights(path: Path, weights: Any, model) -> None:
+    """``resume.pth``'s weights are ``model``'s tensors (names and shapes), every one finite: loading another
+    network's would fail in torch after the run folder was rewritten, and NaN weights would train to a NaN loss
+    (whose advice, a lower --lr, does not apply to a damaged state)."""
+    import torch
+
+    restart = "add --restart to start over"
+    expected = model.state_dict()
+    if not isinstance(weights, dict):
+        fail(f"{path}: its model is not a state_dict: {restart}")
+    other = sorted(set(expected) ^ set(weights)) + [k for k in expected if k in weights and
+                                                     tuple(weights[k].shape) != tuple(expected[k].shape)]
+    if other:
+        fail(f"{path}: holds the weights of another network ({len(other)} tensors differ from this "
+             f"{type(model).__name__}'s, e.g. {other[0]}): {restart}")
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        fail(f"{path}: {len(bad)} of the model's tensors hold NaN or infinite weights (e.g. {bad[0]}): the state "
+             f"is damaged; {restart}")
+
+
+def _check_neighbours(raw: Path, shape: tuple[int, int, int], state: dict[str, Any]) -> None:
+    """The neighbour agreement's raw file (T, N, 1) holds the committed epochs of ``state`` (``resume.pth``):
+    fractions in [0, 1], unchanged since their commit (their checksums: an agreement of 0 is legal)."""
+    epochs = state["epoch"]
     lost = f"the neighbour agreement of the {epochs} committed epochs is lost; add --restart to start over"
     if not raw.is_file():
         fail(f"{raw} is missing: {lost}")
@@ -102,14 +118,18 @@ def _check_neighbours(raw: Path, shape: tuple[int, int, int], epochs: int) -> No
         block = np.asarray(np.load(raw, mmap_mode="r")[:epochs], dtype=np.float32)
         if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
             problem = f"{raw}: holds values that are not fractions of neighbours (damaged)"
+    problem = problem or _checksums_problem(raw, state, epochs)
     if problem:
         fail(f"{problem}: {lost}")
 
 
-def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> dict[str, Any] | None:
+def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool,
+                      outputs: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """The ``summary.json`` of a finished run in ``run_dir`` (re-running it is a no-op), else None; a finished
     run with other settings is refused (``--restart`` starts over). A finished run keeps its configuration in
-    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it)."""
+    ``config.json`` (``resume.pth`` is removed once it completes; a kill just before that leaves it).
+    ``outputs``: files a finished run holds beside ``summary.json``; one that is gone is a one-line error (its
+    raw data went when the run completed: only a new run makes it again)."""
     summary = run_dir / SUMMARY_FILE
     if restart or not summary.is_file():
         return None
@@ -121,6 +141,9 @@ def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool) -> d
     saved = state["config"] if state is not None else read_json(run_dir / CONFIG_FILE)
     # config.json went through JSON: compare this command's configuration as JSON reads it back.
     check_resumable(run_dir, json_ready(config) if state is None else config, saved=saved)
+    lost = [name for name in outputs if not (run_dir / name).is_file()]
+    if lost:
+        fail(f"{run_dir}: complete ({SUMMARY_FILE}) but {', '.join(lost)} is missing: add --restart to run it again")
     return read_json(summary)
 
 

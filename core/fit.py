@@ -27,7 +27,7 @@ from core.inference import inference_copy
 from core.passes import (EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_batches, predict_probs,
                          train_epoch)
 from core.committed import resume_point
-from labeltrace.recorder import TraceRecorder
+from labeltrace.recorder import TraceRecorder, epoch_crc32
 from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, \
     TRAIN_LOG_FILE, VALID_RESULTS_FILE
 from labeltrace.seed import epoch_generator
@@ -122,6 +122,7 @@ class _Progress:
     best: dict[str, Any] = field(default_factory=lambda: {"error": float("inf"), "epoch": -1})
     rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=lambda: {"train": 0.0, "valid": 0.0, "record": 0.0})
+    checksums: dict[str, list[int]] = field(default_factory=dict)  # per raw file, each committed epoch's crc32
 
     def add(self, epoch: int, stats: EpochStats, valid: dict[str, Any], seconds: tuple[float, float, float]) -> None:
         for key, dt in zip(self.seconds, seconds):
@@ -197,7 +198,8 @@ def fit(model: torch.nn.Module, data: FitData, *, recipe: Recipe, run_dir: Path,
     for epoch in range(progress.epoch, recipe.epochs):
         loop.run(epoch, progress)
         if runtime.dist.is_main:
-            _commit(run_dir, epoch, model, optimizer, recorders, progress.best, progress.rows, config)
+            _commit(run_dir, epoch, model, optimizer, recorders, progress.best, progress.rows, config,
+                    checksums=progress.checksums)
     runtime.dist.barrier()  # every rank may now read what rank 0 wrote
     return progress.result(recipe.epochs, recorders)
 
@@ -212,7 +214,8 @@ def _restore(model: torch.nn.Module, optimizer: torch.optim.Optimizer, run_dir: 
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     log(f"resuming {run_dir} after epoch {state['epoch']}/{raw_shape[1]}")
-    return _Progress(epoch=state["epoch"], best=state["best"], rows=state["rows"])
+    return _Progress(epoch=state["epoch"], best=state["best"], rows=state["rows"],
+                     checksums=dict(state.get("checksums") or {}))
 
 
 class _EpochLoop:
@@ -326,16 +329,24 @@ class _EpochLoop:
 
 
 def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            recorders: _Recorders, best: dict[str, Any], rows: list[dict], config: dict[str, Any]) -> None:
-    """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch."""
+            recorders: _Recorders, best: dict[str, Any], rows: list[dict], config: dict[str, Any], *,
+            checksums: dict[str, list[int]] | None = None) -> None:
+    """Commit an epoch. Order: traces, then outputs, then resume.pth last; a kill in between replays the epoch.
+    ``checksums``: the crc32 of each committed epoch of each raw file, to which this epoch's are added (kept in
+    ``resume.pth`` and compared on resume: core/committed.py)."""
     recorders.flush()
+    checksums = {} if checksums is None else checksums
+    for recorder in (recorders.probs, recorders.neighbours):
+        kept = checksums.get(recorder.path.name, []) if recorder is not None else None
+        if kept is not None and len(kept) >= epoch:  # a run begun without checksums keeps none
+            checksums[recorder.path.name] = kept[:epoch] + [epoch_crc32(recorder.path, epoch)]
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if best["epoch"] == epoch + 1:
         torch_save(weights, run_dir / BEST_MODEL_FILE)
     torch_save(weights, run_dir / LAST_MODEL_FILE)
     write_csv(run_dir / TRAIN_LOG_FILE, pd.DataFrame(rows, columns=LOG_COLUMNS))
     torch_save({"epoch": epoch + 1, "model": weights, "optimizer": optimizer.state_dict(), "best": best,
-                "rows": rows, "config": config}, run_dir / RESUME_FILE)
+                "rows": rows, "config": config, "checksums": checksums}, run_dir / RESUME_FILE)
 
 
 def write_valid_results(model: torch.nn.Module, run_dir: Path, valid: Feed, labels: np.ndarray,

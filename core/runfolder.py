@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shlex
 import sys
@@ -11,7 +10,7 @@ from typing import Any, Iterator
 
 from labeltrace.errors import UsageError, fail
 from labeltrace.io import load_torch, remove_stale_temps, write_json, write_text
-from labeltrace.runfiles import COMMAND_FILE, CONFIG_FILE, LOCK_FILE, RESUME_FILE, RUN_FILES
+from labeltrace.runfiles import COMMAND_FILE, CONFIG_FILE, RESUME_FILE, RUN_FILES, lock_run_dir
 
 # Settings that may change between a run and its resumption (compute placement and where the run folder is
 # reached from, not the experiment). Resuming with another world size or --compile continues correctly but is
@@ -46,12 +45,8 @@ def locked_run_dir(run_dir: Path, *, flag: str = "--save", lock: bool = True) ->
         yield
         return
     make_run_dir(run_dir, flag=flag)
-    handle = open(run_dir / LOCK_FILE, "a")
+    handle = lock_run_dir(run_dir)
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fail(f"{run_dir} is in use by another process (it holds {run_dir / LOCK_FILE}): wait for it to end")
         remove_stale_temps(run_dir, RUN_FILES)
         yield
     finally:

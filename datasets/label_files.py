@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
@@ -178,10 +179,16 @@ def _read_csv(path: Path, *, num_samples: int, num_classes: int, class_names: Se
     return labels
 
 
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is a whole number in ASCII digits: ``str.isdigit`` admits '²' (which ``int`` then
+    refuses) and other scripts' digits, which no label file means as class ids."""
+    return re.fullmatch(r"-?[0-9]+", text) is not None
+
+
 def _csv_indices(path: Path, values: list[str], num_samples: int) -> list[int]:
     rows = []
     for line, text in enumerate(values, start=2):
-        if not text.lstrip("-").isdigit() or not 0 <= int(text) < num_samples:
+        if not _is_number(text) or not 0 <= int(text) < num_samples:
             fail(f"--labels_file {path}: line {line}: index {text!r} is not a training-set position "
                  f"0..{num_samples - 1}")
         rows.append(int(text))
@@ -228,7 +235,7 @@ def _normal(text: str) -> str:
 def _csv_label(path: Path, line: int, text: str, names: dict[str, int], num_classes: int) -> int:
     if text in names:  # a class name wins: folder classes named "1", "2", ... mean their folder
         return names[text]
-    if text.lstrip("-").isdigit():
+    if _is_number(text):
         if 0 <= int(text) < num_classes:
             return int(text)
         fail(f"--labels_file {path}: line {line}: label {text} is outside the {num_classes} classes "

@@ -19,6 +19,7 @@ LARGE = ("webvision50", "clothing100k")  # real noise: no synthesized labels, th
 # Labels known to be clean: a --labels_file over them has ground truth (label_flipped = file != dataset).
 CLEAN_LABELS = ("digits", "fashion_mnist", "shapes", "cifar10", "cifar100")
 EMBEDDED = ("digits", "fashion_mnist", "shapes")  # need no --data (Fashion-MNIST: Debian's files)
+RESIZED = (*FOLDER_SIZES, "imagefolder")  # read from image files at a chosen size: --image_size applies
 
 
 def _folder(name: str) -> Callable[[Path, int | None], DatasetBundle]:

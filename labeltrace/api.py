@@ -21,18 +21,22 @@ unless ``return_indices_ranked_by`` asks for indices, and quality scores are low
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
+from labeltrace.errors import DISK_FULL, NOT_WRITABLE, os_error_in_chain
 from labeltrace.features import check_labels, check_neighbours
 from labeltrace.metrics import removal_cut
 from labeltrace.neighbours import DEFAULT_K, SEARCHES, FeatureStore, free_memory, stored_dim
 from labeltrace.predict import load_detector, resolve_detector, score
-from labeltrace.recording import Recording, _Group, choose_layout, write_run_metadata
-from labeltrace.runfiles import RECORDER_STATE_FILE
+from labeltrace.recorder import ROW_SUM_TOLERANCE
+from labeltrace.recording import RESTART, Recording, _Group, choose_layout, write_run_metadata
+from labeltrace.runfiles import PROBABILITY_SLACK
 from labeltrace.traces import load_run
 
 class DynamicsRecorder:
@@ -66,18 +70,33 @@ class DynamicsRecorder:
         The k-nearest-neighbour search (:func:`labeltrace.neighbours.choose_search`): ``auto`` is exact up to
         about 50,000 samples on the CPU and on a GPU, faiss's inverted-file index beyond (the ``faiss`` extra).
         The search used is written with the traces (``neighbour_search``).
+    restart : bool
+        Discard the working files of an unfinished recording in ``run_dir`` and record from scratch (a folder
+        holding a STEP 1 run, or a saved run of other labels, is refused all the same).
 
     Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
     killed, construct the recorder again on the same ``run_dir`` (same labels): it resumes after the last
     finished epoch (``num_epochs``), so continue the loop from there, or call :meth:`save` to write what is
     there. Under ``torch.distributed`` call every method on every rank with that rank's batches: the recorder
     gathers them by sample index and rank 0 writes one folder, the same as a one-process run's.
+
+    One recorder writes a folder at a time: it holds the folder's lock (as STEP 1 does) until :meth:`save` or
+    :meth:`close`. It never writes into a folder holding a STEP 1 run or a saved run of other labels, and it
+    resumes only from working files whose committed epochs are whole (their checksums in ``recorder.json``).
     """
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
-                 layout: str = "auto", neighbours: int | None = None, neighbour_search: str = "auto") -> None:
+                 layout: str = "auto", neighbours: int | None = None, neighbour_search: str = "auto",
+                 restart: bool = False) -> None:
         self.run_dir = Path(run_dir)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"num_classes must be a whole number of classes >= 2, got {num_classes!r}")
+        num_classes = int(num_classes)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"run_dir: {self.run_dir} is a file, not a folder")
         self.labels = _int_labels(labels, num_classes, "labels")
+        if not len(self.labels):
+            raise ValueError("labels is empty: a recorder needs one label per training sample (N >= 1)")
         self.true_labels = self.labels if true_labels is None else _int_labels(true_labels, num_classes, "true_labels")
         if self.true_labels.shape != self.labels.shape:
             raise ValueError(f"true_labels has {len(self.true_labels)} entries, labels {len(self.labels)}")
@@ -91,17 +110,20 @@ class DynamicsRecorder:
         self.neighbour_search = neighbour_search
         self._asked_none = neighbours == 0  # features passed then are a mistake in the loop
         self._store: FeatureStore | None = None  # this epoch's features, when the agreement is recorded
+        self._saved = False  # save() wrote the files and removed the working files: nothing more to record
         self._group = _Group()
         self._files = (Recording(self.run_dir, self.layout, self.labels, num_classes, neighbours)
                        if self._group.rank == 0 else None)
-        self._epochs = self._group.broadcast_int(self._files.committed() if self._files is not None else 0)
+        with _writing(self.run_dir, "DynamicsRecorder()"):
+            committed = self._files.claim(restart) if self._files is not None else 0
+        self._epochs = self._group.broadcast_int(committed)
         if neighbours is None and self._epochs:
             neighbours = self._group.broadcast_int(self._files.k if self._files is not None else 0)
         self._explicit = neighbours is not None  # None: decided by the first update()
         self.neighbours = DEFAULT_K if neighbours is None else neighbours
         if self._epochs and self._group.rank == 0:
-            warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs (delete "
-                          f"{RECORDER_STATE_FILE} there to record from scratch)", stacklevel=2)
+            warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs ({RESTART})",
+                          stacklevel=2)
         self._seen = np.zeros(len(self.labels), dtype=bool)
         self._open = False  # an epoch has updates not yet committed
 
@@ -116,6 +138,7 @@ class DynamicsRecorder:
         first value of a sample in an epoch counts (a repeat, e.g. the padding of a distributed sampler, is
         ignored). ``features`` (B, D): the batch's penultimate features, needed when ``neighbours`` > 0
         (:class:`labeltrace.neighbours.FeatureTap` collects them from a model's forward pass)."""
+        self._check_not_saved("update()")
         idx = _index_array(index, len(self.labels))
         feats = self._check_features(features, len(idx))
         out = outputs.detach().float() if torch.is_tensor(outputs) else torch.as_tensor(np.asarray(outputs, np.float32))
@@ -128,6 +151,12 @@ class DynamicsRecorder:
         if probabilities and len(idx) and not (0.0 <= float(out.min()) and float(out.max()) <= 1.0):
             raise ValueError(f"probabilities=True but outputs run from {float(out.min()):g} to {float(out.max()):g}, "
                              "outside [0, 1]: pass logits with probabilities=False")
+        if probabilities and len(idx):
+            off = (out.sum(dim=1) - 1).abs() > ROW_SUM_TOLERANCE
+            if bool(off.any()):
+                raise ValueError(f"probabilities=True but {int(off.sum())} of {len(idx)} rows of outputs do not sum "
+                                 f"to 1 (e.g. {float(out[off][0].sum()):g}): pass softmax outputs, or logits with "
+                                 "probabilities=False")
         probs = (out if probabilities else torch.softmax(out, dim=1)).to(torch.float16)  # the stored precision
         index_t = torch.from_numpy(idx)
         if self._group.active:
@@ -142,7 +171,8 @@ class DynamicsRecorder:
         fresh = ~self._seen[idx]
         idx, rows = idx[fresh], probs.cpu().numpy()[first[fresh]]
         if len(idx):
-            self._files.record(self._epochs, idx, rows)
+            with _writing(self.run_dir, "update()"):
+                self._files.record(self._epochs, idx, rows)
             self._seen[idx] = True
             if feats is not None:
                 self._keep_features(idx, feats[torch.from_numpy(first[fresh]).to(feats.device)])
@@ -197,6 +227,7 @@ class DynamicsRecorder:
 
     def end_epoch(self) -> None:
         """Commit the epoch to disk; every sample must have been recorded in it."""
+        self._check_not_saved("end_epoch()")
         missing = self._group.broadcast_int(int((~self._seen).sum()) if self._files is not None else 0)
         if missing:
             raise ValueError(f"epoch {self.num_epochs + 1}: {missing} of {len(self.labels)} samples were not "
@@ -207,7 +238,8 @@ class DynamicsRecorder:
                 search = self._store.describe(k=self.neighbours, search=self.neighbour_search)
                 self._files.record_neighbours(self._epochs, self._store.agreement(
                     self.labels, k=self.neighbours, search=self.neighbour_search))
-            self._files.commit(self._epochs + 1, search)
+            with _writing(self.run_dir, "end_epoch()"):
+                self._files.commit(self._epochs + 1, search)
         self._epochs += 1
         self._seen[:] = False
         self._open = False
@@ -216,18 +248,52 @@ class DynamicsRecorder:
         """Write the traces file of the layout and ``metadata.pth`` from the finished epochs, each atomically,
         and return the run folder. The working files (``td_raw*.npy``, ``td_mean_sum.npy``, ``recorder.json``)
         are removed once both are written, unless ``keep_working_files=True``: a save in the middle of
-        training, after which recording goes on and saves again."""
+        training, after which recording goes on and saves again. Once the working files are removed, saving
+        again returns the folder as it is, and the recorder records no more."""
+        if self._saved:
+            return self.run_dir
         if not self.num_epochs:
             raise ValueError("no finished epoch to save: call end_epoch() after each epoch")
         if self._open:
             raise ValueError(f"epoch {self.num_epochs + 1} is half recorded: call end_epoch() before save()")
         if self._files is not None:
-            self._files.write(self.num_epochs)
-            write_run_metadata(self.run_dir, self.labels, self.true_labels)
+            with _writing(self.run_dir, "save()"):
+                self._files.write(self.num_epochs)
+                write_run_metadata(self.run_dir, self.labels, self.true_labels)
             if not keep_working_files:
                 self._files.remove()
+                self._files.release()
+        self._saved = not keep_working_files
         self._group.barrier()  # every rank returns once the files are there
         return self.run_dir
+
+    def close(self) -> None:
+        """Release the folder (its lock) without saving: the committed epochs stay, and a recorder constructed
+        on the folder later resumes after them."""
+        if self._files is not None:
+            self._files.release()
+
+    def _check_not_saved(self, call: str) -> None:
+        if self._saved:
+            raise ValueError(f"{call} after save(): the recording of {self.run_dir} is finished; record another run "
+                             "with a new DynamicsRecorder (another run_dir), or save(keep_working_files=True) to "
+                             "go on recording")
+
+
+@contextlib.contextmanager
+def _writing(run_dir: Path, call: str) -> Iterator[None]:
+    """A folder that cannot be written, or a full disk, as one line naming the file (a full disk keeps the
+    committed epochs: ``call`` again once there is space)."""
+    try:
+        yield
+    except Exception as exc:
+        denied, full = os_error_in_chain(exc, NOT_WRITABLE), os_error_in_chain(exc, DISK_FULL)
+        if denied is not None:
+            raise ValueError(f"run_dir: cannot write {denied.filename or run_dir} ({denied.strerror})") from None
+        if full is not None:
+            raise OSError(full.errno, f"no space left on device writing {full.filename or run_dir}: free some space "
+                          f"and call {call} again (the committed epochs are intact)") from None
+        raise
 
 
 def _index_array(index, num_samples: int) -> np.ndarray:
@@ -252,6 +318,10 @@ def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
 
 def _p_noisy(traces, detector, labels=None, neighbours=None) -> np.ndarray:
     if isinstance(traces, (str, Path)):
+        given = [name for name, value in (("labels", labels), ("neighbours", neighbours)) if value is not None]
+        if given:  # they would be ignored: the folder's own are read
+            raise ValueError(f"{' and '.join(given)}: given with a run folder, which holds its own; pass them with "
+                             "a td array only")
         run = load_run(traces)  # a file with NaN is refused there, naming it
         td, labels, neighbours = run.td, run.assigned, run.neighbours
     else:
@@ -261,6 +331,10 @@ def _p_noisy(traces, detector, labels=None, neighbours=None) -> np.ndarray:
         bad = int(np.count_nonzero(~np.isfinite(td)))
         if bad:  # the detector would return NaN scores for them, which rank nowhere
             raise ValueError(f"traces hold {bad} NaN or infinite values: expected probabilities (did the run diverge?)")
+        low, high = (float(td.min()), float(td.max())) if td.size else (0.0, 1.0)
+        if low < -PROBABILITY_SLACK or high > 1 + PROBABILITY_SLACK:  # logits would be scored as probabilities
+            raise ValueError(f"traces run from {low:g} to {high:g}, outside [0, 1]: expected each epoch's softmax "
+                             "probabilities, not logits (apply a softmax over the classes first)")
         if labels is not None:
             labels = check_labels(labels.cpu() if torch.is_tensor(labels) else labels, len(td))
         if neighbours is not None:
@@ -297,6 +371,8 @@ def find_label_issues(traces, *, detector: str | Path | None = None, labels=None
     """
     if num_to_find is not None and fraction is not None:
         raise ValueError("give num_to_find or fraction, not both")
+    if num_to_find is not None and (isinstance(num_to_find, bool) or not isinstance(num_to_find, (int, np.integer))):
+        raise ValueError(f"num_to_find must be a whole number of samples, got {num_to_find!r}")
     if fraction is not None and not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     if return_indices_ranked_by not in (None, "p_noisy", "label_quality"):

@@ -21,7 +21,7 @@ from labeltrace.predict import GENERALIST_NAME
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("labeltrace", description="Find mislabeled samples from training dynamics.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")  # none given: main says what to run
     issues = commands.add_parser("issues", help="rank a run folder's samples by how likely their label is wrong")
     add_run_dir(issues, help="a run folder (training_dynamics.npz + metadata.pth)")
     issues.add_argument("--detector", default=GENERALIST_NAME,
@@ -33,7 +33,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help=".npy of the training images by sample index, (N, H, W) or (N, H, W, 3) uint8: "
                              "draws label_issues.png")
     issues.add_argument("--classes", default=None, help="class names, comma-separated, in label order")
-    issues.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    issues.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0: torch's default)")
     commands.add_parser("baselines", help="list the hand-crafted scores --detector baseline:<name> accepts")
     return parser
 
@@ -54,6 +54,18 @@ def run_dir(args: argparse.Namespace) -> str:
     return given.pop()
 
 
+def set_threads(threads: int) -> int:
+    """Use ``threads`` torch CPU threads, 0 meaning torch's default (the one meaning of ``--threads`` in every
+    command); a negative count is a one-line error. Returns the number in use."""
+    import torch
+
+    if threads < 0:
+        fail(f"--threads: expected 0 or more (0: torch's default), got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
 def _images(path: Path | None, n: int):
     """A ``pictures(rows)`` callable over the uint8 images in ``path`` (memory-mapped), or None."""
     if path is None:
@@ -62,8 +74,11 @@ def _images(path: Path | None, n: int):
         fail(f"--images: {path}: no such file (expected a .npy of the training images)")
     try:
         images = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        fail(f"--images: {path}: not a readable .npy file ({exc})")
+    except (ValueError, OSError, EOFError) as exc:
+        fail(f"--images: {path}: not a readable .npy file ({exc or 'empty'})")
+    if not isinstance(images, np.ndarray):  # a zip archive: an .npz, or a torch.save file
+        images.close()
+        fail(f"--images: {path}: a zip archive (.npz or torch file), expected a .npy of the training images")
     if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
         fail(f"--images: {path}: expected uint8 of shape (N, H, W) or (N, H, W, 3), "
              f"got {images.dtype} {images.shape}")
@@ -83,7 +98,7 @@ def issues(args: argparse.Namespace) -> Path:
     folder = Path(run_dir(args))
     if args.top < 1:
         fail(f"--top: expected a positive number of images, got {args.top}")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = args.out or folder
     check_writable(out, flag="--out", folder=True)
     traces = load_run(folder).without_injected()
@@ -102,6 +117,9 @@ def issues(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     args = get_args_parser().parse_args(argv)
+    if args.command is None:
+        run_cli(lambda: fail("labeltrace needs a command: 'labeltrace issues RUN_DIR' ranks a run's samples, "
+                             "'labeltrace baselines' lists the scores (labeltrace issues --help for its flags)"))
     if args.command == "baselines":
         from labeltrace.baselines import BASELINES
 

@@ -146,6 +146,8 @@ def read_compact(path: Path) -> tuple[CompactTD, np.ndarray]:
     if other.shape != td.shape[:2] or labels.shape != (n, 2) or mean.ndim != 2 or len(mean) != n:
         raise UsageError(f"{path}: other_class {other.shape}, labels {labels.shape} and mean_probs {mean.shape} must "
                          f"be (N, T), (N, 2) and (N, C) for td {td.shape}")
+    if n < 1:
+        raise UsageError(f"{path}: 'td' holds no samples (N = 0, shape {td.shape}): not the traces of a run")
     c = mean.shape[1]
     if c < 2 or (n and (other.min() < 0 or other.max() >= c or labels.min() < 0 or labels.max() >= c)):
         raise UsageError(f"{path}: class ids outside 0..{c - 1} (mean_probs has {c} classes)")

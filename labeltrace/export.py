@@ -63,7 +63,9 @@ def epoch_records(td: np.ndarray, labels: np.ndarray, epoch: int, *,
 
 def export_data_maps(td: np.ndarray, labels: np.ndarray, model_dir: str | os.PathLike, *,
                      guids: np.ndarray | None = None, suffix: str = ".jsonl") -> list[Path]:
-    """Write ``<model_dir>/training_dynamics/dynamics_epoch_{e}<suffix>`` for every epoch, atomically.
+    """Write ``<model_dir>/training_dynamics/dynamics_epoch_{e}<suffix>`` for every epoch, atomically, then
+    remove the epoch files this run does not have (a longer run's, or the other suffix's, exported there
+    before): cartography would count them as epochs of this run.
 
     Shapes as in :func:`epoch_records`. Returns the written paths, in epoch order.
     """
@@ -80,6 +82,8 @@ def export_data_maps(td: np.ndarray, labels: np.ndarray, model_dir: str | os.Pat
             for record in epoch_records(td, labels, epoch, guids=guids):
                 handle.write(json.dumps(record) + "\n")
         paths.append(path)
+    for stale in set(folder.glob("dynamics_epoch_*")) - set(paths):
+        stale.unlink()
     return paths
 
 

@@ -106,6 +106,9 @@ def check_neighbours(neighbours, td_shape: tuple[int, ...]) -> np.ndarray:
     if neighbours.shape != tuple(td_shape[:2]):
         raise ValueError(f"neighbours must be the recorded neighbour agreement of shape {tuple(td_shape[:2])} "
                          f"(N, T), got {neighbours.shape}")
+    if not np.issubdtype(neighbours.dtype, np.number) or not np.all((neighbours >= 0) & (neighbours <= 1)):
+        raise ValueError("neighbours must be the recorded neighbour agreement, fractions in [0, 1] (NaN and values "
+                         "outside are not)")
     return neighbours
 
 

@@ -41,10 +41,11 @@ def generalist_for(neighbours: np.ndarray | None) -> Path:
 
 
 def resolve_detector(spec: str | Path | None, neighbours: np.ndarray | None) -> Path:
-    """The checkpoint to score a run with: ``spec`` itself, or, for ``None``, :data:`GENERALIST_NAME` or the
-    shipped generalist's own path, :func:`generalist_for` the run (so that a run without the agreement is
-    scored by the softmax generalist rather than refused)."""
-    if spec is None or str(spec) == GENERALIST_NAME or (Path(spec).is_file() and Path(spec).resolve() == GENERALIST):
+    """The checkpoint to score a run with: for ``None`` or :data:`GENERALIST_NAME`, :func:`generalist_for` the
+    run (so that a run without the agreement is scored by the softmax generalist rather than refused); any path,
+    the shipped generalist's included, is used as given (an explicit choice is honoured, or refused by
+    :func:`score` when the run lacks what it reads, never swapped)."""
+    if spec is None or str(spec) == GENERALIST_NAME:
         return generalist_for(neighbours)
     return Path(spec)
 

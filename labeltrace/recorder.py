@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +23,10 @@ import numpy as np
 from labeltrace.io import save_npz_chunked
 
 DTYPE = np.dtype(np.float16)
+# A softmax row stored as float16: each value rounds by at most 2**-11 relative (bf16 arithmetic upstream by
+# 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that sums to 0 is an epoch
+# never written (the file is sparse), one far from 1 was overwritten or is not a softmax.
+ROW_SUM_TOLERANCE = 0.05
 CHUNK_VALUES = 1 << 22  # values per chunk when streaming the traces out
 
 
@@ -86,6 +91,66 @@ def raw_file_problem(path: Path, shape: tuple[int, int, int], dtype: np.dtype = 
     size, expected = path.stat().st_size, offset + t * n * c * np.dtype(dtype).itemsize
     if size != expected:
         return f"{path}: truncated ({size} of {expected} bytes)"
+    return None
+
+
+def stored_epochs(path: Path, num_samples: int, width: int, dtype: np.dtype = DTYPE) -> int:
+    """The epoch count of an epoch-major working file (T, N, width) this module wrote, checked whole: a
+    :class:`ValueError` naming the file when it is unreadable, of another shape, or shorter than its header says."""
+    try:
+        stored, offset = _stored_shape(path, dtype)
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: unreadable working file ({exc})") from None
+    if len(stored) != 3 or stored[1:] != (num_samples, width) or offset != _HEADER_BYTES:
+        raise ValueError(f"{path}: holds rows of shape {stored}, expected (T, {num_samples}, {width})")
+    size, expected = path.stat().st_size, offset + stored[0] * num_samples * width * np.dtype(dtype).itemsize
+    if size != expected:
+        raise ValueError(f"{path}: truncated ({size} of {expected} bytes)")
+    return stored[0]
+
+
+def epoch_crc32(path: Path, epoch: int, dtype: np.dtype = DTYPE, piece: int = 1 << 23) -> int:
+    """crc32 of epoch ``epoch``'s block of an epoch-major file (T, N, C), read in 8 MiB pieces. Kept with the
+    commit of each epoch and compared on resume, it sees damage no range check can (an agreement of 0, or a
+    probability rewritten within [0, 1], is a legal value)."""
+    shape, offset = _stored_shape(path, dtype)
+    left = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
+    crc = 0
+    with open(path, "rb") as handle:
+        handle.seek(offset + epoch * left)
+        while left:
+            data = handle.read(min(piece, left))
+            if not data:
+                break
+            crc, left = zlib.crc32(data, crc), left - len(data)
+    return crc
+
+
+def checksum_problem(path: Path, checksums: dict[int, int], dtype: np.dtype = DTYPE, unit: str = "epoch"
+                     ) -> str | None:
+    """Why the blocks of ``path`` (epochs, or the ``unit`` its blocks are) do not match the crc32 ``checksums``
+    ({block: crc}) stored when they were committed, or None."""
+    for block, expected in checksums.items():
+        if epoch_crc32(path, block, dtype) != expected:
+            return f"{path}: {unit} {block + 1} changed after it was committed (its checksum differs: damaged)"
+    return None
+
+
+def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: int) -> str | None:
+    """Why the first ``epochs`` epochs of the raw traces file (stored (T, N, C) float16) are not committed
+    softmax rows (finite, in [0, 1], summing to 1), or None. Reads one epoch (N x C) at a time."""
+    n = raw_shape[0]
+    data = np.load(raw, mmap_mode="r")
+    for e in range(epochs):
+        block = np.asarray(data[e], dtype=np.float32)  # (N, C)
+        bad = ~np.isfinite(block) | (block < 0) | (block > 1)
+        if bad.any():
+            return f"{raw}: epoch {e + 1} holds {int(bad.sum())} values that are not probabilities (damaged)"
+        off = np.abs(block.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
+        if off.any():
+            never = bool((block[off] == 0).all())
+            return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
+                    + ("(never written: zeros)" if never else "(damaged)"))
     return None
 
 

@@ -12,6 +12,7 @@ gathers the probabilities by sample index, rank 0 alone writes, and the folder e
 from __future__ import annotations
 
 import json
+import weakref
 import zlib
 from pathlib import Path
 
@@ -19,13 +20,22 @@ import numpy as np
 import torch
 
 from labeltrace.compact import AUTO_COMPACT_ABOVE, COMPACT_WIDTH, top_two, write_compact
+from labeltrace.errors import UsageError
 from labeltrace.io import write_json
-from labeltrace.recorder import TraceRecorder
-from labeltrace.runfiles import (COMPACT_TRACES_FILE, MEAN_SPILL_FILE, MEAN_SUM_FILE, RAW_COMPACT_FILE,
-                                 RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RECORDER_STATE_FILE, TRACES_FILE,
+from labeltrace.recorder import TraceRecorder, checksum_problem, committed_rows_problem, epoch_crc32, stored_epochs
+from labeltrace.runfiles import (BEST_MODEL_FILE, COMMAND_FILE, COMPACT_TRACES_FILE, CONFIG_FILE, LAST_MODEL_FILE,
+                                 MEAN_SPILL_FILE, MEAN_SUM_FILE, METADATA_FILE, RAW_COMPACT_FILE,
+                                 RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RECORDER_STATE_FILE, RESUME_FILE,
+                                 SUMMARY_FILE, TRACES_FILE, TRAIN_LOG_FILE, lock_run_dir, read_metadata,
                                  write_metadata)
 
 LAYOUTS = ("auto", "full", "compact")
+RESTART = "pass restart=True (or delete the folder) to record from scratch"
+# Files only a STEP 1 (or STEP 3) run writes: a folder holding one is that run's, never a recorder's.
+STEP1_FILES = (RESUME_FILE, CONFIG_FILE, COMMAND_FILE, SUMMARY_FILE, TRAIN_LOG_FILE, BEST_MODEL_FILE, LAST_MODEL_FILE)
+# The folders this process's recorders hold, by resolved path: a recorder that is garbage-collected lets its
+# folder go (its lock file closes with it).
+_HOLDERS: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 SPILL_RANGE = 1 << 14  # samples per range of the compact sums: 64 MiB of float32 sums at 1,000 classes
 
 
@@ -122,16 +132,79 @@ class Recording:
         self.spill: TraceRecorder | None = None
         self._filled = np.zeros(-(-len(labels) // SPILL_RANGE), dtype=np.int64)  # spilled so far, per range
         self._arrival = np.zeros(len(labels), dtype=np.int64)  # the sample at each spill position
+        # crc32 of each committed epoch's rows and agreement, and of the compact sums' last slot (recorder.json)
+        self.checksums: dict[str, list[int] | None] = {"rows_crc32": [], "neighbours_crc32": [], "sums_crc32": []}
+        self._lock = None  # the folder's advisory lock, held from the first look at the folder until release()
 
     def identity(self) -> dict:
         return {"layout": self.layout, "num_samples": len(self.labels), "num_classes": self.num_classes,
                 "labels_crc32": zlib.crc32(self.labels.astype("<i8").tobytes()), "neighbours": self.k}
 
-    def committed(self) -> int:
-        """The epochs a previous recorder committed to this folder (0 without one), its files reopened."""
-        if not self.state.is_file():
+    def claim(self, restart: bool = False) -> int:
+        """Lock the folder (when it exists) and return the epochs a previous recorder committed to it (0
+        without one, or with ``restart``), its files checked and reopened. Refuses, changing nothing, a folder
+        of another run and working files that are damaged or disagree with ``recorder.json``."""
+        if not self.run_dir.exists():
             return 0
-        state = json.loads(self.state.read_text())
+        try:
+            self._take_lock()
+            self._check_not_foreign()
+            return 0 if restart else self._committed()
+        except BaseException:
+            self.release()
+            raise
+
+    def _take_lock(self) -> None:
+        key = str(self.run_dir.resolve())
+        other = _HOLDERS.get(key)
+        if other is not None and other is not self:  # the lock would say "another process": name the fix
+            raise UsageError(f"{self.run_dir} is in use by another DynamicsRecorder of this process: call its "
+                             "close() (or save()) first")
+        self._lock = lock_run_dir(self.run_dir)
+        _HOLDERS[key] = self
+
+    def release(self) -> None:
+        """Let another recorder (or a STEP 1 run) write the folder."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+            _HOLDERS.pop(str(self.run_dir.resolve()), None)
+
+    def _check_not_foreign(self) -> None:
+        """Refuse a folder holding a STEP 1 run, or a saved run of other labels (their files would be replaced)."""
+        step1 = [name for name in STEP1_FILES if (self.run_dir / name).exists()]
+        if step1:
+            raise ValueError(f"run_dir: {self.run_dir} holds a STEP 1 run ({', '.join(step1)}): give another run_dir")
+        if self.state.exists():
+            return  # this recorder's working files: _committed checks they are this run's
+        saved = [name for name in (TRACES_FILE, COMPACT_TRACES_FILE, METADATA_FILE) if (self.run_dir / name).exists()]
+        if not saved:
+            return
+        meta = self.run_dir / METADATA_FILE
+        assigned = read_metadata(meta).assigned_targets if meta.is_file() else None
+        if assigned is None or not np.array_equal(assigned, self.labels):
+            raise ValueError(f"run_dir: {self.run_dir} holds a saved run of other labels ({', '.join(saved)}): give "
+                             "another run_dir, or delete that run to record this one there")
+
+    def _read_state(self) -> dict:
+        """``recorder.json``, checked: an object with a whole number of ``epochs`` >= 0."""
+        try:
+            state = json.loads(self.state.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reason = "a folder" if self.state.is_dir() else f"not JSON: {exc}"
+            raise ValueError(f"{self.state}: not a recorder state ({reason}): {RESTART}") from None
+        if not isinstance(state, dict) or "epochs" not in state:
+            found = "no 'epochs'" if isinstance(state, dict) else f"a JSON {type(state).__name__}"
+            raise ValueError(f"{self.state}: not a recorder state ({found}): {RESTART}")
+        epochs = state["epochs"]
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"{self.state}: epochs {epochs!r} is not a whole number of epochs >= 0: {RESTART}")
+        return state
+
+    def _committed(self) -> int:
+        if not self.state.exists():
+            return 0
+        state = self._read_state()
         state.setdefault("neighbours", 0)  # a folder recorded before the agreement existed recorded none
         if self.k is None:  # the recorder's default: go on as the folder was recorded
             self.k = state["neighbours"]
@@ -140,22 +213,65 @@ class Recording:
         differ = [f"{k} {state.get(k)} (now {v})" for k, v in mine.items() if state.get(k) != v]
         if differ:
             raise ValueError(f"{self.state}: this folder records another run ({', '.join(differ)}): give another "
-                             "run_dir, or delete the folder's working files to start over")
-        epochs = int(state["epochs"])
+                             f"run_dir, or {RESTART}")
+        epochs = state["epochs"]
+        self._check_files(state, epochs)
         self.open(resume=True, epochs=epochs)
+        self.checksums = {key: state.get(key) for key in self.checksums}
         return epochs
+
+    def _files(self) -> list[tuple[str, int, type, str]]:
+        """(file, width, dtype, checksum key) of each working file a commit covers."""
+        full = self.layout == "full"
+        files = [(RAW_TRACES_FILE, self.num_classes, np.float16, "rows_crc32") if full
+                 else (RAW_COMPACT_FILE, COMPACT_WIDTH, np.float32, "rows_crc32")]
+        if self.k:
+            files.append((RAW_NEIGHBOURS_FILE, 1, np.float16, "neighbours_crc32"))
+        if not full:
+            files.append((MEAN_SUM_FILE, self.num_classes, np.float32, "sums_crc32"))
+        return files
+
+    def _check_files(self, state: dict, epochs: int) -> None:
+        """Every working file whole, holding the ``epochs`` committed epochs whose checksums ``state`` keeps
+        (a state written before checksums were kept has none to compare). Reads only."""
+        lost = f"the {epochs} committed epochs are lost; {RESTART}"
+        for name, width, dtype, key in self._files():
+            path = self.run_dir / name
+            if not path.is_file():
+                raise ValueError(f"{path} is missing: {lost}")
+            try:
+                stored = stored_epochs(path, len(self.labels), width, dtype)
+            except ValueError as exc:
+                raise ValueError(f"{exc}: {lost}") from None
+            sums = name == MEAN_SUM_FILE
+            if stored < (2 if sums else epochs):
+                raise ValueError(f"{path}: holds {stored} epochs but {self.state.name} commits {epochs}: {RESTART}")
+            checksums = state.get(key)
+            if checksums is None:  # a state written before checksums were kept: the softmax rows' range check
+                problem = (committed_rows_problem(path, (len(self.labels), epochs, width), epochs)
+                           if name == RAW_TRACES_FILE else None)
+                if problem:
+                    raise ValueError(f"{problem}: {lost}")
+                continue
+            if not isinstance(checksums, list) or len(checksums) != (min(epochs, 1) if sums else epochs):
+                raise ValueError(f"{self.state}: {key} does not hold one checksum per committed epoch: {RESTART}")
+            # the sums keep one checksum: that of the slot the last commit wrote
+            blocks = {(epochs - 1) % 2: checksums[0]} if sums and epochs else dict(enumerate(checksums))
+            problem = checksum_problem(path, blocks, dtype, "slot" if sums else "epoch")
+            if problem:
+                raise ValueError(f"{problem}: {lost}")
 
     def open(self, *, resume: bool, epochs: int = 0) -> None:
         n, c = len(self.labels), self.num_classes
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self._lock is None:
+            self._take_lock()
+        if not resume:
+            self.state.unlink(missing_ok=True)  # the state of files about to be replaced
         full = self.layout == "full"
         self.rows = self._epoch_file(RAW_TRACES_FILE if full else RAW_COMPACT_FILE, c if full else COMPACT_WIDTH,
                                      np.float16 if full else np.float32, resume=resume, epochs=epochs)
         if self.k:
-            raw = self.run_dir / RAW_NEIGHBOURS_FILE
-            if resume and not raw.is_file():
-                raise ValueError(f"{raw} is missing: the neighbour agreement of the finished epochs is lost; "
-                                 f"delete {self.state.name} there to record from scratch")
             self.neighbours = self._epoch_file(RAW_NEIGHBOURS_FILE, 1, np.float16, resume=resume, epochs=epochs)
         if not full:
             self.sums = TraceRecorder(self.run_dir / MEAN_SUM_FILE, n, 2, c, resume=resume, dtype=np.float32)
@@ -165,7 +281,7 @@ class Recording:
         """An epoch-major working file (T, N, width) holding ``epochs`` epochs; resumed, its stored block count
         can exceed them (a killed epoch's block), which the resize cuts off."""
         raw = self.run_dir / name
-        stored = np.load(raw, mmap_mode="r").shape[0] if resume else epochs
+        stored = stored_epochs(raw, len(self.labels), width, dtype) if resume else epochs
         recorder = TraceRecorder(raw, len(self.labels), stored, width, resume=resume, dtype=dtype)
         recorder.resize(epochs)
         return recorder
@@ -196,7 +312,7 @@ class Recording:
     def _add_spill(self, epoch: int) -> None:
         """sums[epoch % 2] = sums[(epoch - 1) % 2] + the spilled epoch, one range of samples at a time: a
         range's region of the spill holds each of its samples once (end_epoch checked), in arrival order."""
-        n = len(self.labels)
+        n, crc = len(self.labels), 0
         for start in range(0, n, SPILL_RANGE):
             rows = np.arange(start, min(start + SPILL_RANGE, n))
             probs = np.empty((len(rows), self.num_classes), dtype=np.float32)
@@ -204,20 +320,34 @@ class Recording:
             if epoch:
                 probs += self.sums.read_rows((epoch - 1) % 2, rows)
             self.sums.write_rows(epoch % 2, rows, probs)
+            crc = zlib.crc32(probs.tobytes(), crc)  # the ranges in order: the crc32 of the whole slot
         self._filled[:] = 0
+        self.checksums["sums_crc32"] = [crc]
 
     def commit(self, epochs: int, search: dict | None = None) -> None:
         """Make epoch ``epochs - 1`` durable, then mark it committed (``recorder.json``, atomically), with the
         ``search`` that made its neighbour agreement."""
         self.rows.flush()
+        self._keep_checksum("rows_crc32", self.rows, epochs)
         if self.neighbours is not None:
             self.neighbours.flush()
+            self._keep_checksum("neighbours_crc32", self.neighbours, epochs)
         if self.sums is not None:
             self._add_spill(epochs - 1)
             self.sums.sync()
         self.search = search or self.search
         extra = {"neighbour_search": self.search} if self.search else {}
-        write_json(self.state, {**self.identity(), "epochs": epochs, **extra})
+        kept = {key: self.checksums[key] for *_, key in self._files() if self.checksums[key] is not None}
+        write_json(self.state, {**self.identity(), "epochs": epochs, **extra, **kept})
+
+    def _keep_checksum(self, key: str, recorder: TraceRecorder, epochs: int) -> None:
+        """Add the checksum of epoch ``epochs - 1`` (replacing a replayed epoch's); none are kept for files a
+        recorder without checksums began."""
+        kept = self.checksums[key]
+        if kept is not None and len(kept) >= epochs - 1:
+            self.checksums[key] = kept[:epochs - 1] + [epoch_crc32(recorder.path, epochs - 1, recorder.dtype)]
+        else:
+            self.checksums[key] = None
 
     def write(self, epochs: int) -> None:
         """The traces file of the layout, from the committed ``epochs``."""

@@ -6,8 +6,10 @@ Writers and readers both name files through these constants, so a file cannot be
 from __future__ import annotations
 
 import collections
+import fcntl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -68,6 +70,21 @@ def check_output_file(path: str | Path, *, flag: str, inputs: tuple[str | Path, 
     if path.name in (*RUN_FILES, RAW_TRACES_FILE, LOCK_FILE) and any(
             (folder / name).exists() for name in (TRACES_FILE, METADATA_FILE, RAW_TRACES_FILE, RESUME_FILE)):
         raise UsageError(f"{flag}: {path} is the {path.name} of the run folder {path.parent}: give another file name")
+
+
+def lock_run_dir(run_dir: Path) -> IO:
+    """Hold an advisory lock on ``run_dir/.lock`` (the folder must exist) until the returned handle is closed:
+    one writer per run folder, STEP 1's and the library recorder's alike. A folder another process or another
+    recorder holds is a one-line :class:`UsageError`. The lock file stays: deleting it would let a process
+    that opened it just before lock a file no one else sees."""
+    handle = open(Path(run_dir) / LOCK_FILE, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UsageError(f"{run_dir} is in use by another process (it holds {Path(run_dir) / LOCK_FILE}): "
+                         "wait for it to end") from None
+    return handle
 
 
 def write_metadata(run_dir: Path, *, train_indices: np.ndarray, valid_indices: np.ndarray,
@@ -171,6 +188,7 @@ def read_metadata(path: Path, *, labels: np.ndarray | None = None) -> RunMetadat
         raise UsageError(f"{path}: the per-sample entries disagree in length "
                          f"({', '.join(f'{k} {n}' for k, n in lengths.items())})")
     n_full = next(iter(lengths.values()), None)
+    _check_targets(path, arrays)
     for key in METADATA_KEYS:
         if key in arrays:  # one dtype per key, whatever the writer stored
             arrays[key] = arrays[key].astype(bool if key in BOOL_KEYS else np.int64)
@@ -186,6 +204,23 @@ def read_metadata(path: Path, *, labels: np.ndarray | None = None) -> RunMetadat
         arrays["assigned_targets"] = assigned_from_traces(labels, arrays["train_indices"], arrays["true_targets"],
                                                           path=path)
     return RunMetadata(path=path, **arrays)
+
+
+def _check_targets(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Class ids are whole numbers >= 0: the cast to int64 would truncate 2.7 to 2 and keep -1 (a row
+    of the class table counted from the end). Ids beyond the classes are checked against the traces
+    (:func:`labeltrace.traces.load_run`)."""
+    for key in ("true_targets", "assigned_targets"):
+        values = arrays.get(key)
+        if values is None or not len(values):
+            continue
+        if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+            raise UsageError(f"{path}: {key} must be integer class ids, found {values.dtype}")
+        if not np.issubdtype(values.dtype, np.integer) and not np.all(np.isfinite(values) & (values == np.round(values))):
+            raise UsageError(f"{path}: {key} holds values that are not whole class ids ({values.dtype}): "
+                             "the metadata is damaged")
+        if values.min() < 0:
+            raise UsageError(f"{path}: {key} holds negative class ids (from {values.min():g}): the metadata is damaged")
 
 
 def assigned_from_traces(labels: np.ndarray, train_indices: np.ndarray, true_targets: np.ndarray, *,
@@ -231,6 +266,8 @@ def read_traces(path: Path) -> tuple[np.ndarray, np.ndarray]:
     td, labels = arrays["td"], arrays["labels"]
     if td.ndim != 3 or td.shape[1] < 1 or td.shape[2] < 1:
         raise UsageError(f"{path}: 'td' must have shape [N, T, C], found {td.shape}")
+    if td.shape[0] < 1:  # else blamed on the metadata, whose entries then cover no row
+        raise UsageError(f"{path}: 'td' holds no samples (N = 0, shape {td.shape}): not the traces of a run")
     if not np.issubdtype(td.dtype, np.floating):
         raise UsageError(f"{path}: 'td' must hold probabilities (float16), found dtype {td.dtype}")
     if labels.shape != (td.shape[0], td.shape[2]) or not np.issubdtype(labels.dtype, np.integer):

@@ -133,10 +133,29 @@ def load_run(run_dir: str | Path) -> RunTraces:
         bad = int(np.sum(assigned != labels[:, 0]))
         raise UsageError(f"{meta_path}: assigned_targets disagree with labels[:, 0] of {npz_path} on {bad} "
                          f"rows: the metadata belongs to another run")
+    if metadata is not None:
+        _check_truth(metadata, td.num_classes if compact else labels.shape[1])
     return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=rows.get("label_flipped"),
                      assigned_targets=assigned, true_targets=rows.get("true_targets"),
                      train_indices=rows.get("train_indices"), metadata=metadata,
                      label_injected=rows.get("label_injected"), neighbours=neighbours)
+
+
+def _check_truth(metadata: RunMetadata, num_classes: int) -> None:
+    """The ground truth fits the traces: class ids below their ``num_classes``, and no sample marked flipped
+    whose true and assigned labels agree (an inverted or another run's ``label_flipped`` would train and
+    score a detector on wrong truth). A label kept without ground truth (a labels file) may differ unmarked."""
+    for key in ("true_targets", "assigned_targets"):
+        values = getattr(metadata, key)
+        if values is not None and len(values) and values.max() >= num_classes:
+            raise UsageError(f"{metadata.path}: {key} holds class {values.max()}, outside the traces' {num_classes} "
+                             f"classes 0..{num_classes - 1}: the metadata is damaged or another run's")
+    flipped, true, assigned = metadata.label_flipped, metadata.true_targets, metadata.assigned_targets
+    if flipped is not None and true is not None and assigned is not None:
+        wrong = int(np.count_nonzero(flipped & (true == assigned)))
+        if wrong:
+            raise UsageError(f"{metadata.path}: label_flipped marks {wrong} samples whose true_targets equal their "
+                             "assigned_targets (flipped means true != assigned): the metadata contradicts itself")
 
 
 def resample_time(x: np.ndarray, length: int) -> np.ndarray:

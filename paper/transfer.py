@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labeltrace.predict import GENERALIST
+from labeltrace.predict import GENERALIST_NAME
 from paper import jobs, report
 from paper.common import cli_main
 from paper.detectors import detector_jobs
@@ -61,7 +61,7 @@ def plan(ctx: Context, args: argparse.Namespace) -> list[Job]:
 def scorers(ctx: Context) -> dict[str, str]:
     """The column label of each score and its spec (a checkpoint or ``baseline:<name>``), in table order."""
     specs = {f"detector {name}": str(detector_jobs(ctx, name)[1]) for name in DETECTORS}
-    specs["generalist"] = str(GENERALIST)
+    specs["generalist"] = GENERALIST_NAME  # the shipped one that fits each run
     specs.update({f"{name.upper() if name == 'aum' else name} (hand-crafted)": f"baseline:{name}"
                   for name in HAND_CRAFTED})
     return specs

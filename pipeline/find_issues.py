@@ -17,7 +17,7 @@ from labeltrace.runfiles import CONFIG_FILE
 from datasets.base import ArraySplit
 from datasets.registry import load_dataset
 from labeltrace.issues import write_issue_files
-from labeltrace.predict import GENERALIST
+from labeltrace.predict import GENERALIST_NAME
 from labeltrace.scoring import score_run
 from labeltrace.traces import load_run
 
@@ -25,7 +25,8 @@ from labeltrace.traces import load_run
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("rank a run's samples by how likely their label is wrong; list and show them")
     cli.add_run_dir(p, help="a STEP 1 run folder (or one written by labeltrace.api.DynamicsRecorder)")
-    p.add_argument("--detector", default=str(GENERALIST), help="a checkpoint or baseline:<score> (default: generalist)")
+    p.add_argument("--detector", default=GENERALIST_NAME,
+                   help="a checkpoint, baseline:<score>, or 'generalist' (default: the shipped one that fits the run)")
     p.add_argument("--top", type=int, default=48, help="images on the contact sheet")
     p.add_argument("--data", default=None, help="data directory (default: the one in the run's config.json)")
     p.add_argument("--out", default=None, help="output folder (default: the run folder)")
@@ -39,6 +40,25 @@ def _dataset(config: dict, data: str | None):
         return None, None
     bundle = load_dataset(config["dataset"], data or config.get("data"), image_size=config.get("image_size"))
     return bundle.subset(config.get("max_train"), config.get("max_test")).train, bundle.classes
+
+
+def _check_dataset(config_file: Path, name: str, split, classes, traces) -> None:
+    """The dataset ``config.json`` names must be the run's: its class count, every traced position, and the run's
+    true labels (a digits run whose config.json names fashion_mnist would show Fashion-MNIST images and names)."""
+    where = f"{config_file} names {name}"
+    if classes is not None and len(classes) != traces.num_classes:
+        fail(f"{where} ({len(classes)} classes) but the run has {traces.num_classes}: not the run's dataset "
+             "(fix config.json, or --data)")
+    rows = traces.train_indices if traces.train_indices is not None else np.arange(len(traces.td))
+    if len(rows) and rows.max() >= len(split):
+        fail(f"{where} ({len(split)} training samples) but the run traces position {rows.max()}: not the run's "
+             "dataset (fix config.json, or --data)")
+    true = traces.true_targets
+    if true is not None and len(rows):
+        differ = int(np.count_nonzero(np.asarray(split.targets)[rows] != true))
+        if differ:
+            fail(f"{where}, whose labels differ from the run's true_targets on {differ} of {len(rows)} samples: "
+                 "not the run's dataset (fix config.json, or --data)")
 
 
 def _pictures(split, rows: np.ndarray) -> list[np.ndarray]:
@@ -69,7 +89,10 @@ def write_label_issues(run_dir: Path, detector: str, *, top: int = 48, data: str
     if scores.note:  # e.g. the traces were resampled in time to the detector's length
         print(scores.note)
     config_file = run_dir / CONFIG_FILE
-    split, classes = _dataset(read_json(config_file) if config_file.is_file() else {}, data)
+    config = read_json(config_file) if config_file.is_file() else {}
+    split, classes = _dataset(config, data)
+    if split is not None:
+        _check_dataset(config_file, config["dataset"], split, classes, traces)
     return write_issue_files(out, traces, scores, **split_pictures(split), classes=classes, top=top,
                              title=f"{run_dir.parent.name}/{run_dir.name}")
 

@@ -30,9 +30,10 @@ from datasets.noise import corrupt_labels, inject_labels
 from datasets.registry import load_dataset
 from models.registry import build_model
 from pipeline.loaders import eval_batch_size, make_feed, place_model, select
-from pipeline.runtime import fit_runtime, pick_device, resolve_precision, set_threads
+from labeltrace.cli import set_threads
+from pipeline.runtime import fit_runtime, pick_device, resolve_precision
 from pipeline.recipe import add_data_args, add_train_args, make_recipe
-from pipeline.settings import RunSettings, resolve_settings
+from pipeline.settings import RunSettings, check_image_size_applies, resolve_settings
 
 
 
@@ -96,13 +97,14 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                         in_channels=bundle.in_channels, image_size=bundle.image_size, pretrained=args.pretrained,
                         log=say)
     with locked_run_dir(run_dir, lock=dist.is_main):
-        if completed_summary(run_dir, config, args.restart) is not None:
+        outputs = (TRACES_FILE,) if args.record != "none" else ()
+        if completed_summary(run_dir, config, args.restart, outputs) is not None:
             say(f"{run_dir}: already complete (add --restart to run it again)")
             return run_dir
         # Every rank, before _prepare rewrites config.json and metadata.pth: a run that cannot resume (other
         # settings, lost raw traces) is refused with the folder untouched.
         resume_point(run_dir, config, restart=args.restart, record=args.record,
-                     raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes))
+                     raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes), model=model)
         if dist.is_main:
             _prepare(run_dir, config, plan)
         dist.barrier()
@@ -120,24 +122,34 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     """Every flag checked, the dataset loaded and its labels corrupted, the run folder and configuration named;
     nothing written."""
     settings = resolve_settings(args)
-    neighbours = args.neighbours
+    neighbours, k_given = args.neighbours, args.neighbours is not None
     if neighbours is None:  # resolved here, so config.json records what was used
         neighbours = 0 if args.compile or args.record == "none" else DEFAULT_K
-    if neighbours < 0 or (neighbours and args.record == "none"):
-        fail(f"--neighbours: expected K >= 0 (and a --record mode to take the features from), got {neighbours}")
+    if neighbours < 0:
+        fail(f"--neighbours: expected K >= 0, got {neighbours}")
+    if neighbours and args.record == "none":
+        fail(f"--neighbours {neighbours}: the agreement reads the features of a recorded pass, and --record none "
+             "records none: give --neighbours 0, or --record train or eval")
     if neighbours and args.compile:
         fail("--neighbours: reads the features through a hook that a torch.compile'd model does not call; "
              "drop --compile or give --neighbours 0")
     args = cli.with_values(args, noise_ratio=settings.noise_ratio, neighbours=neighbours)  # what config.json records
     recipe = make_recipe(args, args.milestones)
     full = load_dataset(args.dataset, args.data, image_size=args.image_size)
+    check_image_size_applies(args.dataset, args.image_size, full.image_size)
     bundle = full.subset(args.max_train, args.max_test)
     true = bundle.train.targets
     assigned, flipped = _draw_labels(settings, full, bundle)
     train_idx, valid_idx = split_indices(len(true), args.num_valid, settings.split_seed)
     if len(train_idx) < bundle.num_classes:
+        if not args.num_valid:  # --max_train (or a tiny dataset) left too few, not the validation split
+            fail(f"--max_train {args.max_train}: keeps {len(train_idx)} samples to train on, fewer than the "
+                 f"{bundle.num_classes} classes")
         fail(f"--num_valid {args.num_valid}: leaves {len(train_idx)} of {len(true)} samples to train on, fewer than "
              f"the {bundle.num_classes} classes")
+    if neighbours > len(train_idx) - 1:
+        neighbours = _too_many_neighbours(neighbours, len(train_idx), given=k_given, say=_say(dist))
+        args = cli.with_values(args, neighbours=neighbours)
     config: dict[str, Any] = {
         **{k: v for k, v in vars(args).items() if k not in ("noise_type", "net_type", "depth", "split_seed")},
         "noise_type": settings.noise_type, "net_type": settings.net_type, "depth": settings.depth,
@@ -160,6 +172,18 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
     return dict(settings=settings, run_dir=settings.td_run_dir, config=config, bundle=bundle, recipe=recipe,
                 train_idx=train_idx, valid_idx=valid_idx, true=true, assigned=assigned, flipped=flipped,
                 injected=injected)
+
+
+def _too_many_neighbours(k: int, num_train: int, *, given: bool, say) -> int:
+    """K nearest neighbours among only ``num_train - 1`` other training samples: cut to them, the agreement
+    would be the class frequency while config.json records K. A K given is refused; the default records
+    none, and says so (config.json then records 0)."""
+    if given:
+        fail(f"--neighbours {k}: more neighbours than the {num_train - 1} other training samples: give "
+             f"--neighbours {num_train - 1} or less (0: none)")
+    say(f"note: --neighbours (default {k}) needs more than the {num_train} training samples: no neighbour "
+        f"agreement recorded (give --neighbours {num_train - 1} or less to record it)")
+    return 0
 
 
 def _draw_labels(settings: RunSettings, full: DatasetBundle, bundle: DatasetBundle) -> tuple[np.ndarray, np.ndarray]:

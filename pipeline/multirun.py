@@ -158,15 +158,19 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("settings", help="a text file: one line of runner.py flags per run (or a line naming "
                                     f"one of {', '.join(SCRIPTS)}, then its flags)")
     p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (0: torch's default)")
     p.add_argument("--logs", default="runs/multirun_logs", help="folder of the per-run logs")
     p.add_argument("--dry_run", action="store_true", help="print the commands and stop")
     return p
 
 
 def main(args: argparse.Namespace) -> list[Outcome]:
-    if args.jobs < 1 or args.threads < 1:
-        fail(f"--jobs and --threads: expected at least 1, got {args.jobs} and {args.threads}")
+    if args.jobs < 1:
+        fail(f"--jobs: expected at least 1 run at a time, got {args.jobs}")
+    if args.threads < 0:
+        fail(f"--threads: expected 0 or more (0: torch's default), got {args.threads}")
+    if Path(args.logs).exists() and not Path(args.logs).is_dir():
+        fail(f"--logs: {args.logs} is a file, not a folder")
     lines = read_settings(args.settings)
     if args.dry_run:
         for line in lines:

@@ -22,7 +22,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--detector", type=Path, default=None,
                         help="detector checkpoint (.pth.tar): its p_noisy joins the ROC/PR plots")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: RUN_DIR/plots)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for the detector (default 1)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the detector (default 1; 0: torch's default)")
     return parser
 
 
@@ -32,7 +33,7 @@ def main(args: argparse.Namespace) -> None:
     from labeltrace.traces import load_run
     from plotting.run_plots import make_plots
 
-    torch.set_num_threads(args.threads)
+    cli.set_threads(args.threads)
     run_dir = Path(cli.run_dir(args))
     out = args.out or run_dir / "plots"
     check_writable(out, flag="--out", folder=True)  # before the detector runs and the first figure is drawn

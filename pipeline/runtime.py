@@ -22,12 +22,25 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="training and recording arithmetic: bf16 autocast or float32; auto = bf16 on a CPU with "
                         "native bf16 (AVX512-BF16 or AMX), float32 elsewhere (files are float16 either way)")
     p.add_argument("--amp", dest="precision", action="store_const", const="bf16", help="the same as --precision bf16")
-    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND", type=compile_backend,
                    help="run the model through torch.compile (default backend: inductor); same output files")
     p.add_argument("--no_cuda_graphs", action="store_true",
                    help="on CUDA, launch the training step's kernels one by one instead of replaying a CUDA graph")
     p.add_argument("--restart", action="store_true", help="start over instead of resuming the run folder")
     p.add_argument("--no_progress", action="store_true", help="no progress bars (the per-epoch line stays)")
+
+
+def compile_backend(name: str) -> str:
+    """A ``type=`` for ``--compile``: one of torch.compile's backends, checked while parsing (before the run
+    folder is touched; torch would only refuse it at the first forward pass)."""
+    import torch._dynamo
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if name not in known:
+        raise argparse.ArgumentTypeError(f"expected a torch.compile backend ({', '.join(torch._dynamo.list_backends())}"
+                                         f", or one of {len(known)} listed by torch._dynamo.list_backends(exclude_tags="
+                                         f"())), got {name!r}")
+    return name
 
 
 def pick_device(name: str) -> torch.device:
@@ -66,13 +79,6 @@ def resolve_precision(requested: str, device: torch.device, *, log: Callable[[st
     if requested == "auto":
         return "bf16" if native and device.type == "cpu" else "fp32"
     return "bf16" if requested == "bf16" and native else "fp32"
-
-
-def set_threads(threads: int) -> int:
-    """Use ``threads`` CPU threads (0: torch's default); returns the number in use."""
-    if threads:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 def fit_runtime(args: argparse.Namespace, device: torch.device, dist: Dist | None = None) -> Runtime:

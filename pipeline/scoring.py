@@ -66,9 +66,13 @@ def find_step1_run(settings: RunSettings, bundle: DatasetBundle, td_run: str | N
         print(f"{run_dir}: leaving out the {len(loaded.td) - len(traces.td)} labels --calibrate injected")
     rows, true, assigned, flipped = traces.train_indices, meta.true_targets, meta.assigned_targets, meta.label_flipped
     n_now = len(bundle.train)
-    if len(true) != n_now or not np.array_equal(true, np.asarray(bundle.train.targets, dtype=np.int64)):
+    if len(true) != n_now:
         fail(f"{run_dir} was made on a training set of {len(true)} samples whose labels differ from the "
              f"{n_now} loaded now: pass the STEP 1 run's --data/--max_train/--image_size")
+    differ = int(np.count_nonzero(true != np.asarray(bundle.train.targets, dtype=np.int64)))
+    if differ:  # as many samples: the same data read otherwise, or a damaged file
+        fail(f"{meta.path}: true_targets differ from the labels of the {n_now} training samples loaded now on "
+             f"{differ}: the metadata is damaged, or the run was made on other data (pass its --data/--image_size)")
     return Step1Run(run_dir=run_dir, traces=traces, rows=rows, true=true, assigned=assigned, flipped=flipped,
                     has_truth=settings.has_ground_truth, config=config)
 
@@ -102,12 +106,15 @@ def step3_inputs(args) -> Step3Inputs:
     """What every STEP 3 stage starts from: threads and device set, the settings resolved as STEP 1 resolves
     them, the dataset loaded as STEP 1 loaded it, and the STEP 1 run of the same settings found and checked."""
     from datasets.registry import load_dataset
-    from pipeline.runtime import pick_device, resolve_precision, set_threads
-    from pipeline.settings import resolve_settings
+    from labeltrace.cli import set_threads
+    from pipeline.runtime import pick_device, resolve_precision
+    from pipeline.settings import check_image_size_applies, resolve_settings
 
     set_threads(args.threads)
     device = pick_device(args.device)
     settings = resolve_settings(args)
     args = cli.with_values(args, precision=resolve_precision(args.precision, device), noise_ratio=settings.noise_ratio)
-    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size).subset(args.max_train, args.max_test)
+    bundle = load_dataset(args.dataset, args.data, image_size=args.image_size)
+    check_image_size_applies(args.dataset, args.image_size, bundle.image_size)
+    bundle = bundle.subset(args.max_train, args.max_test)
     return Step3Inputs(device, settings, bundle, find_step1_run(settings, bundle, args.td_run), args)

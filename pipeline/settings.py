@@ -140,6 +140,17 @@ def check_image_size(image_size: int | None) -> None:
              f"this machine has {memory / 2**30:.0f} GiB (at most {largest} px fits)")
 
 
+def check_image_size_applies(dataset: str, image_size: int | None, native: int) -> None:
+    """Refuse an ``--image_size`` other than the ``native`` size of a ``dataset`` whose images come at one size:
+    it would be ignored while the command line says otherwise. (Its own size is accepted: a run's config.json
+    records the size it trained at, and replays.)"""
+    from datasets.registry import RESIZED
+
+    if image_size is not None and dataset not in RESIZED and image_size != native:
+        fail(f"--image_size {image_size}: the images of {dataset} are {native} px, one size; the flag applies to the "
+             f"datasets read from image files ({', '.join(RESIZED)}): leave it out")
+
+
 def check_no_noise_flags(labels_file: str, noise_ratio: float | None, noise_type: str) -> None:
     """A labels file gives the labels, so no synthetic noise is drawn on top: ``--noise_ratio`` must be left out
     or 0 and ``--noise_type`` left out or ``uniform`` (the shell scripts always pass both: ``0 uniform``)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from core import cli
+from labeltrace.cli import set_threads
 from labeltrace.errors import UsageError
 from labeltrace.io import check_writable, torch_save
 from labeltrace.features import FEATURES, check_features
@@ -30,7 +31,11 @@ MAX_VAL_FRACTION = 0.5
 val_fraction = cli.in_range(0.0, MAX_VAL_FRACTION, low_open=True, high_open=False,
                             what="(the rest trains the detector)")
 traces_per_run = cli.checked(int, lambda v: v >= 10, "at least 10 traces per run")
-epochs_length = cli.checked(int, lambda v: v >= 1, "a positive number of epochs")
+# The detector reads every epoch in sequence: its time grows with the length (3 s per epoch of 200 traces at
+# T=1000 on one CPU thread, minutes at 100,000), and a run records at most a few hundred epochs to resample.
+MAX_LENGTH = 1000
+epochs_length = cli.checked(cli.checked(int, lambda v: v >= 1, "a positive number of epochs"),
+                            lambda v: v <= MAX_LENGTH, f"at most {MAX_LENGTH} epochs (a run records a few hundred)")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -61,7 +66,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", choices=("flipped", "injected"), default="flipped",
                    help="what the detector learns to find: the runs' synthetic noise (label_flipped), or the labels "
                         "runner.py --calibrate injected on top (self-calibration, for data without ground truth)")
-    p.add_argument("--threads", type=cli.positive_int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=cli.non_negative_int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", default=None, help="checkpoint path (default <dataset>_<r>_lstm_detector.pth.tar)")
     return p
 
@@ -72,7 +77,7 @@ def default_name(dataset: str, r: float) -> str:
 
 
 def main(args: argparse.Namespace) -> dict:
-    torch.set_num_threads(args.threads)  # the numeric flags were checked while parsing (core.cli)
+    set_threads(args.threads)  # the numeric flags were checked while parsing (core.cli)
     # Checked before minutes of training: the checkpoint must be writable, the one to fine-tune a torch file.
     out = Path(args.out or default_name(args.dataset, args.r))
     check_writable(out, flag="--out", folder=False)

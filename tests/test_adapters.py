@@ -51,7 +51,7 @@ def _files(run: Path) -> dict:
 @pytest.mark.parametrize("adapter", ["hf", "lightning"])
 def test_adapter_run_folder_equals_the_plain_loops(runs, adapter):
     plain, other = _files(runs / "plain"), _files(runs / adapter)
-    assert other["names"] == plain["names"] == ["metadata.pth", "training_dynamics.npz"]  # working files gone
+    assert other["names"] == plain["names"] == [".lock", "metadata.pth", "training_dynamics.npz"]  # working files gone
     assert other["td"].dtype == np.float16 and other["td"].shape == plain["td"].shape == (1797, 40, 10)
     # Channels 1.. are sorted by mean probability, where near-ties may fall either way: compare in class order.
     np.testing.assert_array_equal(other["labels"][:, 0], plain["labels"][:, 0])
@@ -93,7 +93,7 @@ def test_lightning_on_two_processes_writes_the_one_process_folder(runs, tmp_path
                    "m.train('ddp', epochs=12, batch_size=899, lr=1.0, devices=2, strategy='ddp_spawn'); "
                    "p.train('plain', epochs=12, batch_size=1797, lr=1.0)"], tmp_path)
     plain, ddp = _files(tmp_path / "plain"), _files(tmp_path / "ddp")
-    assert ddp["names"] == plain["names"] == ["metadata.pth", "training_dynamics.npz"]
+    assert ddp["names"] == plain["names"] == [".lock", "metadata.pth", "training_dynamics.npz"]
     np.testing.assert_array_equal(ddp["labels"][:, 0], plain["labels"][:, 0])
     gap = np.abs(to_class_order(ddp["td"], ddp["labels"]) - to_class_order(plain["td"], plain["labels"]))
     assert gap[:, 0].max() == 0 and gap.max() < 0.01, gap.max(axis=(0, 2))

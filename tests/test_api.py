@@ -77,6 +77,7 @@ def test_recorder_refuses_an_incomplete_epoch_and_bad_shapes(tmp_path):
     with pytest.raises(ValueError, match="no finished epoch"):
         recorder.save()
     # The recorder streams to its folder, but nothing counts before an epoch is finished: no traces file, and a
-    # recorder constructed again on the folder finds no committed epoch.
+    # recorder constructed again on the folder (once the first released it) finds no committed epoch.
     assert not (tmp_path / "r" / "training_dynamics.npz").exists() and not (tmp_path / "s").exists()
+    recorder.close()
     assert DynamicsRecorder(tmp_path / "r", labels=np.array([0, 1, 2]), num_classes=3).num_epochs == 0

@@ -81,6 +81,45 @@ def test_damaged_raw_traces_of_the_right_size_are_refused(resumable, capsys):
     assert digest(run_dir) == before
 
 
+@pytest.mark.parametrize("case", ["other_network", "nan_weights"])
+def test_resume_weights_checked_before_the_run_folder_is_rewritten(resumable, capsys, case):
+    """Another network's weights failed in load_state_dict after cmd.txt and config.json were rewritten; NaN
+    weights trained to a NaN loss answered with "lower --lr"."""
+    run_dir = resumable / RUN
+    weights = torch.load(run_dir / "resume.pth", weights_only=True)["model"]
+    name = next(k for k, v in weights.items() if v.is_floating_point())
+    if case == "other_network":
+        weights[name] = torch.zeros(3, 3)
+        needle = f"holds the weights of another network (1 tensors differ from this"
+    else:
+        weights[name] = torch.full_like(weights[name], float("nan"))
+        needle = f"1 of the model's tensors hold NaN or infinite weights (e.g. {name}): the state is damaged"
+    edit_resume(run_dir, model=weights)
+    (run_dir / "cmd.txt").write_text("the run's own command\n")
+    before = digest(run_dir)
+    err = one_line_error(step1(resumable), capsys, f"{run_dir / 'resume.pth'}: ", needle, "--restart")
+    assert "--lr" not in err and digest(run_dir) == before
+
+
+@pytest.mark.parametrize("name", ["td_neighbours_raw.npy", "td_raw.npy"])
+def test_committed_epoch_changed_within_range_is_caught_by_its_checksum(resumable, capsys, name):
+    """Epoch 1 of the agreement zeroed (0 is a legal agreement), or two probabilities of epoch 1 swapped (each
+    row still sums to 1): only the crc32 kept in resume.pth sees it."""
+    run_dir = resumable / RUN
+    raw = run_dir / name
+    data = bytearray(raw.read_bytes())
+    if name == "td_neighbours_raw.npy":
+        data[RAW_HEADER:RAW_HEADER + 1497 * 2] = bytes(1497 * 2)
+    else:
+        data[RAW_HEADER:RAW_HEADER + 4] = data[RAW_HEADER + 2:RAW_HEADER + 4] + data[RAW_HEADER:RAW_HEADER + 2]
+    raw.write_bytes(bytes(data))
+    assert torch.load(run_dir / "resume.pth", weights_only=True)["checksums"][name][0] >= 0
+    before = digest(run_dir)
+    one_line_error(step1(resumable), capsys, f"{raw}: epoch 1 changed after it was committed",
+                   f"of the {KILLED_AT} committed epochs", "--restart")
+    assert digest(run_dir) == before
+
+
 @pytest.mark.parametrize("name", ["training_dynamics.npz", "metadata.pth"])
 def test_detector_out_never_replaces_a_run_file(finished, tmp_path, capsys, name):
     run_dir = finished / RUN
@@ -127,6 +166,17 @@ def test_complete_run_has_no_resume_state_and_is_not_rerun(finished, capsys):
     # Other settings: refused as before resume.pth went (config.json holds the run's settings).
     one_line_error(step1(finished, "--lr", "0.05"), capsys, f"{run_dir} holds a run with other settings",
                    "--lr 0.1 -> 0.05")
+    assert digest(run_dir) == before
+
+
+def test_complete_run_without_its_traces_is_not_complete(finished, tmp_path, capsys):
+    """summary.json alone marked completion: a deleted training_dynamics.npz was "already complete", exit 0."""
+    shutil.copytree(finished, tmp_path / "save")
+    run_dir = tmp_path / "save" / RUN
+    (run_dir / "training_dynamics.npz").unlink()
+    before = digest(run_dir)
+    one_line_error(step1(tmp_path / "save"), capsys, f"{run_dir}: complete (summary.json) but training_dynamics.npz "
+                   "is missing: add --restart to run it again")
     assert digest(run_dir) == before
 
 
@@ -255,6 +305,7 @@ def test_traces_that_are_not_a_classifiers_probabilities(synthetic, tmp_path, ca
 def test_plots_of_a_run_where_every_sample_is_flipped(synthetic, tmp_path, capsys):
     meta = torch.load(synthetic / "metadata.pth", weights_only=True)
     meta["label_flipped"] = torch.ones_like(meta["label_flipped"])
+    meta["true_targets"] = (meta["assigned_targets"] + 1) % 4  # every true label differs: the flips are true
     torch.save(meta, synthetic / "metadata.pth")
     from plots import get_args_parser, main
 

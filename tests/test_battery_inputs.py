@@ -228,3 +228,171 @@ def test_find_issues_prints_the_resampling_note(synthetic, tmp_path, capsys):
     main(get_args_parser().parse_args([str(synthetic), "--out", str(tmp_path / "out")]))
     assert f"note: traces have T=10 epochs, the detector was trained on T={info.train_length}" in \
         capsys.readouterr().out
+
+
+# -- the third battery: flags with one range and one meaning in every command --------------------------------------
+
+@pytest.mark.parametrize("value,needle", [("-1", "--threads: expected 0 or more (0: torch's default), got -1"),
+                                          ("0", None)])
+def test_plots_threads_like_every_command(synthetic, tmp_path, capsys, value, needle):
+    from tests.test_sound import plots
+
+    if needle:
+        one_line_error(plots(str(synthetic), "--threads", value, "--out", str(tmp_path / "p")), capsys, needle)
+        assert not (tmp_path / "p").exists()
+    else:  # 0: torch's default, as in STEP 1
+        run_cli(plots(str(synthetic), "--threads", value, "--out", str(tmp_path / "p")))
+        assert (tmp_path / "p" / "data_map.png").is_file()
+
+
+def test_compile_backend_checked_before_the_run_folder(tmp_path, capsys):
+    one_line_error(step1(tmp_path / "save", "--compile", "bogusbackend"), capsys,
+                   "--compile: expected a torch.compile backend", "got 'bogusbackend'")
+    assert not (tmp_path / "save").exists()
+
+
+def test_detector_length_beyond_any_run(synthetic, tmp_path, capsys):
+    """--length 100000 ran for hours (the LSTM reads every resampled epoch)."""
+    one_line_error(step2("--files_path", str(synthetic), "--length", "100000", "--out", str(tmp_path / "d.pth.tar")),
+                   capsys, "--length: expected at most 1000 epochs", "got 100000")
+    assert not (tmp_path / "d.pth.tar").exists()
+
+
+@pytest.mark.parametrize("flags,needle", [
+    (["--max_train", "5"], "--max_train 5: keeps 5 samples to train on, fewer than the 10 classes"),
+    (["--neighbours", "100000"], "--neighbours 100000: more neighbours than the 1496 other training samples"),
+    (["--max_train", "15", "--neighbours", "15"], "--neighbours 15: more neighbours than the 14 other training"),
+])
+def test_step1_counts_blame_the_flag_given(tmp_path, capsys, flags, needle):
+    """--max_train 5 was blamed on --num_valid 0 (never given); K beyond N - 1 was cut to N - 1 without a word."""
+    err = one_line_error(step1(tmp_path / "runs", *flags), capsys, needle)
+    assert "--num_valid" not in err and not (tmp_path / "runs").exists()
+
+
+def test_default_neighbours_on_too_few_samples_records_none_and_says_so(tmp_path, capsys):
+    """The default K = 20 on 15 samples was cut to 14 (the class frequency) while config.json said 20."""
+    from labeltrace.traces import load_run
+
+    run_cli(step1(tmp_path / "runs", "--max_train", "15", "--num_epochs", "1"))
+    assert "note: --neighbours (default 20) needs more than the 15 training samples: no neighbour agreement " \
+           "recorded" in capsys.readouterr().out
+    run_dir = tmp_path / "runs" / RUN
+    assert json.loads((run_dir / "config.json").read_text())["neighbours"] == 0
+    assert load_run(run_dir).neighbours is None
+
+
+# -- the third battery: metadata that contradicts itself or the traces --------------------------------------------
+
+def _edit_metadata(run_dir: Path, **changes) -> None:
+    meta = torch.load(run_dir / "metadata.pth", weights_only=True)
+    for key, change in changes.items():
+        meta[key] = change(meta[key])
+    torch.save(meta, run_dir / "metadata.pth")
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("float", "true_targets holds values that are not whole class ids (float32)"),
+    ("negative", "true_targets holds negative class ids (from -1)"),
+    ("beyond_c", "true_targets holds class 4, outside the traces' 4 classes 0..3"),
+    ("inverted", "label_flipped marks"),
+])
+@pytest.mark.parametrize("stage", ["step2", "issues"])
+def test_metadata_truth_that_cannot_be_true(synthetic, tmp_path, capsys, case, needle, stage):
+    """Float, negative or out-of-range true_targets were cast and used; an inverted label_flipped (81% "flipped"
+    in a 19% run) trained a detector on inverted truth."""
+    from labeltrace.cli import issues, get_args_parser
+
+    change = {"float": lambda t: t.float() + 0.5, "negative": lambda t: torch.where(t == 0, -1, t),
+              "beyond_c": lambda t: torch.where(t == 3, 4, t)}
+    if case == "inverted":
+        _edit_metadata(synthetic, label_flipped=lambda f: ~f)
+    else:
+        _edit_metadata(synthetic, true_targets=change[case])
+    before = digest(synthetic)
+    command = (step2("--files_path", str(synthetic), "--out", str(tmp_path / "d.pth.tar")) if stage == "step2" else
+               lambda: issues(get_args_parser().parse_args(["issues", str(synthetic), "--detector", "baseline:aum"])))
+    one_line_error(command, capsys, f"{synthetic / 'metadata.pth'}: ", needle)
+    assert digest(synthetic) == before and not (tmp_path / "d.pth.tar").exists()
+
+
+def test_find_issues_checks_the_dataset_config_json_names(finished, tmp_path, capsys):
+    """A digits run whose config.json names fashion_mnist got Fashion-MNIST images and class names in its sheet."""
+    import shutil
+
+    from pipeline.find_issues import get_args_parser, main
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished / RUN, run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    write_fashion(tmp_path / "data" / "fashion_mnist", n_train=1497)
+    (run_dir / "config.json").write_text(json.dumps({**config, "dataset": "fashion_mnist",
+                                                     "data": str(tmp_path / "data")}))
+    before = digest(run_dir)
+    one_line_error(lambda: main(get_args_parser().parse_args([str(run_dir), "--detector", "baseline:aum"])), capsys,
+                   f"{run_dir / 'config.json'} names fashion_mnist, whose labels differ from the run's true_targets",
+                   "not the run's dataset")
+    assert digest(run_dir) == before
+
+
+def test_plots_without_label_flipped_draw_no_ground_truth(synthetic, tmp_path, capsys):
+    from tests.test_sound import plots
+
+    meta = torch.load(synthetic / "metadata.pth", weights_only=True)
+    del meta["label_flipped"]
+    torch.save(meta, synthetic / "metadata.pth")
+    run_cli(plots(str(synthetic), "--out", str(tmp_path / "p")))
+    assert "no ground truth (label_flipped unknown)" in capsys.readouterr().out
+    report = json.loads((tmp_path / "p" / "detection_metrics.json").read_text())
+    assert not (tmp_path / "p" / "roc.png").exists() and report["scores"] == {} and "remove_ratio" not in report
+
+
+def test_the_generalist_named_by_its_path_is_honoured_not_swapped(synthetic, tmp_path, capsys):
+    """STEP 3 (and every scorer) given the shipped generalist's path on a run without the agreement scored it with
+    the softmax-only generalist, without a word; 'generalist' (the default) still picks the one that fits."""
+    from labeltrace.predict import GENERALIST, GENERALIST_NAME, GENERALIST_SOFTMAX
+    from labeltrace.scoring import score_run
+    from labeltrace.traces import load_run
+    from pipeline.find_issues import get_args_parser, main
+
+    run = load_run(synthetic)
+    assert run.neighbours is None
+    with pytest.raises(UsageError, match=f"{GENERALIST} reads prob,margin,neighbours: it needs the neighbour "
+                                         f"agreement .* score this run with {GENERALIST_SOFTMAX.name}"):
+        score_run(str(GENERALIST), run)
+    assert score_run(GENERALIST_NAME, run).info["path"] == str(GENERALIST_SOFTMAX)
+    main(get_args_parser().parse_args([str(synthetic), "--out", str(tmp_path / "out")]))  # the default: fits
+    assert (tmp_path / "out" / "label_issues.csv").is_file()
+
+
+@pytest.mark.parametrize("stage", ["step1", "step3"])
+def test_image_size_on_a_dataset_of_one_size(tmp_path, capsys, stage):
+    """--image_size 16 on digits (8 px) was accepted and ignored; its own size replays a run's config.json."""
+    command = step1(tmp_path / "runs", "--image_size", "16") if stage == "step1" else \
+        step3(tmp_path / "runs", "--image_size", "16")
+    one_line_error(command, capsys, "--image_size 16: the images of digits are 8 px, one size", "leave it out")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_damaged_true_targets_named_in_step3(finished, tmp_path, capsys):
+    """true_targets edited within the classes were blamed on --data/--max_train/--image_size, flags never given."""
+    import shutil
+
+    run_dir = tmp_path / "save" / RUN
+    shutil.copytree(finished / RUN, run_dir)
+    flipped = torch.load(run_dir / "metadata.pth", weights_only=True)["label_flipped"]
+    clean = int(torch.nonzero(~flipped)[0, 0])  # a clean sample: moving its true label contradicts no flip
+    _edit_metadata(run_dir, true_targets=lambda t: torch.where(torch.arange(len(t)) == clean, (t + 1) % 10, t))
+    before = digest(run_dir)
+    err = one_line_error(step3(tmp_path / "out", "--td_run", str(run_dir)), capsys,
+                         f"{run_dir / 'metadata.pth'}: true_targets differ from the labels of the 1497 training "
+                         "samples loaded now on 1: the metadata is damaged")
+    assert "--max_train" not in err and digest(run_dir) == before and not (tmp_path / "out").exists()
+
+
+def test_traces_of_no_samples_name_the_traces_file(synthetic, capsys):
+    """An N = 0 traces file was blamed on metadata.pth (its entries then cover no row)."""
+    from labeltrace.traces import load_run
+
+    np.savez(synthetic / "training_dynamics.npz", td=np.zeros((0, 10, 4), np.float16), labels=np.zeros((0, 4), np.int16))
+    with pytest.raises(UsageError, match=r"training_dynamics.npz: 'td' holds no samples \(N = 0"):
+        load_run(synthetic)

@@ -47,6 +47,11 @@ def test_generate_td_sh_end_to_end(tmp_path):
 def test_generate_td_sh_usage():
     r = run(["bash", "generate_td.sh", "data", "digits"])
     assert r.returncode == 2 and "usage" in r.stderr
+    # 7 positional arguments (<result_save_path> forgotten), then a flag: the count is named, nothing runs
+    r = run(["bash", "generate_td.sh", "none", "digits", "1", "0.2", "uniform", "cnn", "3", "--num_epochs", "1"])
+    assert r.returncode == 2 and "expects 8 positional arguments before the runner.py flags, got 7" in r.stderr
+    r = run(["bash", "generate_td.sh", "none", "digits", "1", "0.2", "uniform", "cnn", "3", "runs", "extra"])
+    assert r.returncode == 2 and "got 9" in r.stderr
 
 
 @pytest.mark.parametrize("flags,message", [

@@ -81,3 +81,13 @@ def test_cli_on_a_run_folder(tmp_path, capsys):
     first = json.loads((folder / "dynamics_epoch_0.json").read_text().splitlines()[0])
     assert first["guid"] == 10  # train_indices from metadata.pth
     assert "wrote 3 epoch files" in capsys.readouterr().out
+
+
+def test_a_shorter_run_replaces_a_longer_runs_export(tmp_path):
+    """The extra epoch files of a 3-epoch export stayed beside a 2-epoch run's: cartography read 3 epochs."""
+    folder = tmp_path / "training_dynamics"
+    long_run = np.concatenate([TD, TD[:, :1]], axis=1)  # 3 epochs
+    export_data_maps(long_run, LABELS, tmp_path, suffix=".json")
+    (folder / "dynamics_epoch_9.jsonl").write_text("{}\n")  # the other suffix, of another export
+    paths = export_data_maps(TD, LABELS, tmp_path)
+    assert sorted(folder.iterdir()) == paths == [folder / f"dynamics_epoch_{e}.jsonl" for e in range(2)]

@@ -38,10 +38,13 @@ def test_each_generalist_reads_its_features_anchored_at_T32(path, features):
 
 def test_a_run_gets_the_generalist_that_fits_it():
     recorded = np.zeros((3, 4), np.float16)
-    for spec in (None, GENERALIST_NAME, GENERALIST):
+    for spec in (None, GENERALIST_NAME):
         assert resolve_detector(spec, recorded).resolve() == GENERALIST.resolve()
         assert resolve_detector(spec, None).resolve() == SOFTMAX.resolve()
     assert resolve_detector("my.pth.tar", None) == Path("my.pth.tar")  # any other checkpoint is used as given
+    # The shipped generalist named by its path is an explicit choice: honoured, never swapped (score() then
+    # refuses a run without the agreement it reads, naming the softmax generalist)
+    assert resolve_detector(GENERALIST, None).resolve() == GENERALIST.resolve()
 
 
 def test_softmax_generalist_on_a_synthetic_run():

@@ -115,6 +115,10 @@ def test_cifar_n_pt_dict_of_numpy_arrays(tmp_path, numpy1_names):
     ("l.csv", "index,label\n0,0\n1,1\n2,2\n3,7\n4,0\n5,0\n", None, "line 5: label 7 is outside the 3 classes"),
     ("l.csv", "index,label\n0,0\n1,1\n2,2\n2,1\n4,0\n5,0\n", None, "line 5: '2' is labelled twice (also line 4)"),
     ("l.csv", "index,label\n0,0\n1,1\n2,2\n9,1\n4,0\n5,0\n", None, "line 5: index '9' is not a training-set position"),
+    # str.isdigit admits '²' (int() then raises) and other scripts' digits: ASCII digits only
+    ("l.csv", "index,label\n0,0\n1,1\n2,2\n\u00b2,1\n4,0\n5,0\n", None, "line 5: index '\u00b2' is not a training-set"),
+    ("l.csv", "index,label\n0,0\n1,1\n2,2\n3,\u00b2\n4,0\n5,0\n", None, "line 5: unknown class name '\u00b2'"),
+    ("l.csv", "index,label\n0,0\n1,1\n2,2\n3,\u0661\n4,0\n5,0\n", None, "line 5: unknown class name '\u0661'"),
     ("l.csv", "path,label\n" + "a.png,0\n" * 6, None, "a path,label CSV needs a folder dataset"),
     ("l.pt", {"clean_label": np.zeros(6, int), "noisy_label": np.zeros(6, int)}, None,
      "choose the labels with --labels_key; its keys: clean_label, noisy_label"),

@@ -42,6 +42,7 @@ def test_issues_with_images_and_class_names(run, tmp_path):
     (["--classes", "a,b"], "--classes: 2 names for a run of 4 classes"),
     (["--images", "missing.npy"], "--images: missing.npy: no such file"),
     (["--detector", "baseline:nope"], "nope"),
+    (["--threads", "-1"], "--threads: expected 0 or more (0: torch's default), got -1"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(run, tmp_path, capsys, monkeypatch, extra, message):
     monkeypatch.chdir(tmp_path)
@@ -55,6 +56,26 @@ def test_images_of_the_wrong_kind_are_refused(run, tmp_path, capsys):
     _refused(capsys, ["issues", run, "--images", tmp_path / "small.npy"], "holds 39 images for a run of 40 samples")
     np.save(tmp_path / "float.npy", np.zeros((40, 8, 8), np.float32))
     _refused(capsys, ["issues", run, "--images", tmp_path / "float.npy"], "expected uint8 of shape")
+
+
+def test_images_that_are_not_a_npy_file(run, tmp_path, capsys):
+    import torch
+
+    (tmp_path / "empty.npy").write_bytes(b"")
+    _refused(capsys, ["issues", run, "--images", tmp_path / "empty.npy"], "empty.npy: not a readable .npy file")
+    np.savez(tmp_path / "images.npz", images=np.zeros((40, 8, 8), np.uint8))
+    _refused(capsys, ["issues", run, "--images", tmp_path / "images.npz"], "a zip archive (.npz or torch file)")
+    torch.save(torch.zeros(40, 8, 8, dtype=torch.uint8), tmp_path / "images.pt")
+    _refused(capsys, ["issues", run, "--images", tmp_path / "images.pt"], "a zip archive (.npz or torch file)")
+
+
+def test_threads_0_is_torchs_default(run, tmp_path):
+    main(["issues", str(run), "--detector", "baseline:aum", "--threads", "0", "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "label_issues.csv").is_file()
+
+
+def test_no_command_says_which_to_run(capsys):
+    _refused(capsys, [], "labeltrace needs a command: 'labeltrace issues RUN_DIR' ranks a run's samples")
 
 
 def test_td_run_is_the_positional_run_folder(run, tmp_path, capsys):

@@ -63,6 +63,21 @@ def test_settings_file_errors_are_one_line(tmp_path):
     assert read_settings(_settings(tmp_path / "ok.txt", tmp_path, 3))[1].endswith("--save " + str(tmp_path))
 
 
+@pytest.mark.parametrize("flags,message", [
+    (["--logs", "FILE"], "--logs: FILE is a file, not a folder"), (["--jobs", "0"], "--jobs: expected at least 1"),
+    (["--threads", "-1"], "--threads: expected 0 or more (0: torch's default), got -1")])
+def test_multirun_flags_are_one_line_before_any_run(tmp_path, flags, message):
+    from pipeline.multirun import get_args_parser, main
+
+    (tmp_path / "FILE").write_text("my notes")
+    flags = [str(tmp_path / "FILE") if f == "FILE" else f for f in flags]
+    settings = _settings(tmp_path / "list.txt", tmp_path / "runs", 1)
+    with pytest.raises(UsageError, match=message.replace("FILE", str(tmp_path / "FILE")).replace("(", r"\(")
+                       .replace(")", r"\)")):
+        main(get_args_parser().parse_args([str(settings), *flags]))
+    assert not (tmp_path / "runs").exists() and (tmp_path / "FILE").read_text() == "my notes"
+
+
 def test_lines_may_name_another_entry_point(tmp_path):
     """paper/ runs STEP 2 and STEP 3 through multirun: a line may start with the script it runs."""
     from pipeline.multirun import command, split_line

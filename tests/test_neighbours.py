@@ -127,7 +127,9 @@ def test_step1_records_k_20_by_default_and_nothing_with_0(tmp_path, flags, k):
 
 
 @pytest.mark.parametrize("flags, says", [(["--neighbours", "-1"], "--neighbours: expected K >= 0"),
-                                         (["--neighbours", "5", "--record", "none"], "--neighbours: expected K"),
+                                         (["--neighbours", "5", "--record", "none"],
+                                          "--neighbours 5: the agreement reads the features of a recorded pass, "
+                                          "and --record none records none"),
                                          (["--neighbours", "5", "--compile"], "--neighbours: reads the features")])
 def test_bad_neighbours_flags_exit_2_and_write_nothing(tmp_path, flags, says):
     result = _step1(tmp_path / "runs", *flags)

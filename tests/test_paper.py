@@ -14,7 +14,7 @@ from labeltrace.errors import UsageError
 from labeltrace.runfiles import read_metadata
 from labeltrace.metrics import detection_metrics
 from labeltrace.traces import load_run
-from labeltrace.predict import GENERALIST
+from labeltrace.predict import GENERALIST_NAME
 from paper import common, data_debugging, dividemix_files, large_datasets, small_datasets, timing, transfer
 from paper.detectors import RECIPES
 from paper.jobs import DETECTORS_DIR
@@ -89,7 +89,7 @@ def test_transfer_detection_tables(tiny):
     assert roc[0] == header and maps[0] == header
     assert [r[:2] for r in roc[1:]] == [[d, f"{k} {r}"] for d in transfer.DATASETS for k, r in transfer.NOISES]
     specs = [str(save / DETECTORS_DIR / f"{name}_lstm_detector.pth.tar") for name in transfer.DETECTORS]
-    specs += [str(GENERALIST), "baseline:aum", "baseline:confidence"]
+    specs += [GENERALIST_NAME, "baseline:aum", "baseline:confidence"]
     for row_roc, row_map in zip(roc[1:], maps[1:]):
         kind, ratio = row_roc[1].split()
         run = load_run(save / SHAPES_RUN.format(r=ratio, kind=kind))

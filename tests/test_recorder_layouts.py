@@ -51,8 +51,9 @@ def test_full_layout_is_the_papers_file(runs):
     np.testing.assert_array_equal(run.td, td)
     np.testing.assert_array_equal(run.labels, labels)
     np.testing.assert_array_equal(run.label_flipped, np.arange(loop.N) % 5 == 0)
-    # save() at the end removed the working files (recorder.json, td_raw.npy): only the run's two files stay
-    assert sorted(p.name for p in runs["full"].iterdir()) == ["metadata.pth", "training_dynamics.npz"]
+    # save() at the end removed the working files (recorder.json, td_raw.npy): the run's two files stay, and
+    # the empty lock file (as in a STEP 1 run folder)
+    assert sorted(p.name for p in runs["full"].iterdir()) == [".lock", "metadata.pth", "training_dynamics.npz"]
 
 
 def test_compact_file_holds_the_two_strongest_and_the_mean(runs):
@@ -116,6 +117,7 @@ def test_a_killed_loop_keeps_its_finished_epochs_and_resumes(runs, tmp_path):
         assert part.num_epochs == 2
         whole = load_run(runs[layout])
         np.testing.assert_array_equal(part.td[:, :, 0], whole.td[:, :2, 0])
+        recorder.close()  # one writer per folder: the process below takes the folder's lock
         run_loop(run_dir, layout, EPOCHS)  # the loop started again continues after epoch 2
         again = load_run(run_dir)
         for key in ("td", "labels"):
