@@ -207,7 +207,10 @@ class Recording:
         state = self._read_state()
         state.setdefault("neighbours", 0)  # a folder recorded before the agreement existed recorded none
         if self.k is None:  # the recorder's default: go on as the folder was recorded
-            self.k = state["neighbours"]
+            k = state["neighbours"]
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise ValueError(f"{self.state}: neighbours {k!r} is not a whole number k >= 0: {RESTART}")
+            self.k = k
         self.search = state.get("neighbour_search")
         mine = self.identity()
         differ = [f"{k} {state.get(k)} (now {v})" for k, v in mine.items() if state.get(k) != v]
