@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import TrainerCallback
-
+from labeltrace.errors import require
 from labeltrace.indexed import INDEX_KEY, RecorderHolder, logits_of
+
+TrainerCallback = require("transformers", extra="hf", what="labeltrace.hf").TrainerCallback
 
 
 class DynamicsCallback(RecorderHolder, TrainerCallback):

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from labeltrace.errors import require
+from labeltrace.indexed import RecorderHolder, logits_of, pop_index
+
 try:
     from lightning.pytorch import Callback
-except ImportError:  # the older package name
-    from pytorch_lightning import Callback
-
-from labeltrace.indexed import RecorderHolder, logits_of, pop_index
+except ImportError:  # the older package name, else a line naming the extra
+    Callback = require("pytorch_lightning", extra="lightning", what="labeltrace.lightning").Callback
 
 
 class DynamicsCallback(RecorderHolder, Callback):

@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from labeltrace.issues import label_issue_table, suggested_labels
 from labeltrace.traces import load_run
@@ -32,17 +31,6 @@ def test_table_is_ranked_most_suspicious_first_with_names():
     assert table["aum"].iloc[0] == -0.175
 
 
-def test_without_the_report_extra_the_table_and_figures_say_which_extra(monkeypatch):
-    from labeltrace.errors import UsageError
-
-    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError, as if not installed
-    monkeypatch.delitem(sys.modules, "labeltrace.figures", raising=False)
-    with pytest.raises(UsageError, match=r"^the label-issue table needs pandas: pip install 'labeltrace\[report\]'$"):
-        label_issue_table(TD, LABELS, np.array([0.2, 0.9]))
-    with pytest.raises(UsageError, match=r"^labeltrace.figures needs pandas: pip install 'labeltrace\[report\]'$"):
-        import labeltrace.figures  # noqa: F401
-
-
 def test_find_issues_on_a_digits_run(digits_run, tmp_path):
     out = tmp_path / "issues"
     done = subprocess.run([sys.executable, "find_issues.py", str(digits_run), "--top", "12", "--out", str(out)],
@@ -60,3 +48,4 @@ def test_find_issues_on_a_digits_run(digits_run, tmp_path):
     assert (table["suggested_label"].to_numpy()[:300][top] == true[:300][top]).mean() > 0.9
     png = (out / "label_issues.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
