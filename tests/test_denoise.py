@@ -266,7 +266,8 @@ def test_quickstart_demo_chain(tmp_path):
     assert table["run"].tolist() == ["noisy (no removal)", "pruned (detector)",
                                      "relabelled (top 20%, ground truth)", "random removal",
                                      "oracle (flipped removed)"]
-    assert table["best_test_acc"].between(0, 1).all()
+    # Test accuracy at the last epoch only: a best epoch would be chosen on the test set itself.
+    assert table["last_test_acc"].between(0, 1).all() and "best_test_acc" not in table
     # Every number of the table from the STEP 1 run folder, by hand: the detector is -confidence (mean assigned
     # probability); ROC-AUC by Mann-Whitney; the cut removes 1497 - int(1497 * 0.8) = 300, the stable order's
     # last 300. A detector scoring other rows, another cut, or a noise rate over the wrong set misses these.
