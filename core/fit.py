@@ -30,7 +30,7 @@ from core.committed import resume_point
 from labeltrace.recorder import TraceRecorder, epoch_crc32
 from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, \
     TRAIN_LOG_FILE, VALID_RESULTS_FILE
-from labeltrace.seed import epoch_generator
+from labeltrace.seed import epoch_generator, epoch_seed
 
 RECORD_MODES = ("eval", "train", "none")
 LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_error", "valid_loss"]
@@ -266,7 +266,7 @@ class _EpochLoop:
     def _train(self, epoch: int) -> EpochStats:
         """The training pass; with ``record='train'`` its softmax goes to the recorder."""
         runtime = self.runtime
-        torch.manual_seed(self.seed * 1_000_003 + epoch)  # per-sample transforms of DataLoader feeds
+        torch.manual_seed(epoch_seed(self.seed, epoch))  # per-sample transforms of DataLoader feeds
         shares: list[tuple[np.ndarray, torch.Tensor]] = []  # kept on the device until the epoch ends
         on_probs = (lambda idx, p: shares.append((idx, p))) if self.record == "train" else None  # noqa: E731
         try:

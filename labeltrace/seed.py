@@ -14,9 +14,14 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's shuffling and augmentation: a resumed run replays the same epochs."""
+    return seed * 1_000_003 + epoch
+
+
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A generator for one epoch's shuffling and augmentation: a resumed run replays the same epochs."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    """A generator seeded with :func:`epoch_seed`."""
+    return torch.Generator().manual_seed(epoch_seed(seed, epoch))
 
 
 def noise_rng(split_seed: int) -> np.random.Generator:
