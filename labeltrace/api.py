@@ -210,7 +210,9 @@ class DynamicsRecorder:
             free = free_memory(device)
             if free is not None and free < need:
                 why = f"its features need {need / 2**20:.0f} MiB free on {device}, {free / 2**20:.0f} MiB are"
-        if why is not None:
+        # Rank 0 decides for every rank: one rank recording the agreement while another does not would hang the
+        # gather of the features.
+        if not self._group.broadcast_int(int(why is None)):
             if self._group.rank == 0:
                 warnings.warn(f"{self.run_dir}: recording the softmax alone ({why}); the neighbour agreement, "
                               "which the default detector reads, needs features=FeatureTap batches and room for "
