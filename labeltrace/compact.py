@@ -25,7 +25,7 @@ import numpy as np
 
 from labeltrace.errors import UsageError
 from labeltrace.io import load_npz, save_npz_chunked
-from labeltrace.recorder import search_entry
+from labeltrace.recorder import agreement_arrays
 
 AUTO_COMPACT_ABOVE = 300  # classes; the paper's datasets have at most 257 (Caltech-256): they keep its layout
 COMPACT_WIDTH = 3  # raw row per sample and epoch: assigned prob, strongest other prob, its class (float32)
@@ -127,10 +127,7 @@ def write_compact(path: Path, rows, sums, slot: int, assigned: np.ndarray, num_e
     t = num_epochs
     arrays = {"td": ((n, t, 2), np.float16, pieces("td")), "other_class": ((n, t), cls, pieces("other_class")),
               "labels": ((n, 2), cls, pieces("labels")), "mean_probs": ((n, c), np.float16, pieces("mean_probs"))}
-    if neighbours is not None:
-        arrays["neighbours"] = ((n, t), np.float16, (neighbours.read(start, min(start + chunk, n))[:, :, 0]
-                                                     for start in range(0, n, chunk)))
-        arrays.update(search_entry(search))
+    arrays.update(agreement_arrays(neighbours, chunk, search))
     save_npz_chunked(path, arrays)
 
 

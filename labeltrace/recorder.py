@@ -154,10 +154,18 @@ def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: i
     return None
 
 
-def search_entry(search: dict | None) -> dict[str, np.ndarray]:
-    """The traces file's ``neighbour_search`` entry: the description of the neighbour search
-    (:meth:`labeltrace.neighbours.FeatureStore.describe`), one JSON string of shape (1,), or nothing."""
-    return {} if not search else {"neighbour_search": np.array([json.dumps(search, sort_keys=True)])}
+def agreement_arrays(neighbours: TraceRecorder | None, chunk: int, search: dict | None) -> dict:
+    """A traces file's entries of the neighbour agreement (either layout): ``neighbours`` [N, T] float16, streamed
+    ``chunk`` samples at a time from its (N, T, 1) working file, and ``neighbour_search``, the search that made it
+    (:meth:`labeltrace.neighbours.FeatureStore.describe`) as one JSON string of shape (1,); none without one."""
+    if neighbours is None:
+        return {}
+    n, t, _ = neighbours.shape
+    rows = (neighbours.read(start, min(start + chunk, n))[:, :, 0] for start in range(0, n, chunk))
+    out = {"neighbours": ((n, t), np.float16, rows)}
+    if search:
+        out["neighbour_search"] = np.array([json.dumps(search, sort_keys=True)])
+    return out
 
 
 class TraceRecorder:
@@ -274,7 +282,7 @@ class TraceRecorder:
                      neighbours: TraceRecorder | None = None, search: dict | None = None) -> None:
         """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk;
         with the (N, T, 1) recorder of the neighbour agreement, also ``neighbours`` [N, T] float16, and
-        ``neighbour_search``, the search that made it (``search``, :func:`search_entry`).
+        ``neighbour_search``, the search that made it (``search``, :func:`agreement_arrays`).
 
         A chunk holds at most ``chunk`` samples and about 4M values (8 MiB of float16), so memory stays flat in
         N and T alike.
@@ -289,10 +297,7 @@ class TraceRecorder:
 
         # Two streaming passes (td then labels) keep memory at one chunk; ordering a chunk is cheap.
         arrays = {"td": ((n, t, c), np.float16, pieces(0)), "labels": ((n, c), np.int16, pieces(1))}
-        if neighbours is not None:
-            arrays["neighbours"] = ((n, t), np.float16, (neighbours.read(start, min(start + chunk, n))[:, :, 0]
-                                                         for start in range(0, n, chunk)))
-            arrays.update(search_entry(search))
+        arrays.update(agreement_arrays(neighbours, chunk, search))
         save_npz_chunked(out_path, arrays)
 
     def close(self) -> None:
