@@ -27,7 +27,7 @@ from core.inference import inference_copy
 from core.passes import (EpochStats, NonFiniteLoss, assemble_rows, classification_stats, predict_batches, predict_probs,
                          train_epoch)
 from core.committed import resume_point
-from labeltrace.recorder import TraceRecorder, epoch_crc32
+from labeltrace.recorder import TraceRecorder, extend_checksums
 from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, \
     TRAIN_LOG_FILE, VALID_RESULTS_FILE
 from labeltrace.seed import epoch_generator, epoch_seed
@@ -336,10 +336,10 @@ def _commit(run_dir: Path, epoch: int, model: torch.nn.Module, optimizer: torch.
     ``resume.pth`` and compared on resume: core/committed.py)."""
     recorders.flush()
     checksums = {} if checksums is None else checksums
-    for recorder in (recorders.probs, recorders.neighbours):
-        kept = checksums.get(recorder.path.name, []) if recorder is not None else None
-        if kept is not None and len(kept) >= epoch:  # a run begun without checksums keeps none
-            checksums[recorder.path.name] = kept[:epoch] + [epoch_crc32(recorder.path, epoch)]
+    for recorder in (r for r in (recorders.probs, recorders.neighbours) if r is not None):
+        kept = extend_checksums(checksums.get(recorder.path.name, []), recorder.path, epoch)
+        if kept is not None:  # a run begun without checksums keeps none
+            checksums[recorder.path.name] = kept
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     if best["epoch"] == epoch + 1:
         torch_save(weights, run_dir / BEST_MODEL_FILE)

@@ -154,6 +154,15 @@ def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: i
     return None
 
 
+def extend_checksums(kept: list[int] | None, path: Path, epoch: int, dtype: np.dtype = DTYPE) -> list[int] | None:
+    """``kept``, the checksums of epochs 0..epoch-1 of the epoch-major file ``path``, with epoch ``epoch``'s
+    (:func:`epoch_crc32`) in place of a replayed epoch's; None where ``kept`` is None or short of ``epoch``: a
+    file begun without checksums keeps none."""
+    if kept is None or len(kept) < epoch:
+        return None
+    return kept[:epoch] + [epoch_crc32(path, epoch, dtype)]
+
+
 def agreement_arrays(neighbours: TraceRecorder | None, chunk: int, search: dict | None) -> dict:
     """A traces file's entries of the neighbour agreement (either layout): ``neighbours`` [N, T] float16, streamed
     ``chunk`` samples at a time from its (N, T, 1) working file, and ``neighbour_search``, the search that made it

@@ -22,7 +22,7 @@ import torch
 from labeltrace.compact import AUTO_COMPACT_ABOVE, COMPACT_WIDTH, top_two, write_compact
 from labeltrace.errors import UsageError
 from labeltrace.io import write_json
-from labeltrace.recorder import TraceRecorder, checksum_problem, committed_rows_problem, epoch_crc32, stored_epochs
+from labeltrace.recorder import TraceRecorder, checksum_problem, committed_rows_problem, extend_checksums, stored_epochs
 from labeltrace.runfiles import (BEST_MODEL_FILE, COMMAND_FILE, COMPACT_TRACES_FILE, CONFIG_FILE, LAST_MODEL_FILE,
                                  MEAN_SPILL_FILE, MEAN_SUM_FILE, METADATA_FILE, RAW_COMPACT_FILE,
                                  RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RECORDER_STATE_FILE, RESUME_FILE,
@@ -346,11 +346,7 @@ class Recording:
     def _keep_checksum(self, key: str, recorder: TraceRecorder, epochs: int) -> None:
         """Add the checksum of epoch ``epochs - 1`` (replacing a replayed epoch's); none are kept for files a
         recorder without checksums began."""
-        kept = self.checksums[key]
-        if kept is not None and len(kept) >= epochs - 1:
-            self.checksums[key] = kept[:epochs - 1] + [epoch_crc32(recorder.path, epochs - 1, recorder.dtype)]
-        else:
-            self.checksums[key] = None
+        self.checksums[key] = extend_checksums(self.checksums[key], recorder.path, epochs - 1, recorder.dtype)
 
     def write(self, epochs: int) -> None:
         """The traces file of the layout, from the committed ``epochs``."""
