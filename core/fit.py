@@ -305,8 +305,7 @@ class _EpochLoop:
         parallelism."""
         if self.runtime.dist.active:
             rows = self._rows([(idx, f) for (idx, _), f in zip(shares, batches)])
-            if rows is not None:
-                self.store.add(np.arange(len(rows)), torch.from_numpy(rows))
+            self.store.add(np.arange(len(rows)), torch.from_numpy(rows))
             return
         for (idx, _), f in zip(shares, batches):
             self.store.add(torch.from_numpy(idx), f)
