@@ -64,9 +64,10 @@ def main() -> None:
     for rep in range(a.epochs):
         for mode in MODES:
             t0 = time.perf_counter()
-            hook = (lambda idx, pr, e=epoch: recorder.record(e, idx, pr.numpy())) if mode == "train" else None
+            hook = ((lambda idx, lg, e=epoch: recorder.record(e, idx.numpy(), lg.softmax(1).numpy()))
+                    if mode == "train" else None)
             train_epoch(model, feeds["train"], labels, opt, gen=epoch_generator(0, epoch), progress=False,
-                        on_probs=hook)
+                        on_logits=hook)
             fast = inference_copy(model)  # as core/fit.py does for every eval pass
             predict_probs(fast, feeds["valid"], gen=epoch_generator(0, epoch), progress=False)
             if mode == "eval":

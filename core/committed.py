@@ -1,87 +1,61 @@
-"""Where a run stands: the state a resume continues from, checked against the log rows and raw traces it
-commits, and whether a finished run is complete.
+"""Where a run stands: the training state a resume continues from, checked against the log rows it commits, and
+whether a finished run is complete.
 
-``resume.pth`` is written last in an epoch's commit (``core/fit._commit``), after the raw traces and
-``train_log.csv``. A resume state whose epoch disagrees with them, or raw traces whose committed rows are not
-probabilities, would otherwise resume "successfully" and finish a run with zeros or NaN in its traces.
+``resume.pth`` is written last in an epoch's commit (``core/fit._commit``), after the recorder's epoch, the
+weights and ``train_log.csv``; it names the epoch. A state whose epoch disagrees with its log rows would
+otherwise resume "successfully"; the traces of the committed epochs are the recorder's to check
+(``recorder.json``, :class:`labeltrace.DynamicsRecorder`), and STEP 1 compares its epoch count with this one.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core.runfolder import check_resumable, read_resume_state
 from labeltrace.errors import fail
 from labeltrace.io import json_ready, read_json
-from labeltrace.recorder import checksum_problem, committed_rows_problem, raw_file_problem
-from labeltrace.runfiles import (CONFIG_FILE, RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RESUME_FILE, SUMMARY_FILE,
-                                TRAIN_LOG_FILE)
+from labeltrace.runfiles import CONFIG_FILE, RESUME_FILE, SUMMARY_FILE, TRAIN_LOG_FILE
+
+RESTART = "add --restart to start over"
 
 
-def check_committed(run_dir: Path, state: dict[str, Any], raw_shape: tuple[int, int, int], record: str) -> None:
+def check_committed(run_dir: Path, state: dict[str, Any], epochs: int) -> None:
     """Fail with one line, before anything is written, unless ``state`` (``resume.pth``) commits a number of
-    epochs that its log rows, ``train_log.csv`` and (``record != 'none'``) the raw traces (N, T, C) all hold."""
-    epochs = raw_shape[1]
+    epochs of this ``epochs``-epoch run that its log rows and ``train_log.csv`` both hold."""
     path, epoch = run_dir / RESUME_FILE, state["epoch"]
-    restart = "add --restart to start over"
     if isinstance(epoch, bool) or not isinstance(epoch, int) or not 1 <= epoch <= epochs:
-        fail(f"{path}: epoch {epoch!r} is not a committed epoch of this {epochs}-epoch run: {restart}")
+        fail(f"{path}: epoch {epoch!r} is not a committed epoch of this {epochs}-epoch run: {RESTART}")
     rows = state["rows"]
     if not isinstance(rows, list) or len(rows) != epoch:
         fail(f"{path}: says epoch {epoch} but holds {len(rows) if isinstance(rows, list) else 'no'} log rows: "
-             f"{restart}")
-    _check_log(run_dir / TRAIN_LOG_FILE, epoch, restart)
-    if record != "none":
-        raw = run_dir / RAW_TRACES_FILE
-        lost = f"the traces of the {epoch} committed epochs are lost; {restart}"
-        if not raw.is_file():
-            fail(f"{raw} is missing: {lost}")
-        problem = (raw_file_problem(raw, raw_shape) or committed_rows_problem(raw, raw_shape, epoch)
-                   or _checksums_problem(raw, state, epoch))
-        if problem:
-            fail(f"{problem}: {lost}")
+             f"{RESTART}")
+    _check_log(run_dir / TRAIN_LOG_FILE, epoch)
 
 
-def _checksums_problem(raw: Path, state: dict[str, Any], epochs: int) -> str | None:
-    """Whether the ``epochs`` committed epochs of ``raw`` still have the crc32 ``resume.pth`` keeps for them (a
-    run begun before checksums were kept has none to compare)."""
-    checksums = state.get("checksums")
-    kept = checksums.get(raw.name) if isinstance(checksums, dict) else None
-    if kept is None:
-        return None
-    if not isinstance(kept, list) or len(kept) != epochs:
-        return f"{raw.parent / RESUME_FILE}: keeps no checksum per committed epoch of {raw.name}"
-    return checksum_problem(raw, dict(enumerate(kept)))
-
-
-def _check_log(log: Path, epoch: int, restart: str) -> None:
+def _check_log(log: Path, epoch: int) -> None:
     """``train_log.csv`` is written just before ``resume.pth``: it holds ``epoch`` rows, or one more when a kill
     fell between the two (that epoch is replayed)."""
     if not log.is_file():
-        fail(f"{log} is missing although {RESUME_FILE} commits {epoch} epochs: {restart}")
+        fail(f"{log} is missing although {RESUME_FILE} commits {epoch} epochs: {RESTART}")
     lines = [line for line in log.read_text(errors="replace").splitlines()[1:] if line.strip()]
     if len(lines) not in (epoch, epoch + 1):
-        fail(f"{log}: holds {len(lines)} epochs but {RESUME_FILE} commits {epoch}: {restart}")
+        fail(f"{log}: holds {len(lines)} epochs but {RESUME_FILE} commits {epoch}: {RESTART}")
 
 
-def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, record: str,
-                 raw_shape: tuple[int, int, int], mmap: bool = True, model=None) -> dict[str, Any] | None:
-    """The state a run continues from (None: it starts afresh), checked so that a command which cannot resume
-    fails before it writes anything: same settings, and the raw traces (N, T, C) of every committed epoch whole
-    (a file that is gone or cut short would turn those epochs into zeros). ``mmap=False`` when the state is
-    to be trained from: the optimizer would otherwise keep file-backed momentum buffers. ``model``: the network
-    the state's weights must fit, finite (checked here, before the caller writes anything)."""
+def resume_point(run_dir: Path, config: dict[str, Any], *, restart: bool, epochs: int, mmap: bool = True,
+                 model=None) -> dict[str, Any] | None:
+    """The state a run of ``epochs`` epochs continues from (None: it starts afresh), checked so that a command
+    which cannot resume fails before it writes anything: same settings, and a committed epoch its log holds.
+    ``mmap=False`` when the state is to be trained from: the optimizer would otherwise keep file-backed momentum
+    buffers. ``model``: the network the state's weights must fit, finite (checked here, before the caller
+    writes anything)."""
     state = None if restart else read_resume_state(run_dir, mmap=mmap)
     if state is None:
         return None
     check_resumable(run_dir, config, saved=state["config"])
-    check_committed(run_dir, state, raw_shape, record)
+    check_committed(run_dir, state, epochs)
     if model is not None:
         _check_weights(run_dir / RESUME_FILE, state["model"], model)
-    if config.get("neighbours") and record != "none":
-        _check_neighbours(run_dir / RAW_NEIGHBOURS_FILE, (raw_shape[0], raw_shape[1], 1), state)
     return state
 
 
@@ -91,36 +65,18 @@ def _check_weights(path: Path, weights: Any, model) -> None:
     (whose advice, a lower --lr, does not apply to a damaged state)."""
     import torch
 
-    restart = "add --restart to start over"
     expected = model.state_dict()
     if not isinstance(weights, dict):
-        fail(f"{path}: its model is not a state_dict: {restart}")
+        fail(f"{path}: its model is not a state_dict: {RESTART}")
     other = sorted(set(expected) ^ set(weights)) + [k for k in expected if k in weights and
                                                      tuple(weights[k].shape) != tuple(expected[k].shape)]
     if other:
         fail(f"{path}: holds the weights of another network ({len(other)} tensors differ from this "
-             f"{type(model).__name__}'s, e.g. {other[0]}): {restart}")
+             f"{type(model).__name__}'s, e.g. {other[0]}): {RESTART}")
     bad = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         fail(f"{path}: {len(bad)} of the model's tensors hold NaN or infinite weights (e.g. {bad[0]}): the state "
-             f"is damaged; {restart}")
-
-
-def _check_neighbours(raw: Path, shape: tuple[int, int, int], state: dict[str, Any]) -> None:
-    """The neighbour agreement's raw file (T, N, 1) holds the committed epochs of ``state`` (``resume.pth``):
-    fractions in [0, 1], unchanged since their commit (their checksums: an agreement of 0 is legal)."""
-    epochs = state["epoch"]
-    lost = f"the neighbour agreement of the {epochs} committed epochs is lost; add --restart to start over"
-    if not raw.is_file():
-        fail(f"{raw} is missing: {lost}")
-    problem = raw_file_problem(raw, shape)
-    if problem is None:
-        block = np.asarray(np.load(raw, mmap_mode="r")[:epochs], dtype=np.float32)
-        if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
-            problem = f"{raw}: holds values that are not fractions of neighbours (damaged)"
-    problem = problem or _checksums_problem(raw, state, epochs)
-    if problem:
-        fail(f"{problem}: {lost}")
+             f"is damaged; {RESTART}")
 
 
 def completed_summary(run_dir: Path, config: dict[str, Any], restart: bool,

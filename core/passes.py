@@ -59,13 +59,13 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                 gen: torch.Generator, amp: bool = False, desc: str = "train", progress: bool = True,
-                on_probs: Callable[[np.ndarray, torch.Tensor], None] | None = None,
+                on_logits: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
                 all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None,
                 step: StepFn | None = None) -> EpochStats:
     """Train one pass over ``feed``; ``labels`` (N,) are indexed by the feed's sample positions.
 
-    ``on_probs(idx, probs)`` receives the softmax (B, C) of the training forward pass itself, which is how
-    the zero-cost recording mode sees the data. ``all_sum`` sums the epoch's loss and error counts over the
+    ``on_logits(idx, logits)`` receives the sample positions (B,) and the float32 logits (B, C) of the
+    training forward pass itself, detached, which is how the zero-cost recording mode sees the data. ``all_sum`` sums the epoch's loss and error counts over the
     ranks of a data-parallel run (each rank sees a share of the feed). ``step`` replaces the eager SGD step
     (``eager_step``), e.g. with its CUDA-graph replay (``core.cuda_graph.CudaGraphStep``).
     """
@@ -82,8 +82,8 @@ def train_epoch(model: torch.nn.Module, feed: Feed, labels: torch.Tensor, optimi
             with torch.no_grad():
                 total_loss += loss * len(y)
                 wrong += (logits.argmax(1) != y).sum()
-                if on_probs is not None:
-                    on_probs(idx.numpy(), logits.softmax(1))
+                if on_logits is not None:
+                    on_logits(idx, logits)
             seen += len(y)
             bar.update(1)
     n = feed.num_samples
@@ -111,15 +111,22 @@ def predict_probs(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, a
 
 @torch.no_grad()
 def predict_batches(model: torch.nn.Module, feed: Feed, *, gen: torch.Generator, amp: bool = False,
-                    desc: str = "predict", progress: bool = True) -> list[tuple[np.ndarray, torch.Tensor]]:
+                    desc: str = "predict", progress: bool = True,
+                    on_logits: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+                    ) -> list[tuple[np.ndarray, torch.Tensor]]:
     """:func:`predict_probs` before assembly: ``(idx (B,), probs (B, C))`` per batch, in feed order, the
-    probabilities still on their device (one forward call per batch, so a hook sees the batches in this order)."""
+    probabilities still on their device (one forward call per batch, so a hook sees the batches in this order).
+    With ``on_logits``, each batch's ``(idx (B,), logits (B, C) float32)`` goes there instead, and none is kept."""
     model.eval()
     shares: list[tuple[np.ndarray, torch.Tensor]] = []
     with _progress(len(feed), desc, progress) as bar:
         for x, idx in feed.batches(gen):
             with _autocast(x.device, amp):
-                shares.append((idx.numpy(), model(x).float().softmax(1)))
+                logits = model(x).float()
+            if on_logits is not None:
+                on_logits(idx, logits)
+            else:
+                shares.append((idx.numpy(), logits.softmax(1)))
             bar.update(1)
     return shares
 

@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from labeltrace.errors import DISK_FULL, NOT_WRITABLE, os_error_in_chain
+from labeltrace.errors import DISK_FULL, NOT_WRITABLE, Diverged, os_error_in_chain
 from labeltrace.features import check_labels, check_neighbours
 from labeltrace.metrics import removal_cut
 from labeltrace.neighbours import DEFAULT_K, SEARCHES, FeatureStore, free_memory, stored_dim
@@ -73,6 +73,10 @@ class DynamicsRecorder:
     restart : bool
         Discard the working files of an unfinished recording in ``run_dir`` and record from scratch (a folder
         holding a STEP 1 run, or a saved run of other labels, is refused all the same).
+    shared_folder : bool
+        ``run_dir`` belongs to the training loop, which keeps its own files there (checkpoints, a log, its own
+        ``metadata.pth``: STEP 1 does): the recorder then takes no lock on the folder (the loop holds it), does
+        not refuse it for holding a run, and :meth:`save` writes the traces file alone.
 
     Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
     killed, construct the recorder again on the same ``run_dir`` (same labels): it resumes after the last
@@ -87,7 +91,7 @@ class DynamicsRecorder:
 
     def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
                  layout: str = "auto", neighbours: int | None = None, neighbour_search: str = "auto",
-                 restart: bool = False) -> None:
+                 restart: bool = False, shared_folder: bool = False) -> None:
         self.run_dir = Path(run_dir)
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
             raise ValueError(f"num_classes must be a whole number of classes >= 2, got {num_classes!r}")
@@ -111,8 +115,10 @@ class DynamicsRecorder:
         self._asked_none = neighbours == 0  # features passed then are a mistake in the loop
         self._store: FeatureStore | None = None  # this epoch's features, when the agreement is recorded
         self._saved = False  # save() wrote the files and removed the working files: nothing more to record
+        self._written = 0  # the epochs the traces file holds, when this recorder wrote it
+        self._shared = shared_folder
         self._group = _Group()
-        self._files = (Recording(self.run_dir, self.layout, self.labels, num_classes, neighbours)
+        self._files = (Recording(self.run_dir, self.layout, self.labels, num_classes, neighbours, shared=shared_folder)
                        if self._group.rank == 0 else None)
         with _writing(self.run_dir, "DynamicsRecorder()"):
             committed = self._files.claim(restart) if self._files is not None else 0
@@ -121,7 +127,7 @@ class DynamicsRecorder:
             neighbours = self._group.broadcast_int(self._files.k if self._files is not None else 0)
         self._explicit = neighbours is not None  # None: decided by the first update()
         self.neighbours = DEFAULT_K if neighbours is None else neighbours
-        if self._epochs and self._group.rank == 0:
+        if self._epochs and self._group.rank == 0 and not shared_folder:  # a loop sharing its folder says so itself
             warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs ({RESTART})",
                           stacklevel=2)
         self._seen = np.zeros(len(self.labels), dtype=bool)
@@ -146,8 +152,8 @@ class DynamicsRecorder:
             raise ValueError(f"outputs must have shape ({len(idx)}, {self.num_classes}) for {len(idx)} indices, "
                              f"got {tuple(out.shape)}")
         if not bool(torch.isfinite(out).all()):
-            raise ValueError(f"outputs hold {int((~torch.isfinite(out)).sum())} NaN or infinite values: the model "
-                             "diverged (nothing recorded)")
+            raise Diverged(f"outputs hold {int((~torch.isfinite(out)).sum())} NaN or infinite values: the model "
+                           "diverged (nothing recorded)")
         if probabilities and len(idx) and not (0.0 <= float(out.min()) and float(out.max()) <= 1.0):
             raise ValueError(f"probabilities=True but outputs run from {float(out.min()):g} to {float(out.max()):g}, "
                              "outside [0, 1]: pass logits with probabilities=False")
@@ -195,7 +201,7 @@ class DynamicsRecorder:
             raise ValueError(f"features must be floats of shape ({batch}, D) for {batch} indices, got "
                              f"{feats.dtype} {tuple(feats.shape)}")
         if not bool(torch.isfinite(feats).all()):
-            raise ValueError("features hold NaN or infinite values: the model diverged (nothing recorded)")
+            raise Diverged("features hold NaN or infinite values: the model diverged (nothing recorded)")
         return feats.float()
 
     def _decide(self, features) -> None:
@@ -250,7 +256,8 @@ class DynamicsRecorder:
         """Write the traces file of the layout and ``metadata.pth`` from the finished epochs, each atomically,
         and return the run folder. The working files (``td_raw*.npy``, ``td_mean_sum.npy``, ``recorder.json``)
         are removed once both are written, unless ``keep_working_files=True``: a save in the middle of
-        training, after which recording goes on and saves again. Once the working files are removed, saving
+        training, after which recording goes on and saves again (with no epoch finished in between, that save
+        writes nothing again and only removes the working files). Once the working files are removed, saving
         again returns the folder as it is, and the recorder records no more."""
         if self._saved:
             return self.run_dir
@@ -259,15 +266,33 @@ class DynamicsRecorder:
         if self._open:
             raise ValueError(f"epoch {self.num_epochs + 1} is half recorded: call end_epoch() before save()")
         if self._files is not None:
-            with _writing(self.run_dir, "save()"):
-                self._files.write(self.num_epochs)
-                write_run_metadata(self.run_dir, self.labels, self.true_labels)
+            if self._written != self.num_epochs:  # saved already with these epochs: no need to write again
+                with _writing(self.run_dir, "save()"):
+                    self._files.write(self.num_epochs)
+                    if not self._shared:
+                        write_run_metadata(self.run_dir, self.labels, self.true_labels)
+                self._written = self.num_epochs
             if not keep_working_files:
                 self._files.remove()
                 self._files.release()
         self._saved = not keep_working_files
         self._group.barrier()  # every rank returns once the files are there
         return self.run_dir
+
+    def rewind(self, epochs: int) -> None:
+        """Forget the finished epochs after the first ``epochs``: a loop that resumes from a checkpoint older
+        than the recorder's last finished epoch replays them (full layout; under ``torch.distributed`` on every
+        rank)."""
+        self._check_not_saved("rewind()")
+        if self._open:
+            raise ValueError(f"epoch {self.num_epochs + 1} is half recorded: rewind() before its first update()")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= self.num_epochs:
+            raise ValueError(f"rewind(): epochs must be a whole number in [0, {self.num_epochs}], got {epochs!r}")
+        if epochs < self.num_epochs and self._files is not None:
+            with _writing(self.run_dir, "rewind()"):
+                self._files.rewind(epochs)
+        self._epochs = epochs
+        self._written = 0
 
     def close(self) -> None:
         """Release the folder (its lock) without saving: the committed epochs stay, and a recorder constructed

@@ -14,6 +14,10 @@ class UsageError(ValueError):
     calls them); :func:`run_cli` prints it as one line, exit status 2."""
 
 
+class Diverged(ValueError):
+    """A model's outputs or features hold NaN or infinite values: nothing of them was recorded."""
+
+
 def fail(message: str) -> NoReturn:
     raise UsageError(message)
 

@@ -270,10 +270,15 @@ class TraceRecorder:
         """Write the buffered epoch and make it durable (before ``resume.pth`` commits that epoch)."""
         if self._epoch is None:
             return
-        self._file.seek(self._position(self._epoch))
-        self._file.write(memoryview(self._buffer).cast("B"))
-        self._file.flush()
-        os.fsync(self._file.fileno())  # the header too, when resize() rewrote it
+        try:
+            self._file.seek(self._position(self._epoch))
+            self._file.write(memoryview(self._buffer).cast("B"))
+            self._file.flush()
+            os.fsync(self._file.fileno())  # the header too, when resize() rewrote it
+        except OSError as exc:  # os.write names no file (a full disk): name it here
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
         self._epoch = None
 
     def read(self, start: int, stop: int) -> np.ndarray:

@@ -121,8 +121,10 @@ class Recording:
     which the page cache cannot absorb (measured: 13 min an epoch).
     """
 
-    def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int, neighbours: int = 0) -> None:
+    def __init__(self, run_dir: Path, layout: str, labels: np.ndarray, num_classes: int, neighbours: int = 0, *,
+                 shared: bool = False) -> None:
         self.run_dir, self.layout, self.labels, self.num_classes = run_dir, layout, labels, num_classes
+        self.shared = shared  # the folder belongs to the training loop, which locks it and writes its metadata
         self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too; None: as committed
         self.search: dict | None = None  # how the agreement was searched (FeatureStore.describe)
         self.state = run_dir / RECORDER_STATE_FILE
@@ -147,8 +149,9 @@ class Recording:
         if not self.run_dir.exists():
             return 0
         try:
-            self._take_lock()
-            self._check_not_foreign()
+            if not self.shared:
+                self._take_lock()
+                self._check_not_foreign()
             return 0 if restart else self._committed()
         except BaseException:
             self.release()
@@ -235,8 +238,8 @@ class Recording:
         return files
 
     def _check_files(self, state: dict, epochs: int) -> None:
-        """Every working file whole, holding the ``epochs`` committed epochs whose checksums ``state`` keeps
-        (a state written before checksums were kept has none to compare). Reads only."""
+        """Every working file whole, holding the ``epochs`` committed epochs whose checksums ``state`` keeps (a
+        state written before checksums were kept has none to compare: the values are range-checked). Reads only."""
         lost = f"the {epochs} committed epochs are lost; {RESTART}"
         for name, width, dtype, key in self._files():
             path = self.run_dir / name
@@ -250,9 +253,8 @@ class Recording:
             if stored < (2 if sums else epochs):
                 raise ValueError(f"{path}: holds {stored} epochs but {self.state.name} commits {epochs}: {RESTART}")
             checksums = state.get(key)
-            if checksums is None:  # a state written before checksums were kept: the softmax rows' range check
-                problem = (committed_rows_problem(path, (len(self.labels), epochs, width), epochs)
-                           if name == RAW_TRACES_FILE else None)
+            if checksums is None:
+                problem = _range_problem(path, (len(self.labels), epochs, width), epochs)
                 if problem:
                     raise ValueError(f"{problem}: {lost}")
                 continue
@@ -267,7 +269,7 @@ class Recording:
     def open(self, *, resume: bool, epochs: int = 0) -> None:
         n, c = len(self.labels), self.num_classes
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self._lock is None:
+        if self._lock is None and not self.shared:
             self._take_lock()
         if not resume:
             self.state.unlink(missing_ok=True)  # the state of files about to be replaced
@@ -282,12 +284,11 @@ class Recording:
 
     def _epoch_file(self, name: str, width: int, dtype, *, resume: bool, epochs: int) -> TraceRecorder:
         """An epoch-major working file (T, N, width) holding ``epochs`` epochs; resumed, its stored block count
-        can exceed them (a killed epoch's block), which the resize cuts off."""
+        can exceed them (a killed epoch's block), which the next write cuts off (opening writes nothing: a
+        resumption refused after it leaves the folder as it was)."""
         raw = self.run_dir / name
         stored = stored_epochs(raw, len(self.labels), width, dtype) if resume else epochs
-        recorder = TraceRecorder(raw, len(self.labels), stored, width, resume=resume, dtype=dtype)
-        recorder.resize(epochs)
-        return recorder
+        return TraceRecorder(raw, len(self.labels), stored, width, resume=resume, dtype=dtype)
 
     def record(self, epoch: int, idx: np.ndarray, probs: np.ndarray) -> None:
         """``probs`` (B, C) float16 of the samples ``idx`` (B,), sorted and each new in this epoch."""
@@ -339,6 +340,10 @@ class Recording:
             self._add_spill(epochs - 1)
             self.sums.sync()
         self.search = search or self.search
+        self._write_state(epochs)
+
+    def _write_state(self, epochs: int) -> None:
+        """``recorder.json``, atomically: it commits ``epochs`` epochs of the working files."""
         extra = {"neighbour_search": self.search} if self.search else {}
         kept = {key: self.checksums[key] for *_, key in self._files() if self.checksums[key] is not None}
         write_json(self.state, {**self.identity(), "epochs": epochs, **extra, **kept})
@@ -350,12 +355,28 @@ class Recording:
 
     def write(self, epochs: int) -> None:
         """The traces file of the layout, from the committed ``epochs``."""
+        for recorder in (self.rows, self.neighbours):
+            if recorder is not None:
+                recorder.resize(epochs)  # without the block of an epoch a kill left uncommitted
         if self.layout == "full":
             self.rows.write_traces(self.run_dir / TRACES_FILE, self.labels, neighbours=self.neighbours,
                                    search=self.search)
         else:
             write_compact(self.run_dir / COMPACT_TRACES_FILE, self.rows, self.sums, (epochs - 1) % 2, self.labels,
                           epochs, neighbours=self.neighbours, search=self.search)
+
+    def rewind(self, epochs: int) -> None:
+        """Keep the first ``epochs`` committed epochs (full layout): the later ones are cut from the working
+        files and ``recorder.json`` commits ``epochs``."""
+        if self.layout != "full":
+            raise ValueError(f"{self.state}: a compact recording keeps only its last sums and cannot be rewound")
+        for key, recorder in (("rows_crc32", self.rows), ("neighbours_crc32", self.neighbours)):
+            if recorder is not None:
+                recorder.resize(epochs)
+                recorder.flush()
+                if self.checksums[key] is not None:
+                    self.checksums[key] = self.checksums[key][:epochs]
+        self._write_state(epochs)
 
     def remove(self) -> None:
         for recorder in (self.rows, self.sums, self.spill, self.neighbours):
@@ -364,6 +385,18 @@ class Recording:
                 recorder.path.unlink(missing_ok=True)
         self.state.unlink(missing_ok=True)
         self.rows = self.sums = self.spill = self.neighbours = None
+
+
+def _range_problem(path: Path, shape: tuple[int, int, int], epochs: int) -> str | None:
+    """Why the first ``epochs`` committed epochs of a working file hold values its rows cannot (softmax rows
+    that are not probabilities, agreements outside [0, 1]), or None; other files have no range to check."""
+    if path.name == RAW_TRACES_FILE:
+        return committed_rows_problem(path, shape, epochs)
+    if path.name == RAW_NEIGHBOURS_FILE and epochs:
+        block = np.asarray(np.load(path, mmap_mode="r")[:epochs], dtype=np.float32)
+        if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
+            return f"{path}: holds values that are not fractions of neighbours (damaged)"
+    return None
 
 
 def write_run_metadata(run_dir: Path, labels: np.ndarray, true_labels: np.ndarray) -> None:

@@ -16,11 +16,13 @@ import torch
 
 from core import cli, distributed
 from labeltrace.errors import fail
-from core.committed import completed_summary, finish_run, resume_point
+from core.committed import RESTART, completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, fit, recipe_dict, write_valid_results
+from labeltrace.api import DynamicsRecorder
 from labeltrace.io import write_json
 from labeltrace.neighbours import DEFAULT_K, SEARCHES
-from labeltrace.runfiles import (RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE,
+from labeltrace.recording import RESTART as RECORDER_RESTART
+from labeltrace.runfiles import (RECORDER_STATE_FILE, RESUME_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE,
                                  write_metadata)
 from core.runfolder import locked_run_dir, prepare_run_dir
 from labeltrace.seed import noise_rng, seed_everything
@@ -102,9 +104,9 @@ def _main(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
             say(f"{run_dir}: already complete (add --restart to run it again)")
             return run_dir
         # Every rank, before _prepare rewrites config.json and metadata.pth: a run that cannot resume (other
-        # settings, lost raw traces) is refused with the folder untouched.
-        resume_point(run_dir, config, restart=args.restart, record=args.record,
-                     raw_shape=(config["num_train"], config["recipe"]["epochs"], bundle.num_classes), model=model)
+        # settings, lost or damaged traces) is refused with the folder untouched.
+        state = resume_point(run_dir, config, restart=args.restart, epochs=config["recipe"]["epochs"], model=model)
+        plan["recorder"] = _open_recorder(run_dir, plan, args, committed=state["epoch"] if state else 0)
         if dist.is_main:
             _prepare(run_dir, config, plan)
         dist.barrier()
@@ -174,6 +176,28 @@ def _plan(args: argparse.Namespace, threads: int, dist: distributed.Dist, device
                 injected=injected)
 
 
+def _open_recorder(run_dir: Path, plan: dict[str, Any], args: argparse.Namespace, *,
+                   committed: int) -> DynamicsRecorder | None:
+    """The recorder of the run's traces (none with ``--record none``), at the ``committed`` epochs of
+    ``resume.pth``: its working files are checked (a one-line error names what is damaged or lost), and an epoch
+    it finished after the last ``resume.pth`` (a kill between the two) is forgotten, to be replayed."""
+    if args.record == "none":
+        return None
+    rows = plan["train_idx"]
+    try:
+        recorder = DynamicsRecorder(run_dir, labels=plan["assigned"][rows], true_labels=plan["true"][rows],
+                                    num_classes=plan["bundle"].num_classes, layout="full",
+                                    neighbours=plan["config"]["neighbours"], neighbour_search=args.neighbour_search,
+                                    restart=not committed, shared_folder=True)
+    except ValueError as exc:  # the recorder's advice names its keyword; this command's user has the flag
+        fail(str(exc).replace(RECORDER_RESTART, RESTART))
+    if recorder.num_epochs not in (committed, committed + 1):
+        fail(f"{run_dir / RECORDER_STATE_FILE}: commits {recorder.num_epochs} epochs of traces but {RESUME_FILE} "
+             f"commits {committed}: the traces of the {committed} committed epochs are lost; {RESTART}")
+    recorder.rewind(committed)
+    return recorder
+
+
 def _too_many_neighbours(k: int, num_train: int, *, given: bool, say) -> int:
     """K nearest neighbours among only ``num_train - 1`` other training samples: cut to them, the agreement
     would be the class frequency while config.json records K. A K given is refused; the default records
@@ -222,23 +246,20 @@ def _train(args: argparse.Namespace, plan: dict[str, Any], model: torch.nn.Modul
                          **{**feed, "batch_size": eval_batch_size(device)}))
     runtime = fit_runtime(args, device, dist)
     start = time.perf_counter()
+    recorder = plan["recorder"]
     result = fit(model, data, recipe=plan["recipe"], run_dir=run_dir, seed=args.seed, config=plan["config"],
-                 record=args.record, neighbours=plan["config"]["neighbours"], neighbour_search=args.neighbour_search,
-                 restart=args.restart, runtime=runtime, log=say)
+                 record=args.record, recorder=recorder, restart=args.restart, runtime=runtime, log=say)
     best_error = write_valid_results(model, run_dir, data.valid, valid_labels, valid_ids, runtime=runtime)
+    if recorder is not None:  # every rank: the save ends at a barrier of the group
+        recorder.save(keep_working_files=True)
+    if dist.is_main:
+        summary = {**result.summary(), "best_valid_error": best_error, "wall_seconds": time.perf_counter() - start}
+        # summary.json marks the run complete; only then may the working files go (a kill before keeps them).
+        write_json(run_dir / SUMMARY_FILE, summary)
+    if recorder is not None:
+        recorder.save()  # no epoch since the last save: it removes the working files alone
     if not dist.is_main:
         return run_dir
-    if result.recorder is not None:
-        result.recorder.write_traces(run_dir / TRACES_FILE, assigned[train_idx], neighbours=result.neighbours,
-                                     search=result.search)
-        for recorder in (result.recorder, result.neighbours):
-            if recorder is not None:
-                recorder.close()
-    summary = {**result.summary(), "best_valid_error": best_error, "wall_seconds": time.perf_counter() - start}
-    # summary.json marks the run complete; only then may the raw traces go (a kill before keeps them).
-    write_json(run_dir / SUMMARY_FILE, summary)
-    (run_dir / RAW_TRACES_FILE).unlink(missing_ok=True)
-    (run_dir / RAW_NEIGHBOURS_FILE).unlink(missing_ok=True)
     finish_run(run_dir)
     print(f"done: best valid error {best_error:.2%} (epoch {summary['best_epoch']}); traces in "
           f"{run_dir / TRACES_FILE}")

@@ -71,8 +71,7 @@ def retrain(bundle: DatasetBundle, rows: np.ndarray, labels: np.ndarray, *, run_
     model = build_model(net_type, depth, num_classes=bundle.num_classes, in_channels=bundle.in_channels,
                         image_size=bundle.image_size, pretrained=args.pretrained)
     with locked_run_dir(run_dir):
-        resume_point(run_dir, config, restart=args.restart, record="none", raw_shape=(len(rows), recipe.epochs,
-                                                                                     bundle.num_classes), model=model)
+        resume_point(run_dir, config, restart=args.restart, epochs=recipe.epochs, model=model)
         prepare_run_dir(run_dir, config)
         return _retrain(bundle, rows, labels, model, run_dir=run_dir, config=config, recipe=recipe,
                         batch_size=batch_size, args=args, device=device)

@@ -2,6 +2,7 @@
 replace a run's files, and inputs that were accepted without a word or crashed with a traceback. Each data-loss
 case compares the sha256 of every file of the run folder before and after the refused command."""
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
@@ -46,15 +47,15 @@ def test_resume_epoch_beyond_the_committed_traces(resumable, capsys, epoch):
 
 
 def test_resume_epoch_with_rows_and_log_edited_too_is_caught_by_the_traces(resumable, capsys):
-    """Epoch 3 with 3 log rows everywhere: only the raw traces know epoch 3 was never written (all zeros)."""
+    """Epoch 3 with 3 log rows everywhere: only the recorder knows epoch 3 was never recorded."""
     run_dir = resumable / RUN
     state = torch.load(run_dir / "resume.pth", weights_only=True)
     rows = state["rows"] + [{**state["rows"][-1], "epoch": 3}]
     edit_resume(run_dir, epoch=3, rows=rows)
     pd.DataFrame(rows).to_csv(run_dir / "train_log.csv", index=False)
     before = digest(run_dir)
-    one_line_error(step1(resumable), capsys, f"{run_dir / 'td_raw.npy'}: epoch 3 has",
-                   "rows that do not sum to 1 (never written: zeros)", "3 committed epochs are lost")
+    one_line_error(step1(resumable), capsys, f"{run_dir / 'recorder.json'}: commits 2 epochs of traces",
+                   "but resume.pth commits 3", "3 committed epochs are lost")
     assert digest(run_dir) == before
 
 
@@ -76,7 +77,7 @@ def test_damaged_raw_traces_of_the_right_size_are_refused(resumable, capsys):
     data[200:260] = b"\xff" * 60
     raw.write_bytes(bytes(data))
     before = digest(run_dir)
-    one_line_error(step1(resumable), capsys, f"{raw}: epoch 1 holds 30 values that are not probabilities",
+    one_line_error(step1(resumable), capsys, f"{raw}: epoch 1 changed after it was committed",
                    f"{KILLED_AT} committed epochs are lost")
     assert digest(run_dir) == before
 
@@ -104,7 +105,7 @@ def test_resume_weights_checked_before_the_run_folder_is_rewritten(resumable, ca
 @pytest.mark.parametrize("name", ["td_neighbours_raw.npy", "td_raw.npy"])
 def test_committed_epoch_changed_within_range_is_caught_by_its_checksum(resumable, capsys, name):
     """Epoch 1 of the agreement zeroed (0 is a legal agreement), or two probabilities of epoch 1 swapped (each
-    row still sums to 1): only the crc32 kept in resume.pth sees it."""
+    row still sums to 1): only the crc32 the recorder keeps in recorder.json sees it."""
     run_dir = resumable / RUN
     raw = run_dir / name
     data = bytearray(raw.read_bytes())
@@ -113,10 +114,11 @@ def test_committed_epoch_changed_within_range_is_caught_by_its_checksum(resumabl
     else:
         data[RAW_HEADER:RAW_HEADER + 4] = data[RAW_HEADER + 2:RAW_HEADER + 4] + data[RAW_HEADER:RAW_HEADER + 2]
     raw.write_bytes(bytes(data))
-    assert torch.load(run_dir / "resume.pth", weights_only=True)["checksums"][name][0] >= 0
+    key = "neighbours_crc32" if name == "td_neighbours_raw.npy" else "rows_crc32"
+    assert json.loads((run_dir / "recorder.json").read_text())[key][0] >= 0
     before = digest(run_dir)
     one_line_error(step1(resumable), capsys, f"{raw}: epoch 1 changed after it was committed",
-                   f"of the {KILLED_AT} committed epochs", "--restart")
+                   f"the {KILLED_AT} committed epochs are lost", "--restart")
     assert digest(run_dir) == before
 
 

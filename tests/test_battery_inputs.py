@@ -147,21 +147,23 @@ def test_plain_pickle_is_not_a_torch_file(tmp_path, synthetic, capsys):
     assert load_torch(legacy, what="file")["a"].tolist() == [1.0, 1.0]
 
 
-def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path):
-    from core.fit import _commit, _Recorders
+def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path, monkeypatch):
+    """A full disk while an epoch is committed: one error naming td_raw.npy, and the epoch is not committed (STEP 1
+    writes resume.pth only after the recorder's commit)."""
+    import labeltrace.recorder
+    from labeltrace import DynamicsRecorder
 
-    class FullRecorder:
-        path = tmp_path / "td_raw.npy"
+    recorder = DynamicsRecorder(tmp_path / "run", labels=np.array([0, 1, 0]), num_classes=2, neighbours=0)
+    recorder.update(np.arange(3), torch.zeros(3, 2))
 
-        def flush(self):
-            raise OSError(errno.ENOSPC, "No space left on device")  # os.write names no file
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")  # os.write and fsync name no file
 
-    model = torch.nn.Linear(2, 2)
+    monkeypatch.setattr(labeltrace.recorder.os, "fsync", full)
     with pytest.raises(OSError) as info:
-        _commit(tmp_path, 0, model, torch.optim.SGD(model.parameters(), lr=0.1), _Recorders(probs=FullRecorder()),
-                {"error": 1.0, "epoch": 1}, [], {})
-    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / "td_raw.npy")
-    assert not (tmp_path / "resume.pth").exists()
+        recorder.end_epoch()
+    assert info.value.errno == errno.ENOSPC and str(tmp_path / "run" / "td_raw.npy") in str(info.value)
+    assert recorder.num_epochs == 0 and not (tmp_path / "run" / "recorder.json").exists()
 
 
 def test_labels_file_that_is_a_folder(tmp_path, capsys):

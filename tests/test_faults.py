@@ -98,7 +98,7 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_checkpoint(tmp_
     assert all(torch.equal(last[k], state["model"][k]) for k in last)
     assert pd.read_csv(run_dir / "train_log.csv")["epoch"].tolist() == [1, 2]
     raw = np.load(run_dir / "td_raw.npy")  # (T, N, C): the two committed epochs hold probabilities
-    assert np.allclose(raw[:2].astype(np.float32).sum(-1), 1, atol=1e-2) and not raw[2].any()
+    assert np.allclose(raw[:2].astype(np.float32).sum(-1), 1, atol=1e-2) and not raw[2:].any()
 
 
 def test_nan_loss_cli_one_line(tmp_path):

@@ -87,23 +87,23 @@ class Evil:
 @pytest.fixture(scope="module")
 def killed(tmp_path_factory) -> Path:
     """A STEP 1 run killed after committing epoch 2 of 5 (``td_raw.npy`` and ``resume.pth`` present)."""
-    import core.fit
+    from labeltrace import DynamicsRecorder
 
     save = tmp_path_factory.mktemp("killed")
-    real, calls = core.fit._commit, []
+    real, calls = DynamicsRecorder.end_epoch, []
 
-    def commit(*args, **kwargs):
+    def end_epoch(self):
         calls.append(1)
         if len(calls) > KILLED_AT:
             raise KeyboardInterrupt  # stands for kill -9 while epoch 3 trains
-        real(*args, **kwargs)
+        real(self)
 
-    core.fit._commit = commit
+    DynamicsRecorder.end_epoch = end_epoch
     try:
         with pytest.raises(KeyboardInterrupt):
             step1(save)()
     finally:
-        core.fit._commit = real
+        DynamicsRecorder.end_epoch = real
     return save
 
 
