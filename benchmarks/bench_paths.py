@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from core.cuda_graph import CudaGraphStep  # noqa: E402
 from core.inference import inference_copy  # noqa: E402
 from core.passes import predict_probs, train_epoch  # noqa: E402
-from labeltrace.seed import epoch_generator, seed_everything  # noqa: E402
+from core.seed import epoch_generator, seed_everything  # noqa: E402
 from datasets.registry import load_dataset  # noqa: E402
 from models.registry import build_model  # noqa: E402
 from pipeline.loaders import eval_batch_size, make_feed, place_model  # noqa: E402

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.inference import inference_copy  # noqa: E402
 from core.passes import predict_probs, train_epoch  # noqa: E402
 from labeltrace.recorder import TraceRecorder  # noqa: E402
-from labeltrace.seed import epoch_generator, seed_everything  # noqa: E402
+from core.seed import epoch_generator, seed_everything  # noqa: E402
 from datasets.registry import load_dataset  # noqa: E402
 from models.registry import build_model  # noqa: E402
 from pipeline.loaders import make_feed  # noqa: E402

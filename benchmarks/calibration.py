@@ -34,7 +34,7 @@ from labeltrace.lstm import LSTMDetector  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import load_detector, score  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
-from labeltrace.train import DetectorRecipe, pool_runs, train_detector  # noqa: E402
+from detector_models.train import DetectorRecipe, pool_runs, train_detector  # noqa: E402
 from pipeline.multirun import run_all  # noqa: E402
 
 DETECTOR = "prob+margin, anchored"

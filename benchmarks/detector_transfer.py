@@ -21,7 +21,7 @@ from labeltrace.io import write_json  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import load_detector, score  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
-from labeltrace.train import DEFAULT_VAL_FRACTION, stratified_split  # noqa: E402
+from detector_models.train import DEFAULT_VAL_FRACTION, stratified_split  # noqa: E402
 
 
 def short(path: str) -> str:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labeltrace.io import write_json  # noqa: E402
 from labeltrace.lstm import VARIANTS  # noqa: E402
 from labeltrace.traces import load_run  # noqa: E402
-from labeltrace.train import DetectorRecipe, train_detector  # noqa: E402
+from detector_models.train import DetectorRecipe, train_detector  # noqa: E402
 
 RECIPES = {f"{v} lr1e-3 x20": dict(variant=v, lr=1e-3, epochs=20) for v in VARIANTS}
 RECIPES["original: forward lr0.1 x10"] = dict(variant="forward", lr=0.1, epochs=10)

@@ -32,7 +32,7 @@ from labeltrace.lstm import LSTMDetector  # noqa: E402
 from labeltrace.metrics import detection_metrics  # noqa: E402
 from labeltrace.predict import predict_p_noisy  # noqa: E402
 from labeltrace.traces import load_run, resample_time  # noqa: E402
-from labeltrace.train import DetectorRecipe, train_detector  # noqa: E402
+from detector_models.train import DetectorRecipe, train_detector  # noqa: E402
 from pipeline import generate  # noqa: E402
 
 DATASET_FLAGS = {"digits": ["--num_epochs", "40"],

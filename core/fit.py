@@ -30,7 +30,7 @@ from labeltrace.errors import Diverged, fail
 from labeltrace.io import torch_save, write_csv
 from labeltrace.neighbours import FeatureTap
 from labeltrace.runfiles import BEST_MODEL_FILE, LAST_MODEL_FILE, RESUME_FILE, TRAIN_LOG_FILE, VALID_RESULTS_FILE
-from labeltrace.seed import epoch_generator, epoch_seed
+from core.seed import epoch_generator, epoch_seed
 
 RECORD_MODES = ("eval", "train", "none")
 LOG_COLUMNS = ["epoch", "train_error", "train_loss", "valid_error", "valid_top5_error", "valid_loss"]

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from labeltrace.errors import fail
-from labeltrace.seed import calibration_rng, noise_rng
 
 # The seed README's "asym"/"sym" spellings are accepted as aliases of the original code's names.
 NOISE_TYPES = {"uniform": "uniform", "sym": "uniform", "symmetric": "uniform",
@@ -18,6 +17,17 @@ _QUICK_POOL_TO = 8
 _QUICK_STEPS = 150
 _QUICK_LR = 0.5
 _QUICK_L2 = 1e-3
+
+
+def noise_rng(split_seed: int) -> np.random.Generator:
+    """The label noise and the train/valid split draw from their own seed, identical on every machine."""
+    return np.random.default_rng(split_seed)
+
+
+def calibration_rng(split_seed: int) -> np.random.Generator:
+    """Self-calibration's injected labels (``--calibrate``): a stream of its own, so the data's noise and split,
+    drawn from :func:`noise_rng`, are the same with and without it."""
+    return np.random.default_rng([split_seed, 0xCA11B])
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ def inject_labels(assigned: np.ndarray, true: np.ndarray, *, ratio: float, rows:
     ``assigned``, each to a class drawn uniformly among those that are neither its assigned nor its true label
     (an injected flip never repairs a label, so every injected label is wrong).
 
-    Drawn from its own stream of ``split_seed`` (:func:`labeltrace.seed.calibration_rng`): the data's own noise is the
+    Drawn from its own stream of ``split_seed`` (:func:`calibration_rng`): the data's own noise is the
     same with and without ``--calibrate``.
 
     Parameters

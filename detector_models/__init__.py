@@ -1,13 +1,12 @@
-"""The paper's name for the detector's code: ``detector_models.<module>`` is ``labeltrace.<module>``.
-
-The code itself lives once, in the installable package ``labeltrace`` (``pip install .``); this alias keeps the
-paper's layout (``from detector_models.predict import get_order``) working from a clone.
+"""The paper's name for the detector's code. ``detector_models.train`` trains detectors (STEP 2); every other
+``detector_models.<module>`` is ``labeltrace.<module>``, whose code lives once, in the installable package
+``labeltrace`` (``pip install .``): the alias keeps the paper's layout (``from detector_models.predict import
+get_order``) working from a clone.
 """
 import importlib
 import sys
 
-_MODULES = ("api", "baselines", "export", "features", "issues", "lstm", "metrics", "predict", "relabel", "traces",
-            "train")
+_MODULES = ("api", "baselines", "features", "issues", "lstm", "metrics", "predict", "traces")
 
 for _name in _MODULES:
     _module = importlib.import_module(f"labeltrace.{_name}")

@@ -1,6 +1,6 @@
 """The label-issue table: every sample ranked by suspicion, with the label the dynamics suggest instead.
 
-Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C): channel 0 = the assigned label).
+Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C): the class id of each channel, 0 = the assigned label).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 from labeltrace.baselines import score_baselines
 from labeltrace.compact import compact_suggested, is_compact
 from labeltrace.errors import require
-from labeltrace.io import write_csv
+from labeltrace.io import atomic_open, write_csv
 from labeltrace.metrics import order_by_noisiness
 from labeltrace.runfiles import ISSUES_CSV, ISSUES_PNG
 
@@ -82,17 +82,34 @@ def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, c
         print("note: label_issues.png not drawn: no images (find_issues.py reads them from the dataset a run's "
               "config.json names; labeltrace issues from --images)")
         return out / ISSUES_CSV
-    from labeltrace.figures import contact_sheet, save_png
-
     shown = table.head(top)
     captions = [f"#{r} {table_name(classes, g)} -> {table_name(classes, s)}\np_noisy {p:.2f}" for r, g, s, p in
                 zip(shown["rank"], shown["assigned_label"], shown["suggested_label"], shown["p_noisy"])]
-    save_png(contact_sheet(pictures(shown["index"].to_numpy()), captions,
-                           title=f"{title}: the {len(shown)} most suspicious labels (assigned -> suggested), "
-                                 f"{scores.name}"), out / ISSUES_PNG)
+    _contact_sheet(pictures(shown["index"].to_numpy()), captions, out / ISSUES_PNG,
+                   title=f"{title}: the {len(shown)} most suspicious labels (assigned -> suggested), {scores.name}")
     print(f"top {len(shown)} drawn in {out / ISSUES_PNG}")
     return out / ISSUES_CSV
 
 
 def table_name(classes, c: int) -> str:
     return str(classes[c]) if classes is not None else str(c)
+
+
+def _contact_sheet(images: list[np.ndarray], captions: list[str], path: Path, *, title: str, columns: int = 8) -> None:
+    """A grid of images (each (H, W) or (H, W, 3), uint8) with a caption under each, read row by row, written
+    atomically to the PNG ``path``."""
+    require("matplotlib", extra="report", what="the label-issue contact sheet").use("Agg")
+    from matplotlib.figure import Figure
+
+    rows = max(1, -(-len(images) // columns))
+    fig = Figure(figsize=(columns * 1.45, rows * 1.75 + 0.4))
+    for i, (image, caption) in enumerate(zip(images, captions)):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=7, linespacing=1.1)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=120, bbox_inches="tight")

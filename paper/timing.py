@@ -43,7 +43,7 @@ STEP_SECONDS: dict[str, dict[str, float | None]] = {
 # against a 2.53 ms step.
 EVAL_FRACTION = {"gpu": 5.6e-6 / _GPU_RESNET32, "cpu": 0.68e-3 / 2.53e-3}
 # STEP 2, the LSTM detector (pooled, batch 64, AdamW, validation each epoch), on the CPU, 1 thread: seconds per
-# trace-epoch = a + b x T, fitted to two measurements (labeltrace.train.train_detector on
+# trace-epoch = a + b x T, fitted to two measurements (detector_models.train.train_detector on
 # 2,000 random traces, 2 epochs: T=40 1.8 s, T=200 3.6 s).
 DETECTOR_TRACE_SECONDS = 333e-6
 DETECTOR_STEP_SECONDS = 2.78e-6

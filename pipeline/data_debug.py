@@ -36,10 +36,10 @@ from labeltrace.runfiles import BEST_MODEL_FILE, CORRECTED_LABELS_BY_PATH_FILE, 
 from core.runfolder import prepare_run_dir
 from core.inference import inference_copy
 from core.passes import predict_probs
-from labeltrace.seed import epoch_generator
+from core.seed import epoch_generator
 from datasets.base import FolderSplit
 from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
-from labeltrace.relabel import noise_rate, relabel, relabel_counts
+from pipeline.relabel import noise_rate, relabel, relabel_counts
 from models.registry import build_model
 from pipeline import denoise
 from pipeline.loaders import eval_batch_size, make_feed, place_model, select

@@ -25,10 +25,10 @@ from labeltrace.recording import RESTART as RECORDER_RESTART
 from labeltrace.runfiles import (RECORDER_STATE_FILE, RESUME_FILE, SPLIT_FILE, SUMMARY_FILE, TRACES_FILE,
                                  write_metadata)
 from core.runfolder import locked_run_dir, prepare_run_dir
-from labeltrace.seed import noise_rng, seed_everything
+from core.seed import seed_everything
 from datasets.label_files import labels_sha1, read_bundle_labels
 from datasets.base import DatasetBundle
-from datasets.noise import corrupt_labels, inject_labels
+from datasets.noise import corrupt_labels, inject_labels, noise_rng
 from datasets.registry import load_dataset
 from models.registry import build_model
 from pipeline.loaders import eval_batch_size, make_feed, place_model, select

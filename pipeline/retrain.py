@@ -17,7 +17,7 @@ from core.fit import FitData, Recipe, fit, recipe_dict, write_valid_results
 from labeltrace.io import write_json
 from labeltrace.runfiles import SUMMARY_FILE
 from core.runfolder import locked_run_dir, prepare_run_dir
-from labeltrace.seed import seed_everything
+from core.seed import seed_everything
 from datasets.base import DatasetBundle
 from models.registry import build_model
 from pipeline.loaders import eval_batch_size, make_feed, place_model, select

@@ -24,7 +24,7 @@ from labeltrace.lstm import DEFAULT_ANCHOR, DEFAULT_FEATURES, DEFAULT_VARIANT, V
 from labeltrace.predict import load_detector, non_finite_weights, read_checkpoint
 from labeltrace.runfiles import check_output_file
 from labeltrace.traces import load_run
-from labeltrace.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, DetectorRecipe, \
+from detector_models.train import DEFAULT_BATCH_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_VAL_FRACTION, DetectorRecipe, \
     pool_runs, train_detector
 
 MAX_VAL_FRACTION = 0.5

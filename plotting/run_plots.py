@@ -26,7 +26,7 @@ from labeltrace.runfiles import TRAIN_LOG_FILE
 from labeltrace.baselines import assigned_prob, confidence, score_baselines, variability
 from labeltrace.metrics import NO_GROUND_TRUTH, detection_metrics, format_metrics
 from labeltrace.traces import load_run
-from labeltrace import figures
+from plotting import figures
 
 PLOT_NAMES = ("data_map.png", "roc.png", "precision_recall.png", "assigned_prob_curve.png",
               "training_curves.png")

@@ -19,7 +19,7 @@ import torch
 from labeltrace.errors import UsageError
 from labeltrace.predict import make_checkpoint
 from labeltrace.traces import load_run
-from labeltrace.train import DetectorRecipe, train_detector
+from detector_models.train import DetectorRecipe, train_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 EXP = "digits_cnn3_percmislabeled0.2_uniform"

@@ -11,7 +11,7 @@ from labeltrace.lstm import LSTMDetector
 from labeltrace.metrics import detection_metrics
 from labeltrace.predict import load_detector, make_checkpoint, score
 from labeltrace.traces import load_run
-from tests.synthetic_run import write_run
+from tests.library.synthetic_run import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}

@@ -50,7 +50,7 @@ def test_single_class_ground_truth_is_nan_not_a_crash():
 
 def test_one_removal_cut_serves_metrics_relabelling_and_denoise():
     from labeltrace.metrics import removal_cut
-    from labeltrace.relabel import suspicious_rows
+    from pipeline.relabel import suspicious_rows
     from pipeline.denoise import removed_rows
 
     # int(6 * (1 - 0.34)) = int(3.96) = 3 kept: 0.1 (row 1), 0.2 (row 5), 0.3 (row 3); removed, most suspicious

@@ -1,4 +1,4 @@
-"""labeltrace.train and the train_detector.py entry point, on tiny synthetic runs."""
+"""detector_models.train and the train_detector.py entry point, on tiny synthetic runs."""
 import numpy as np
 import pytest
 import torch
@@ -7,8 +7,8 @@ import train_detector
 from labeltrace.errors import UsageError
 from labeltrace.predict import load_detector
 from labeltrace.metrics import detection_metrics
-from labeltrace.train import DetectorRecipe, stratified_split, train_detector as fit
-from tests.synthetic_run import synth_curves, write_run
+from detector_models.train import DetectorRecipe, stratified_split, train_detector as fit
+from tests.library.synthetic_run import synth_curves, write_run
 
 torch.set_num_threads(1)
 QUIET = dict(log=lambda line: None)
@@ -94,7 +94,7 @@ def test_resume_with_a_conflicting_variant_is_refused(tmp_path):
 
 
 def test_time_warp_moves_the_middle_and_keeps_the_ends():
-    from labeltrace.train import warp_time
+    from detector_models.train import warp_time
 
     x = torch.linspace(0, 1, 5)[None, :, None]  # values equal positions t / (T-1)
     out = warp_time(x, 2.0)[0, :, 0]  # positions (t/4)^2 * 4 = 0, 0.25, 1, 2.25, 4 -> values / 4

@@ -6,8 +6,8 @@ import pytest
 
 from labeltrace.errors import UsageError
 from labeltrace import baselines as bl
-from labeltrace.export import epoch_records, export_data_maps, main
-from tests.synthetic_run import make_run, make_traces
+from pipeline.export import epoch_records, export_data_maps, main
+from tests.library.synthetic_run import make_run, make_traces
 
 TD = np.array([[[0.75, 0.125, 0.125], [0.875, 0.0625, 0.0625]],
                [[0.25, 0.625, 0.125], [0.375, 0.5, 0.125]]], dtype=np.float16)

@@ -21,7 +21,7 @@ def test_step2_num_epochs_and_epochs_are_one_flag():
     assert new.epochs == old.epochs == 7
     assert vars(new) == vars(old)  # the checkpoint stores vars(args): same bytes for either spelling
     assert "num_epochs" not in vars(new) and "td_run" not in vars(new)
-    assert p.parse_args(["--td_run", "A"]).epochs == 20  # the default (labeltrace.train.DEFAULT_EPOCHS)
+    assert p.parse_args(["--td_run", "A"]).epochs == 20  # the default (detector_models.train.DEFAULT_EPOCHS)
 
 
 @pytest.mark.parametrize("module", [find_issues, plots], ids=["find_issues", "plots"])

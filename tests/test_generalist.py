@@ -13,7 +13,7 @@ from labeltrace.metrics import detection_metrics
 from labeltrace.neighbours import disagreement
 from labeltrace.predict import GENERALIST_NAME, load_detector, resolve_detector, score
 from labeltrace.traces import load_run
-from tests.synthetic_run import make_traces
+from tests.library.synthetic_run import make_traces
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"  # the clone's links to the package data
 GENERALIST = CHECKPOINTS / "generalist_lstm_detector.pth.tar"

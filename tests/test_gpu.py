@@ -14,7 +14,7 @@ import copy
 from core.feeds import TensorFeed
 from core.cuda_graph import CudaGraphStep
 from core.passes import eager_step, predict_probs
-from labeltrace.seed import epoch_generator
+from core.seed import epoch_generator
 from models.registry import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import lodo, pool
-from tests.synthetic_run import make_run
+from tests.library.synthetic_run import make_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

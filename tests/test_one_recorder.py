@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from labeltrace import DynamicsRecorder, FeatureTap
-from labeltrace.seed import epoch_generator, epoch_seed, seed_everything
+from core.seed import epoch_generator, epoch_seed, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED, EPOCHS, BATCH, K = 3, 3, 128, 5

@@ -8,7 +8,7 @@ import torch
 
 import plots
 from plotting.run_plots import PLOT_NAMES, make_plots
-from tests.synthetic_run import make_run
+from tests.library.synthetic_run import make_run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -125,7 +125,7 @@ def test_extra_score_of_wrong_length(run_dir, tmp_path):
 def test_training_curves_draw_percent(train_error, drawn):
     import pandas as pd
 
-    from labeltrace.figures import training_curves
+    from plotting.figures import training_curves
 
     fig = training_curves(pd.DataFrame({"epoch": [1, 2], "train_error": train_error, "train_loss": [1.0, 0.5]}))
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), drawn)

@@ -98,7 +98,7 @@ def test_readers_that_need_every_class_say_so(runs):
         feature_stack(compact.td, ["prob", "entropy"])
     with pytest.raises(UsageError, match="compact layout holds the mean probabilities over all epochs"):
         baselines.cl_label_quality(compact.td, compact.labels, epochs=slice(0, 2))
-    from labeltrace.export import export_data_maps
+    from pipeline.export import export_data_maps
 
     with pytest.raises(UsageError, match="needs every class's probability"):
         export_data_maps(compact.td, compact.labels, runs["compact"] / "maps")

@@ -1,9 +1,9 @@
-"""The pure relabelling step (labeltrace/relabel.py), checked with hand-computed values."""
+"""The pure relabelling step (pipeline/relabel.py), checked with hand-computed values."""
 import numpy as np
 import pytest
 
 from labeltrace.predict import get_order
-from labeltrace.relabel import noise_rate, relabel, relabel_counts, suspicious_rows
+from pipeline.relabel import noise_rate, relabel, relabel_counts, suspicious_rows
 
 P_NOISY = np.array([0.1, 0.9, 0.3, 0.8, 0.2, 0.7, 0.05, 0.6, 0.4, 0.5])
 ASSIGNED = np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])

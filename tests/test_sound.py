@@ -16,7 +16,7 @@ import torch
 
 from labeltrace.errors import UsageError, run_cli
 from tests.conftest import write_cifar, write_image_folder
-from tests.synthetic_run import write_run
+from tests.library.synthetic_run import write_run
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "digits_cnn2_percmislabeled0.2_uniform/computation4td_seed7"
@@ -53,7 +53,7 @@ def plots(*argv: str):
 
 
 def export(*argv: str):
-    from labeltrace.export import main
+    from pipeline.export import main
 
     return lambda: main(list(argv))
 
@@ -458,7 +458,7 @@ def test_nan_at_epoch_1_names_no_missing_checkpoint(tmp_path, capsys):
 
 
 def test_ctrl_c_in_detector_training_does_not_promise_a_resume(synthetic, tmp_path):
-    code = ("import runpy, sys; import labeltrace.train as t\n"
+    code = ("import runpy, sys; import detector_models.train as t\n"
             "def interrupted(*a, **k): raise KeyboardInterrupt\n"
             "t.train_detector = interrupted\n"
             f"sys.argv = ['train_detector.py', '--files_path', {str(synthetic)!r}, '--out', {str(tmp_path / 'd')!r}]\n"

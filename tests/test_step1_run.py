@@ -60,7 +60,7 @@ def test_channel0_is_assigned_label_probability(digits_run, traces, meta):
     from pipeline.loaders import make_feed
     from core.inference import inference_copy
     from core.passes import predict_probs
-    from labeltrace.seed import epoch_generator
+    from core.seed import epoch_generator
 
     td, _ = traces
     b = load_dataset("digits", None)

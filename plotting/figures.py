@@ -9,8 +9,8 @@ import os
 
 from labeltrace.errors import require
 
-require("pandas", extra="report", what="labeltrace.figures")
-require("matplotlib", extra="report", what="labeltrace.figures").use("Agg")
+require("pandas", extra="report", what="plotting.figures")
+require("matplotlib", extra="report", what="plotting.figures").use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -141,21 +141,5 @@ def training_curves(log: pd.DataFrame, *, title: str = "Training") -> Figure:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def contact_sheet(images: list[np.ndarray], titles: list[str], *, columns: int = 8,
-                  title: str = "Most suspicious labels") -> Figure:
-    """A grid of images (each (H, W) or (H, W, 3), uint8) with a caption under each, read row by row."""
-    rows = max(1, -(-len(images) // columns))
-    fig = Figure(figsize=(columns * 1.45, rows * 1.75 + 0.4))
-    for i, (image, caption) in enumerate(zip(images, titles)):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_xlabel(caption, fontsize=7, linespacing=1.1)
-    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

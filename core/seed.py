@@ -1,4 +1,4 @@
-"""The one place where seeds become random states."""
+"""The one place where a run's seed becomes the random states of its training (weights, batch order, augmentation)."""
 from __future__ import annotations
 
 import random
@@ -22,14 +22,3 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """A generator seeded with :func:`epoch_seed`."""
     return torch.Generator().manual_seed(epoch_seed(seed, epoch))
-
-
-def noise_rng(split_seed: int) -> np.random.Generator:
-    """The label noise and the train/valid split draw from their own seed, identical on every machine."""
-    return np.random.default_rng(split_seed)
-
-
-def calibration_rng(split_seed: int) -> np.random.Generator:
-    """Self-calibration's injected labels (``--calibrate``): a stream of its own, so the data's noise and split,
-    drawn from :func:`noise_rng`, are the same with and without it."""
-    return np.random.default_rng([split_seed, 0xCA11B])

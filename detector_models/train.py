@@ -18,7 +18,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from labeltrace.errors import UsageError
-from labeltrace.seed import epoch_generator
+from core.seed import epoch_generator
 from labeltrace.features import (PAPER_FEATURES, detector_inputs, needs_context, needs_labels, needs_neighbours,
                                  run_context)
 from labeltrace.lstm import DEFAULT_VARIANT, LSTMDetector

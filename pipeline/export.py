@@ -1,6 +1,6 @@
 """Export recorded traces in the data-maps layout of Dataset Cartography (allenai/cartography).
 
-    python -m labeltrace.export runs/digits_.../computation4td_seed1 [--out DIR]
+    python -m pipeline.export runs/digits_.../computation4td_seed1 [--out DIR]
 
 Cartography's ``log_training_dynamics`` writes one JSON-lines file per epoch,
 ``<model_dir>/training_dynamics/dynamics_epoch_{e}.jsonl``, one record per training sample:
