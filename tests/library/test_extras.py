@@ -1,6 +1,7 @@
 """A missing optional dependency (an extra of the package) is a one-line error naming the extra to install, never
 a traceback: ``sys.modules[name] = None`` makes ``import name`` fail as if the package were not installed."""
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,12 +15,15 @@ LABELS = np.array([[4, 7, 1], [2, 0, 9]], dtype=np.int16)
 def test_without_the_report_extra_the_table_and_figures_say_which_extra(monkeypatch):
     from labeltrace.errors import UsageError
 
+    from labeltrace.issues import _contact_sheet
+
     monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` raises ImportError, as if not installed
-    monkeypatch.delitem(sys.modules, "labeltrace.figures", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(UsageError, match=r"^the label-issue table needs pandas: pip install 'labeltrace\[report\]'$"):
         label_issue_table(TD, LABELS, np.array([0.2, 0.9]))
-    with pytest.raises(UsageError, match=r"^labeltrace.figures needs pandas: pip install 'labeltrace\[report\]'$"):
-        import labeltrace.figures  # noqa: F401
+    with pytest.raises(UsageError, match=r"^the label-issue contact sheet needs matplotlib: pip install "
+                                         r"'labeltrace\[report\]'$"):
+        _contact_sheet([np.zeros((2, 2), np.uint8)], ["a"], Path("unused.png"), title="t")
 
 
 @pytest.mark.parametrize("module, missing, extra", [("labeltrace.hf", ["transformers"], "hf"),

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from labeltrace.cli import main
-from tests.synthetic_run import write_run
+from synthetic_run import write_run
 
 
 @pytest.fixture()

@@ -21,7 +21,8 @@ from labeltrace.baselines import to_class_order
 from labeltrace.io import load_npz
 from labeltrace.runfiles import read_metadata
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+# The examples beside the tests: the clone's, or the copy tests/test_packaging.py makes beside this folder.
+EXAMPLES = next(p / "examples" for p in Path(__file__).resolve().parents[1:3] if (p / "examples").is_dir())
 ENV = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
 
 

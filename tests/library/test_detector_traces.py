@@ -5,7 +5,7 @@ import torch
 
 from labeltrace.errors import UsageError
 from labeltrace.traces import load_run, resample_time
-from tests.synthetic_run import write_run
+from synthetic_run import write_run
 
 torch.set_num_threads(1)
 
