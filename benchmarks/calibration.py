@@ -78,7 +78,7 @@ def score_one(run: Run, a: argparse.Namespace, transferred: tuple) -> dict[str, 
                                                labels=own.assigned)[0],
               "calibrated, from scratch": score(*calibrated(traces, transferred, init=False, epochs=a.epochs),
                                                 own.td, labels=own.assigned)[0],
-              **score_baselines(own.td, own.labels, names=BASELINES)}
+              **score_baselines(own.td, own.class_ids, names=BASELINES)}
     out = {name: _metrics(values, own.label_flipped) for name, values in scores.items()}
     out["transferred, plain run"] = _metrics(score(*transferred, plain.td, labels=plain.assigned)[0], plain.label_flipped)
     return out

@@ -113,7 +113,7 @@ def main() -> None:
         if a.score_datasets and d not in a.score_datasets:
             continue
         key, flipped, curves = (d, s), run.label_flipped, run.curves
-        for name, score in score_baselines(run.td, run.labels).items():
+        for name, score in score_baselines(run.td, run.class_ids).items():
             record(key, name, score, flipped)
         nxt = a.seeds[(a.seeds.index(seed) + 1) % len(a.seeds)]
         if nxt != seed:
@@ -143,7 +143,7 @@ def main() -> None:
             model, length = fit_detector([src.curves], [src.label_flipped])
             record((d, s), "record=train: detector (in-dataset)", predict_p_noisy(model, tr.curves, length=length),
                    tr.label_flipped)
-            for name, score in score_baselines(tr.td, tr.labels, names=["aum", "mean_loss", "variability"]).items():
+            for name, score in score_baselines(tr.td, tr.class_ids, names=["aum", "mean_loss", "variability"]).items():
                 record((d, s), f"record=train: {name}", score, tr.label_flipped)
     write_table(Path(a.out), results, a, time.time() - start)
 

@@ -120,7 +120,7 @@ def evaluate(heldout: str, a: argparse.Namespace, results: dict) -> None:
         scores = {f"detector: {n}{a.label}": score(m, info, traces.td, labels=traces.assigned,
                                                   neighbours=traces.neighbours)[0]
                   for n, (m, info) in detectors.items()}
-        scores.update(score_baselines(traces.td, traces.labels, names=BASELINES))
+        scores.update(score_baselines(traces.td, traces.class_ids, names=BASELINES))
         if traces.neighbours is not None:
             scores[NEIGHBOUR_SCORE] = disagreement(traces.neighbours)
         for name, values in scores.items():

@@ -46,7 +46,7 @@ def score_grid(heldout: str, pools: dict[str, Path], a: argparse.Namespace) -> d
             run_dir = run.run_dir(pool)
             traces = load_run(run_dir)
             scores = {"detector": score(model, info, traces.td, labels=traces.assigned)[0],
-                      **score_baselines(traces.td, traces.labels, names=BASELINES)}
+                      **score_baselines(traces.td, traces.class_ids, names=BASELINES)}
             cell = out.setdefault(f"{run.noise_type} {run.noise_ratio}", {})
             for name, values in scores.items():
                 m = detection_metrics(values, traces.label_flipped, remove_ratio=float(traces.label_flipped.mean()))

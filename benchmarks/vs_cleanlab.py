@@ -153,7 +153,7 @@ def our_scores(run_dir: Path) -> dict:
     traces = load_run(run_dir)
     scores = {"generalist": 1 - get_label_quality_scores(run_dir)}
     for baseline in ("aum", "confidence"):
-        scores[baseline] = np.asarray(get_baseline(baseline)(traces.td, traces.labels), np.float64)
+        scores[baseline] = np.asarray(get_baseline(baseline)(traces.td, traces.class_ids), np.float64)
     if traces.neighbours is not None:
         scores["neighbour_disagreement"] = disagreement(traces.neighbours)
     return scores

@@ -1,11 +1,12 @@
 """Hand-crafted mislabel scores computed from recorded traces, the baselines the detector is compared with.
 
-Every score is a pure function ``score(td, labels, **options) -> suspicion`` over the traces file's arrays:
+Every score is a pure function ``score(td, class_ids, **options) -> suspicion`` over the traces file's arrays:
 
 - ``td``: array of shape (N, T, C), the softmax recorded after each epoch. Channel 0 is the probability of
   the *assigned* (possibly noisy) label, channels 1..C-1 the other classes sorted per sample by mean
   probability (see docs/formats.md).
-- ``labels``: int array of shape (N, C), the class id of each channel (``labels[:, 0]`` = assigned label).
+- ``class_ids``: int array of shape (N, C), the class id of each channel (``class_ids[:, 0]`` = assigned label),
+  stored as ``labels`` in the traces file.
 
 Each returns a float64 array of shape (N,) where HIGHER means MORE LIKELY MISLABELED, so
 ``roc_auc_score(label_flipped, score)`` is the score's AUROC. Scores that are naturally "cleanliness"
@@ -47,45 +48,45 @@ def max_other_prob(td: np.ndarray) -> np.ndarray:
     return _check(td)[:, :, 1:].max(axis=2).astype(np.float32)
 
 
-def to_class_order(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def to_class_order(probs: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     """Scatter channel-ordered probabilities back to class order.
 
     Parameters
     ----------
     probs : array of shape (N, C) or (N, T, C), in channel order.
-    labels : int array of shape (N, C), the class id of each channel.
+    class_ids : int array of shape (N, C), the class id of each channel.
 
     Returns
     -------
     array of the same shape as ``probs`` whose last axis is indexed by class id.
     """
     require_full(probs, "each epoch's probabilities in class order (e.g. the data-maps export)")
-    labels = np.asarray(labels, dtype=np.intp)
-    if labels.shape != (probs.shape[0], probs.shape[-1]):
-        raise UsageError(f"labels shape {labels.shape} does not match probabilities {probs.shape}")
+    class_ids = np.asarray(class_ids, dtype=np.intp)
+    if class_ids.shape != (probs.shape[0], probs.shape[-1]):
+        raise UsageError(f"class_ids shape {class_ids.shape} does not match probabilities {probs.shape}")
     out = np.empty_like(probs)
-    rows = np.arange(len(labels))[:, None]
+    rows = np.arange(len(class_ids))[:, None]
     if probs.ndim == 2:
-        out[rows, labels] = probs
+        out[rows, class_ids] = probs
     else:
-        out[rows[:, :, None], np.arange(probs.shape[1])[None, :, None], labels[:, None, :]] = probs
+        out[rows[:, :, None], np.arange(probs.shape[1])[None, :, None], class_ids[:, None, :]] = probs
     return out
 
 
-def aum(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def aum(td: np.ndarray, class_ids: np.ndarray | None = None) -> np.ndarray:
     """Area under the margin (Pleiss et al., 2020, "Identifying Mislabeled Data using the Area Under the
     Margin Ranking"), from probabilities instead of logits: mean over epochs of
     ``p_assigned - max_other p``. Returns ``-AUM``, shape (N,)."""
     return -(assigned_prob(td) - max_other_prob(td)).mean(axis=1, dtype=np.float64)
 
 
-def confidence(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def confidence(td: np.ndarray, class_ids: np.ndarray | None = None) -> np.ndarray:
     """Data-map confidence (Swayamdipta et al., 2020, "Dataset Cartography"): mean over epochs of the
     assigned label's probability. Returns ``-confidence``, shape (N,); mislabeled data is "hard to learn"."""
     return -assigned_prob(td).mean(axis=1, dtype=np.float64)
 
 
-def variability(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def variability(td: np.ndarray, class_ids: np.ndarray | None = None) -> np.ndarray:
     """Data-map variability (Swayamdipta et al., 2020): population std (ddof 0, as cartography's
     ``np.std``) over epochs of the assigned label's probability, returned as is, shape (N,).
 
@@ -100,7 +101,7 @@ def learned(td: np.ndarray) -> np.ndarray:
     return assigned_prob(td) > max_other_prob(td)
 
 
-def forgetting(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def forgetting(td: np.ndarray, class_ids: np.ndarray | None = None) -> np.ndarray:
     """Forgetting events (Toneva et al., 2019, "An Empirical Study of Example Forgetting during Deep
     Neural Network Learning"): the number of epochs ``t`` where the sample was learned at ``t-1`` and not
     at ``t`` ("learned" = the assigned label is the strict argmax).
@@ -115,19 +116,19 @@ def forgetting(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
     return events
 
 
-def mean_loss(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def mean_loss(td: np.ndarray, class_ids: np.ndarray | None = None) -> np.ndarray:
     """Small-loss criterion (as in Co-teaching, Han et al., 2018; Arazo et al., 2019): mean over epochs of
     the cross-entropy ``-log p_assigned`` (probabilities clipped at 1e-8). Shape (N,)."""
     return -np.log(np.maximum(assigned_prob(td), _LOG_FLOOR)).mean(axis=1, dtype=np.float64)
 
 
-def last_self_confidence(td: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+def last_self_confidence(td: np.ndarray, class_ids: np.ndarray | None = None) -> np.ndarray:
     """Self-confidence at the last epoch (the per-sample score of Northcutt et al., 2021, "Confident
     Learning", on the final model): returns ``1 - p_assigned[T-1]``, shape (N,)."""
     return 1.0 - assigned_prob(td)[:, -1].astype(np.float64)
 
 
-def class_probs(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarray | None = None,
+def class_probs(td: np.ndarray, class_ids: np.ndarray, *, pred_probs: np.ndarray | None = None,
                 epochs: slice | None = None) -> np.ndarray:
     """Probabilities for cleanlab, shape (N, C) in class order, rows summing to 1.
 
@@ -145,22 +146,22 @@ def class_probs(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarray | 
         window = _check(td)[:, epochs if epochs is not None else slice(None)]
         if window.shape[1] == 0:
             raise UsageError(f"epochs {epochs} select none of the {td.shape[1]} recorded epochs")
-        pred_probs = to_class_order(window.mean(axis=1, dtype=np.float32), labels)
+        pred_probs = to_class_order(window.mean(axis=1, dtype=np.float32), class_ids)
     pred_probs = np.asarray(pred_probs, dtype=np.float64)
     return pred_probs / pred_probs.sum(axis=1, keepdims=True)
 
 
-def cl_label_quality(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarray | None = None,
+def cl_label_quality(td: np.ndarray, class_ids: np.ndarray, *, pred_probs: np.ndarray | None = None,
                      epochs: slice | None = None, method: str = "self_confidence") -> np.ndarray:
     """Confident learning's label-quality ranking (Northcutt et al., 2021), by cleanlab itself:
     ``1 - cleanlab.rank.get_label_quality_scores(...)``, shape (N,). See :func:`class_probs` for which
     probabilities are used."""
     get_label_quality_scores = _cleanlab().rank.get_label_quality_scores
-    probs = class_probs(td, labels, pred_probs=pred_probs, epochs=epochs)
-    return 1.0 - get_label_quality_scores(np.asarray(labels)[:, 0].astype(np.int64), probs, method=method)
+    probs = class_probs(td, class_ids, pred_probs=pred_probs, epochs=epochs)
+    return 1.0 - get_label_quality_scores(np.asarray(class_ids)[:, 0].astype(np.int64), probs, method=method)
 
 
-def cl_label_issues(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarray | None = None,
+def cl_label_issues(td: np.ndarray, class_ids: np.ndarray, *, pred_probs: np.ndarray | None = None,
                     epochs: slice | None = None, filter_by: str = "prune_by_noise_rate") -> np.ndarray:
     """Confident learning's filter (Northcutt et al., 2021), by ``cleanlab.filter.find_label_issues``.
 
@@ -170,8 +171,8 @@ def cl_label_issues(td: np.ndarray, labels: np.ndarray, *, pred_probs: np.ndarra
     """
     cleanlab = _cleanlab()
     find_label_issues, get_label_quality_scores = cleanlab.filter.find_label_issues, cleanlab.rank.get_label_quality_scores
-    probs = class_probs(td, labels, pred_probs=pred_probs, epochs=epochs)
-    given = np.asarray(labels)[:, 0].astype(np.int64)
+    probs = class_probs(td, class_ids, pred_probs=pred_probs, epochs=epochs)
+    given = np.asarray(class_ids)[:, 0].astype(np.int64)
     flag = find_label_issues(given, probs, filter_by=filter_by, n_jobs=1)
     quality = get_label_quality_scores(given, probs, method="self_confidence")
     return flag.astype(np.float64) + (1.0 - quality) / 2.0
@@ -218,7 +219,7 @@ def get_baseline(name: str) -> Score:
         raise UsageError(f"unknown baseline {name!r}; valid: {', '.join(BASELINES)}") from None
 
 
-def score_baselines(td: np.ndarray, labels: np.ndarray, *, names: list[str] | None = None,
+def score_baselines(td: np.ndarray, class_ids: np.ndarray, *, names: list[str] | None = None,
                     pred_probs: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every requested score as ``{name: array of shape (N,)}``; by default every installed one
     (:func:`installed_baselines`). A score whose package is missing, asked for by name, is a one-line error
@@ -227,5 +228,5 @@ def score_baselines(td: np.ndarray, labels: np.ndarray, *, names: list[str] | No
     for name in names or installed_baselines():
         fn = get_baseline(name)
         kwargs = {"pred_probs": pred_probs} if name in USES_PRED_PROBS else {}
-        out[name] = fn(td, labels, **kwargs)
+        out[name] = fn(td, class_ids, **kwargs)
     return out

@@ -155,11 +155,11 @@ def read_compact(path: Path) -> tuple[CompactTD, np.ndarray]:
     return compact_td(td, other.astype(np.int64), mean, c), labels
 
 
-def compact_suggested(td: CompactTD, labels: np.ndarray) -> np.ndarray:
+def compact_suggested(td: CompactTD, class_ids: np.ndarray) -> np.ndarray:
     """:func:`labeltrace.issues.suggested_labels` from compact traces: the last epoch's strongest other class
     where it beats the assigned label, else the other class of highest mean probability. Shape (N,)."""
     if td.other_class is None:
         raise UsageError("the suggested label of compact traces needs their other_class: pass the traces as read "
                          "(load_run), or rows of them through CompactTD.rows")
     last = np.asarray(td[:, -1, :], dtype=np.float32)
-    return np.where(last[:, 1] > last[:, 0], td.other_class[:, -1], labels[:, 1]).astype(np.int64)
+    return np.where(last[:, 1] > last[:, 0], td.other_class[:, -1], class_ids[:, 1]).astype(np.int64)

@@ -1,6 +1,6 @@
 """The label-issue table: every sample ranked by suspicion, with the label the dynamics suggest instead.
 
-Pure functions over the traces file's arrays (``td`` (N, T, C), ``labels`` (N, C): the class id of each channel, 0 = the assigned label).
+Pure functions over the traces file's arrays (``td`` (N, T, C), ``class_ids`` (N, C): the class id of each channel, 0 = the assigned label).
 """
 from __future__ import annotations
 
@@ -19,19 +19,19 @@ from labeltrace.runfiles import ISSUES_CSV, ISSUES_PNG
 TABLE_BASELINES = ("aum", "confidence", "last_self_confidence", "forgetting")  # beside the detector, cheap
 
 
-def suggested_labels(td: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def suggested_labels(td: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
     """The class the network itself points to, int array of shape (N,): the last epoch's argmax when it is not
     the assigned label, else (a run that fitted the assigned label in the end) the other class with the highest
     mean probability over the epochs, which is channel 1 by the traces' channel order. Compact traces give the
     same from their ``other_class``."""
     if is_compact(td):
-        return compact_suggested(td, labels)
+        return compact_suggested(td, class_ids)
     last = np.asarray(td[:, -1, :], dtype=np.float32).argmax(axis=1)
-    rows = np.arange(len(labels))
-    return np.where(last != 0, labels[rows, last], labels[:, 1]).astype(np.int64)
+    rows = np.arange(len(class_ids))
+    return np.where(last != 0, class_ids[rows, last], class_ids[:, 1]).astype(np.int64)
 
 
-def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *,
+def label_issue_table(td: np.ndarray, class_ids: np.ndarray, p_noisy: np.ndarray, *,
                       indices: np.ndarray | None = None, class_names: Sequence[str] | None = None,
                       paths: Sequence[str] | None = None, suggested: np.ndarray | None = None):
     """Every sample, most suspicious first: ``rank, index, [path,] assigned_label, [assigned_name,]
@@ -43,8 +43,8 @@ def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *
     """
     n = len(p_noisy)
     indices = np.arange(n) if indices is None else np.asarray(indices)
-    given = labels[:, 0].astype(np.int64)
-    suggested = suggested_labels(td, labels) if suggested is None else np.asarray(suggested, dtype=np.int64)
+    given = class_ids[:, 0].astype(np.int64)
+    suggested = suggested_labels(td, class_ids) if suggested is None else np.asarray(suggested, dtype=np.int64)
     order = order_by_noisiness(p_noisy)[::-1]
     table = {"rank": np.arange(1, n + 1), "index": indices[order]}
     if paths is not None:
@@ -56,7 +56,7 @@ def label_issue_table(td: np.ndarray, labels: np.ndarray, p_noisy: np.ndarray, *
     if class_names is not None:
         table["suggested_name"] = [class_names[c] for c in suggested[order]]
     table["p_noisy"] = np.round(np.asarray(p_noisy, dtype=np.float64)[order], 6)
-    for name, values in score_baselines(td, labels, names=list(TABLE_BASELINES)).items():
+    for name, values in score_baselines(td, class_ids, names=list(TABLE_BASELINES)).items():
         table[name] = np.round(values[order], 6)
     return require("pandas", extra="report", what="the label-issue table").DataFrame(table)
 
@@ -72,7 +72,7 @@ def write_issue_files(out: Path, traces, scores, *, pictures=None, paths=None, c
     (H, W) or (H, W, 3) uint8; ``paths`` (indexed by training-set position) adds a ``path`` column.
     """
     indices = traces.train_indices if traces.train_indices is not None else np.arange(len(traces.td))
-    table = label_issue_table(traces.td, traces.labels, scores.p_noisy, indices=indices, class_names=classes,
+    table = label_issue_table(traces.td, traces.class_ids, scores.p_noisy, indices=indices, class_names=classes,
                               paths=paths, suggested=suggested)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

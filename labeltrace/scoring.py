@@ -46,7 +46,7 @@ def score_run(spec: str, traces: RunTraces) -> Scores:
         fail("--detector: a detector checkpoint (*.pth.tar) or baseline:<name> is needed for this removal")
     if spec.startswith(BASELINE_PREFIX):
         name = spec[len(BASELINE_PREFIX):]
-        p_noisy = np.asarray(get_baseline(name)(traces.td, traces.labels), dtype=np.float64)
+        p_noisy = np.asarray(get_baseline(name)(traces.td, traces.class_ids), dtype=np.float64)
         return Scores(p_noisy, detector_name(spec), {"kind": "baseline", "baseline": name})
     path = resolve_detector(spec, traces.neighbours)
     if not path.is_file():

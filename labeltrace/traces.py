@@ -30,7 +30,8 @@ class RunTraces:
         The traces file the arrays came from.
     td : ndarray of shape (N, T, C), float16 as stored; compact layout: a
         :class:`~labeltrace.compact.CompactTD` of shape (N, T, 2).
-    labels : ndarray of shape (N, C), int16; compact layout (N, 2).
+    class_ids : ndarray of shape (N, C), int16, the class id of each channel of ``td`` (the traces file's
+        ``labels``); compact layout (N, 2).
     label_flipped : ndarray of shape (N,), bool, or None when the run has no ground truth.
     assigned_targets, true_targets : ndarray of shape (N,), or None without metadata.
     train_indices : ndarray of shape (N,), int64: the training-set position of each row, or None.
@@ -42,7 +43,7 @@ class RunTraces:
 
     source: str
     td: np.ndarray
-    labels: np.ndarray
+    class_ids: np.ndarray
     label_flipped: np.ndarray | None = None
     assigned_targets: np.ndarray | None = None
     true_targets: np.ndarray | None = None
@@ -65,8 +66,8 @@ class RunTraces:
 
     @property
     def assigned(self) -> np.ndarray:
-        """Each trace's assigned label, ``labels[:, 0]`` as int64, shape (N,)."""
-        return self.labels[:, 0].astype(np.int64)
+        """Each trace's assigned label, ``class_ids[:, 0]`` as int64, shape (N,)."""
+        return self.class_ids[:, 0].astype(np.int64)
 
     @property
     def num_epochs(self) -> int:
@@ -74,7 +75,7 @@ class RunTraces:
 
     @property
     def num_classes(self) -> int:
-        return self.td.num_classes if is_compact(self.td) else int(self.labels.shape[1])
+        return self.td.num_classes if is_compact(self.td) else int(self.class_ids.shape[1])
 
     def injected_as_truth(self) -> RunTraces:
         """The run with its injected labels (``--calibrate``) as the ground truth a detector is trained on: the
@@ -91,7 +92,7 @@ class RunTraces:
         keep = ~self.label_injected
         pick = (lambda a: None if a is None else a[keep])  # noqa: E731
         td = self.td.rows(keep) if is_compact(self.td) else self.td[keep]
-        return dataclasses.replace(self, td=td, labels=self.labels[keep], neighbours=pick(self.neighbours),
+        return dataclasses.replace(self, td=td, class_ids=self.class_ids[keep], neighbours=pick(self.neighbours),
                                    label_flipped=pick(self.label_flipped), assigned_targets=pick(self.assigned_targets),
                                    true_targets=pick(self.true_targets), train_indices=pick(self.train_indices),
                                    label_injected=np.zeros(int(keep.sum()), bool))
@@ -124,18 +125,18 @@ def load_run(run_dir: str | Path) -> RunTraces:
     """
     npz_path, meta_path = _resolve(run_dir)
     compact = npz_path.name == COMPACT_TRACES_FILE
-    td, labels = read_compact(npz_path) if compact else read_traces(npz_path)
+    td, class_ids = read_compact(npz_path) if compact else read_traces(npz_path)
     neighbours = read_neighbours(npz_path, td.shape)
-    metadata = read_metadata(meta_path, labels=labels) if meta_path.is_file() else None
+    metadata = read_metadata(meta_path, labels=class_ids) if meta_path.is_file() else None
     rows = metadata.per_row(len(td)) if metadata is not None else {}
     assigned = rows.get("assigned_targets")
-    if assigned is not None and not np.array_equal(assigned, labels[:, 0].astype(np.int64)):
-        bad = int(np.sum(assigned != labels[:, 0]))
+    if assigned is not None and not np.array_equal(assigned, class_ids[:, 0].astype(np.int64)):
+        bad = int(np.sum(assigned != class_ids[:, 0]))
         raise UsageError(f"{meta_path}: assigned_targets disagree with labels[:, 0] of {npz_path} on {bad} "
                          f"rows: the metadata belongs to another run")
     if metadata is not None:
-        _check_truth(metadata, td.num_classes if compact else labels.shape[1])
-    return RunTraces(source=str(npz_path), td=td, labels=labels, label_flipped=rows.get("label_flipped"),
+        _check_truth(metadata, td.num_classes if compact else class_ids.shape[1])
+    return RunTraces(source=str(npz_path), td=td, class_ids=class_ids, label_flipped=rows.get("label_flipped"),
                      assigned_targets=assigned, true_targets=rows.get("true_targets"),
                      train_indices=rows.get("train_indices"), metadata=metadata,
                      label_injected=rows.get("label_injected"), neighbours=neighbours)

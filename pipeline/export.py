@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     out = args.out or args.run_dir / "data_maps"
     check_writable(out / "training_dynamics", flag="--out", folder=True)
     run = load_run(args.run_dir)
-    paths = export_data_maps(run.td, run.labels, out, guids=run.train_indices, suffix=args.suffix)
+    paths = export_data_maps(run.td, run.class_ids, out, guids=run.train_indices, suffix=args.suffix)
     print(f"wrote {len(paths)} epoch files to {paths[0].parent if paths else args.out}")
 
 

@@ -75,7 +75,7 @@ def make_plots(run_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     else:
         log(f"note: {log_path} not found: no training curves")
 
-    scores = score_baselines(run.td, run.labels, pred_probs=pred_probs)
+    scores = score_baselines(run.td, run.class_ids, pred_probs=pred_probs)
     for name, p in (extra_scores or {}).items():
         p = np.asarray(p, dtype=np.float64).reshape(-1)
         if p.shape != (len(run.td),):

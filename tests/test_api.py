@@ -45,8 +45,8 @@ def own_loop_run(tmp_path_factory):
 def test_recorder_writes_a_step1_layout_every_stage_reads(own_loop_run):
     run_dir, noisy = own_loop_run
     run = load_run(run_dir)  # validates shapes, dtypes and that metadata matches the traces
-    assert run.td.dtype == np.float16 and run.td.shape == (1497, 20, 10) and run.labels.dtype == np.int16
-    np.testing.assert_array_equal(run.labels[:, 0], noisy.assigned)
+    assert run.td.dtype == np.float16 and run.td.shape == (1497, 20, 10) and run.class_ids.dtype == np.int16
+    np.testing.assert_array_equal(run.class_ids[:, 0], noisy.assigned)
     np.testing.assert_array_equal(run.label_flipped, noisy.flipped)
     np.testing.assert_allclose(run.td.astype(np.float32).sum(axis=2), 1.0, atol=5e-3)
 

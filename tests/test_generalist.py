@@ -58,7 +58,7 @@ def test_softmax_generalist_on_a_synthetic_run():
 def _aucs(generalist, run_dir, remove_ratio):
     run = load_run(run_dir)
     p_noisy, _ = score(*generalist, run.td, neighbours=run.neighbours)
-    auc = {"generalist": p_noisy, "aum": get_baseline("aum")(run.td, run.labels),
+    auc = {"generalist": p_noisy, "aum": get_baseline("aum")(run.td, run.class_ids),
            "neighbour_disagreement": disagreement(run.neighbours)}
     return {name: detection_metrics(values, run.label_flipped, remove_ratio=remove_ratio).roc_auc
             for name, values in auc.items()}

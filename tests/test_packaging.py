@@ -134,7 +134,7 @@ quality = get_label_quality_scores("run")
 rank = np.argsort(np.argsort(-quality)) + 1  # 1 = the best label quality
 auc = (rank[flip].sum() - 12 * 13 / 2) / (12 * 108)  # Mann-Whitney: flipped ranked below clean
 run = load_run("run")
-print(int(found[flip].sum()), round(float(auc), 3), sorted(score_baselines(run.td, run.labels)))
+print(int(found[flip].sum()), round(float(auc), 3), sorted(score_baselines(run.td, run.class_ids)))
 """
 
 

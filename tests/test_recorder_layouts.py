@@ -47,9 +47,9 @@ def expected_probs() -> np.ndarray:
 def test_full_layout_is_the_papers_file(runs):
     run = load_run(runs["full"])
     td, labels = order_channels(expected_probs(), loop.given_labels())  # what STEP 1 and the old recorder wrote
-    assert run.td.dtype == np.float16 and run.labels.dtype == np.int16
+    assert run.td.dtype == np.float16 and run.class_ids.dtype == np.int16
     np.testing.assert_array_equal(run.td, td)
-    np.testing.assert_array_equal(run.labels, labels)
+    np.testing.assert_array_equal(run.class_ids, labels)
     np.testing.assert_array_equal(run.label_flipped, np.arange(loop.N) % 5 == 0)
     # save() at the end removed the working files (recorder.json, td_raw.npy): the run's two files stay, and
     # the empty lock file (as in a STEP 1 run folder)
@@ -61,7 +61,7 @@ def test_compact_file_holds_the_two_strongest_and_the_mean(runs):
     probs = expected_probs().astype(np.float32)
     given = loop.given_labels()
     rows = np.arange(loop.N)
-    assert run.td.shape == (loop.N, EPOCHS, 2) and run.num_classes == loop.C and run.labels.shape == (loop.N, 2)
+    assert run.td.shape == (loop.N, EPOCHS, 2) and run.num_classes == loop.C and run.class_ids.shape == (loop.N, 2)
     np.testing.assert_array_equal(run.td[:, :, 0], probs[rows, :, given])
     others = probs.copy()
     others[rows, :, given] = -1
@@ -70,23 +70,23 @@ def test_compact_file_holds_the_two_strongest_and_the_mean(runs):
     mean = probs.mean(axis=1)  # float32 mean of the float16 values, stored as float16
     np.testing.assert_array_equal(run.td.mean_probs, mean.astype(np.float16))
     mean[rows, given] = -1
-    np.testing.assert_array_equal(run.labels, np.stack([given, mean.argmax(axis=1)], 1))
+    np.testing.assert_array_equal(run.class_ids, np.stack([given, mean.argmax(axis=1)], 1))
 
 
 def test_compact_scores_equal_the_full_layouts(runs):
     full, compact = load_run(runs["full"]), load_run(runs["compact"])
     for name in ("aum", "confidence", "variability", "forgetting", "mean_loss", "last_self_confidence"):
         score = baselines.get_baseline(name)
-        np.testing.assert_array_equal(score(compact.td, compact.labels), score(full.td, full.labels), err_msg=name)
+        np.testing.assert_array_equal(score(compact.td, compact.class_ids), score(full.td, full.class_ids), err_msg=name)
     np.testing.assert_array_equal(feature_stack(compact.td, ["prob", "margin"]), feature_stack(full.td, ["prob", "margin"]))
     np.testing.assert_array_equal(get_label_quality_scores(runs["compact"]), get_label_quality_scores(runs["full"]))
-    np.testing.assert_array_equal(suggested_labels(compact.td, compact.labels), suggested_labels(full.td, full.labels))
+    np.testing.assert_array_equal(suggested_labels(compact.td, compact.class_ids), suggested_labels(full.td, full.class_ids))
     # cleanlab reads the mean probabilities, stored as float16 in the compact file: equal to about 1e-3
     for name in ("cl_label_quality", "cl_label_issues"):
-        a, b = (baselines.get_baseline(name)(r.td, r.labels) for r in (compact, full))
+        a, b = (baselines.get_baseline(name)(r.td, r.class_ids) for r in (compact, full))
         np.testing.assert_allclose(a, b, atol=2e-3, err_msg=name)
-    table_c = label_issue_table(compact.td, compact.labels, 1 - get_label_quality_scores(runs["compact"]))
-    table_f = label_issue_table(full.td, full.labels, 1 - get_label_quality_scores(runs["full"]))
+    table_c = label_issue_table(compact.td, compact.class_ids, 1 - get_label_quality_scores(runs["compact"]))
+    table_f = label_issue_table(full.td, full.class_ids, 1 - get_label_quality_scores(runs["full"]))
     assert table_c.equals(table_f)
     sub = compact.without_injected()  # the row selection every reader goes through keeps the extras aligned
     assert sub.td.mean_probs is not None and np.array_equal(sub.td.other_class, compact.td.other_class)
@@ -97,11 +97,11 @@ def test_readers_that_need_every_class_say_so(runs):
     with pytest.raises(UsageError, match="feature 'entropy' needs every class's probability .* layout='full'"):
         feature_stack(compact.td, ["prob", "entropy"])
     with pytest.raises(UsageError, match="compact layout holds the mean probabilities over all epochs"):
-        baselines.cl_label_quality(compact.td, compact.labels, epochs=slice(0, 2))
+        baselines.cl_label_quality(compact.td, compact.class_ids, epochs=slice(0, 2))
     from pipeline.export import export_data_maps
 
     with pytest.raises(UsageError, match="needs every class's probability"):
-        export_data_maps(compact.td, compact.labels, runs["compact"] / "maps")
+        export_data_maps(compact.td, compact.class_ids, runs["compact"] / "maps")
 
 
 def test_a_killed_loop_keeps_its_finished_epochs_and_resumes(runs, tmp_path):
@@ -120,7 +120,7 @@ def test_a_killed_loop_keeps_its_finished_epochs_and_resumes(runs, tmp_path):
         recorder.close()  # one writer per folder: the process below takes the folder's lock
         run_loop(run_dir, layout, EPOCHS)  # the loop started again continues after epoch 2
         again = load_run(run_dir)
-        for key in ("td", "labels"):
+        for key in ("td", "class_ids"):
             np.testing.assert_array_equal(getattr(again, key), getattr(whole, key), err_msg=f"{layout} {key}")
         if layout == "compact":
             np.testing.assert_array_equal(again.td.mean_probs, whole.td.mean_probs)
@@ -130,7 +130,7 @@ def test_two_gloo_processes_write_the_one_process_folder(runs, tmp_path):
     for layout in ("full", "compact"):
         two = load_run(run_loop(tmp_path / layout, layout, world=2))
         one = load_run(runs[layout])
-        for key in ("td", "labels", "label_flipped", "true_targets", "assigned_targets", "train_indices"):
+        for key in ("td", "class_ids", "label_flipped", "true_targets", "assigned_targets", "train_indices"):
             np.testing.assert_array_equal(getattr(two, key), getattr(one, key), err_msg=f"{layout} {key}")
         if layout == "compact":
             np.testing.assert_array_equal(two.td.mean_probs, one.td.mean_probs)
@@ -163,9 +163,9 @@ def test_hand_computed_compact_rows(tmp_path):
     # means: sample 0 (0.375, 0.1875, 0.3125, 0.125): strongest other 2; sample 1 (0.375, 0.375, 0.125, 0.125):
     # classes 0 and 1 tie, the lower id wins (as the full layout's stable channel order)
     np.testing.assert_array_equal(run.td.mean_probs, [[0.375, 0.1875, 0.3125, 0.125], [0.375, 0.375, 0.125, 0.125]])
-    np.testing.assert_array_equal(run.labels, [[0, 2], [2, 0]])
+    np.testing.assert_array_equal(run.class_ids, [[0, 2], [2, 0]])
     # AUM: sample 0 mean(0.5-0.25, 0.25-0.5) = 0 -> -0; sample 1 mean(0.125-0.5, 0.125-0.5) = -0.375 -> 0.375
-    np.testing.assert_array_equal(baselines.aum(run.td, run.labels), [0.0, 0.375])
+    np.testing.assert_array_equal(baselines.aum(run.td, run.class_ids), [0.0, 0.375])
 
 
 def test_step3_with_td_run_reads_a_compact_run(tmp_path):

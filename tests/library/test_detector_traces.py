@@ -16,9 +16,9 @@ def test_load_run_maps_metadata_through_train_indices(tmp_path):
     meta = torch.load(run / "metadata.pth", weights_only=True)
     rows = meta["train_indices"].numpy()
     assert traces.td.shape == (50, 7, 4) and traces.td.dtype == np.float16
-    assert traces.labels.dtype == np.int16
+    assert traces.class_ids.dtype == np.int16
     np.testing.assert_array_equal(traces.label_flipped, meta["label_flipped"].numpy()[rows])
-    np.testing.assert_array_equal(traces.assigned_targets, traces.labels[:, 0])
+    np.testing.assert_array_equal(traces.assigned_targets, traces.class_ids[:, 0])
     assert traces.curves.dtype == np.float32 and traces.curves.shape == (50, 7)
     # The npz path itself works too.
     assert load_run(run / "training_dynamics.npz").td.shape == (50, 7, 4)
