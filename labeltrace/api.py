@@ -39,6 +39,9 @@ from labeltrace.recording import RESTART, Recording, _Group, choose_layout, writ
 from labeltrace.runfiles import PROBABILITY_SLACK
 from labeltrace.traces import load_run
 
+__all__ = ["DynamicsRecorder", "find_label_issues", "get_label_quality_scores"]
+
+
 class DynamicsRecorder:
     """Collects each training sample's softmax at every epoch of a loop you write, streamed to ``run_dir``.
 

@@ -23,6 +23,9 @@ import numpy as np
 from labeltrace.compact import is_compact, require_full
 from labeltrace.errors import UsageError
 
+__all__ = ["aum", "confidence", "variability", "forgetting", "mean_loss", "last_self_confidence", "learned",
+           "cl_label_quality", "cl_label_issues", "installed_baselines", "get_baseline", "score_baselines"]
+
 Score = Callable[..., np.ndarray]
 
 # Probabilities are stored as float16, where 0 is reachable: clip before log.

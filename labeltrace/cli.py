@@ -18,6 +18,8 @@ import numpy as np
 from labeltrace.errors import UsageError, fail, run_cli
 from labeltrace.predict import GENERALIST_NAME
 
+__all__ = ["main"]
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser("labeltrace", description="Find mislabeled samples from training dynamics.")

@@ -27,6 +27,8 @@ from labeltrace.errors import UsageError
 from labeltrace.io import load_npz, save_npz_chunked
 from labeltrace.recorder import agreement_arrays
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 AUTO_COMPACT_ABOVE = 300  # classes; the paper's datasets have at most 257 (Caltech-256): they keep its layout
 COMPACT_WIDTH = 3  # raw row per sample and epoch: assigned prob, strongest other prob, its class (float32)
 _CHUNK_VALUES = 1 << 22

@@ -5,6 +5,8 @@ import errno
 import sys
 from typing import Callable, NoReturn
 
+__all__ = ["UsageError", "Diverged"]
+
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 

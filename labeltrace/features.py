@@ -50,6 +50,8 @@ import numpy as np
 from labeltrace.compact import require_full
 from labeltrace.traces import resample_time
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 PAPER_FEATURES = ("prob",)
 _LOSS_CAP = np.log(1e4)  # -log p beyond p = 1e-4 carries no more information at float16 precision
 _CHUNK_ROWS = 16384  # rows per float32 conversion: bounds the memory of a million-trace run

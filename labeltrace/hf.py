@@ -20,6 +20,8 @@ from pathlib import Path
 from labeltrace.errors import require
 from labeltrace.indexed import INDEX_KEY, RecorderHolder, logits_of
 
+__all__ = ["DynamicsCallback"]
+
 TrainerCallback = require("transformers", extra="hf", what="labeltrace.hf").TrainerCallback
 
 

@@ -16,6 +16,8 @@ from torch.utils.data import Dataset
 from labeltrace.api import DynamicsRecorder
 from labeltrace.neighbours import FeatureTap
 
+__all__ = ["INDEX_KEY", "IndexedDataset", "with_index"]
+
 INDEX_KEY = "sample_index"  # the batch entry (dict items) that carries the sample positions
 
 

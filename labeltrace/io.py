@@ -18,6 +18,8 @@ import numpy as np
 
 from labeltrace.errors import DISK_FULL, UsageError, fail, os_error_in_chain
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

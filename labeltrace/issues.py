@@ -16,6 +16,8 @@ from labeltrace.io import atomic_open, write_csv
 from labeltrace.metrics import order_by_noisiness
 from labeltrace.runfiles import ISSUES_CSV, ISSUES_PNG
 
+__all__ = ["suggested_labels", "label_issue_table", "write_issue_files"]
+
 TABLE_BASELINES = ("aum", "confidence", "last_self_confidence", "forgetting")  # beside the detector, cheap
 
 

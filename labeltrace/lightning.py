@@ -20,6 +20,8 @@ from pathlib import Path
 from labeltrace.errors import require
 from labeltrace.indexed import RecorderHolder, logits_of, pop_index
 
+__all__ = ["DynamicsCallback"]
+
 try:
     from lightning.pytorch import Callback
 except ImportError:  # the older package name, else a line naming the extra

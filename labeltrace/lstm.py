@@ -37,6 +37,8 @@ from torch import nn
 
 from labeltrace.features import PAPER_FEATURES, check_features
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 VARIANTS = ("forward", "reversed", "pooled", "bidirectional")
 DEFAULT_VARIANT = "pooled"  # chosen by measurement: docs/detector.md, benchmarks/detector_variants.py
 # Chosen by leave-one-dataset-out (docs/lodo.md): prob + margin, anchored, tied the best mean ROC-AUC and mAP of

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+__all__ = ["DetectionMetrics", "detection_metrics", "removal_cut", "order_by_noisiness"]
+
 NO_GROUND_TRUTH = "no ground truth (label_flipped unknown): ROC-AUC/mAP/precision/recall not available"
 
 

@@ -22,6 +22,8 @@ from torch import nn
 
 from labeltrace.errors import UsageError
 
+__all__ = ["DEFAULT_K", "FeatureTap", "head_of", "agreement", "disagreement"]
+
 DEFAULT_K = 20
 SEARCHES = ("auto", "exact", "ivf")
 EXACT_MAX_COST = 50_000 ** 2 * 512  # N^2 D of the largest exact search on the CPU: about 20 s on 2 cores

@@ -23,6 +23,9 @@ from labeltrace.lstm import ORIGINAL_VARIANT, VARIANTS, LSTMDetector
 from labeltrace.metrics import DetectionMetrics, detection_metrics, format_metrics, removal_cut
 from labeltrace.traces import resample_time
 
+__all__ = ["GENERALIST", "GENERALIST_SOFTMAX", "DetectorInfo", "load_detector", "score", "predict_p_noisy",
+           "generalist_for", "get_order"]
+
 # The shipped default detectors (benchmarks/make_generalist.sh), installed as package data: the quick start,
 # find_issues.py, the `labeltrace` command and the API use them. checkpoints/ in a clone links to the same files.
 # GENERALIST reads the neighbour agreement a run records besides the softmax; a run without it (an older run, the

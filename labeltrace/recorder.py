@@ -22,6 +22,8 @@ import numpy as np
 
 from labeltrace.io import save_npz_chunked
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 DTYPE = np.dtype(np.float16)
 # A softmax row stored as float16: each value rounds by at most 2**-11 relative (bf16 arithmetic upstream by
 # 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that sums to 0 is an epoch

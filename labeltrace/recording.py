@@ -29,6 +29,8 @@ from labeltrace.runfiles import (BEST_MODEL_FILE, COMMAND_FILE, COMPACT_TRACES_F
                                  SUMMARY_FILE, TRACES_FILE, TRAIN_LOG_FILE, lock_run_dir, read_metadata,
                                  write_metadata)
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 LAYOUTS = ("auto", "full", "compact")
 RESTART = "pass restart=True (or delete the folder) to record from scratch"
 # Files only a STEP 1 (or STEP 3) run writes: a folder holding one is that run's, never a recorder's.

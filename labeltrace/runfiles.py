@@ -16,6 +16,8 @@ import numpy as np
 from labeltrace.errors import UsageError
 from labeltrace.io import load_npz, load_torch, torch_save
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 TRACES_FILE = "training_dynamics.npz"  # td [N, T, C] float16, labels [N, C] int16
 METADATA_FILE = "metadata.pth"  # the noisy labels and ground truth over the full training set
 RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (labeltrace/recorder.py)

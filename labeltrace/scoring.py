@@ -16,6 +16,8 @@ from labeltrace.errors import fail
 from labeltrace.predict import load_detector, resolve_detector, score
 from labeltrace.traces import RunTraces
 
+__all__: list[str] = []  # internal: used by the public modules and the research pipeline
+
 BASELINE_PREFIX = "baseline:"
 
 

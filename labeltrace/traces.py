@@ -19,6 +19,8 @@ from labeltrace.errors import UsageError
 from labeltrace.runfiles import (COMPACT_TRACES_FILE, METADATA_FILE, TRACES_FILE, RunMetadata, read_metadata,
                                  read_neighbours, read_traces)
 
+__all__ = ["RunTraces", "load_run", "resample_time"]
+
 
 @dataclass(frozen=True)
 class RunTraces:
