@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py --n 100000 400000 1000000 --epochs 200 --classes 14 --out bench_memory.json
 
 Each size runs in a fresh subprocess that records synthetic softmax vectors for N samples x T epochs x C classes
-through ``TraceRecorder`` (batches of 1,024 in shuffled order, as the zero-cost ``--record train`` mode does),
+through ``EpochFile`` (batches of 1,024 in shuffled order, as the zero-cost ``--record train`` mode does),
 then ``write_traces``; it reports ``ru_maxrss`` after the imports (baseline), after recording, and after the
 write, beside the size of the raw float16 traces (N*T*C*2 bytes). Flat memory means the growth does not follow
 the raw size.
@@ -30,14 +30,14 @@ def peak_mib() -> float:
 def measure_here(n: int, epochs: int, classes: int, folder: Path, batch: int = 1024) -> dict:
     import numpy as np
 
-    from labeltrace.recorder import TraceRecorder
+    from labeltrace.epoch_file import EpochFile
     from labeltrace.runfiles import RAW_TRACES_FILE, TRACES_FILE
 
     rng = np.random.default_rng(0)
     assigned = rng.integers(0, classes, n)
     base = peak_mib()
     t0 = time.perf_counter()
-    recorder = TraceRecorder(folder / RAW_TRACES_FILE, n, epochs, classes, resume=False)
+    recorder = EpochFile(folder / RAW_TRACES_FILE, n, epochs, classes, resume=False)
     logits = rng.standard_normal((batch, classes)).astype(np.float32)
     for epoch in range(epochs):
         order = rng.permutation(n)

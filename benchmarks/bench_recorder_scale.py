@@ -42,7 +42,7 @@ def folder_mib(path: Path) -> dict[str, float]:
 
 def record(args) -> dict:
     """One layout: T epochs of N generated samples; returns the measured figures."""
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(0)

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.inference import inference_copy  # noqa: E402
 from core.passes import predict_probs, train_epoch  # noqa: E402
-from labeltrace.recorder import TraceRecorder  # noqa: E402
+from labeltrace.epoch_file import EpochFile  # noqa: E402
 from core.seed import epoch_generator, seed_everything  # noqa: E402
 from datasets.registry import load_dataset  # noqa: E402
 from models.registry import build_model  # noqa: E402
@@ -56,7 +56,7 @@ def main() -> None:
     model = build_model("cnn", a.depth, num_classes=10, in_channels=1, image_size=bundle.image_size)
     model = model.to(memory_format=torch.channels_last)  # as pipeline/generate.py does on the fast path
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-4)
-    recorder = TraceRecorder(Path("/tmp/bench_td_raw.npy"), len(bundle.train), a.epochs * len(MODES) + 1, 10,
+    recorder = EpochFile(Path("/tmp/bench_td_raw.npy"), len(bundle.train), a.epochs * len(MODES) + 1, 10,
                              resume=False)
     times: dict[str, list[float]] = {m: [] for m in MODES}
     epoch = 0

@@ -25,7 +25,7 @@ from core.distributed import Dist
 from core.feeds import Feed
 from core.inference import inference_copy
 from core.passes import EpochStats, NonFiniteLoss, classification_stats, predict_batches, predict_probs, train_epoch
-from labeltrace.api import DynamicsRecorder
+from labeltrace.recorder import DynamicsRecorder
 from labeltrace.errors import Diverged, fail
 from labeltrace.io import torch_save, write_csv
 from labeltrace.neighbours import FeatureTap

@@ -11,7 +11,7 @@
 Adapters for the Hugging Face ``Trainer`` (``labeltrace.hf``) and Lightning (``labeltrace.lightning``) record
 the same run folder without a hand-written loop; ``labeltrace issues RUN_DIR`` ranks a run from the shell.
 """
-_HOMES = {"DynamicsRecorder": "api", "find_label_issues": "api", "get_label_quality_scores": "api",
+_HOMES = {"DynamicsRecorder": "recorder", "find_label_issues": "api", "get_label_quality_scores": "api",
           "with_index": "indexed", "FeatureTap": "neighbours"}
 __all__ = list(_HOMES)
 __version__ = "0.1.0"

@@ -25,7 +25,7 @@ import numpy as np
 
 from labeltrace.errors import UsageError
 from labeltrace.io import load_npz, save_npz_chunked
-from labeltrace.recorder import agreement_arrays
+from labeltrace.epoch_file import agreement_arrays
 
 __all__: list[str] = []  # internal: used by the public modules and the research pipeline
 
@@ -101,7 +101,7 @@ def write_compact(path: Path, rows, sums, slot: int, assigned: np.ndarray, num_e
                   neighbours=None, search: dict | None = None) -> None:
     """Write ``training_dynamics_compact.npz`` chunk by chunk from the recorder's working files.
 
-    ``rows``: a :class:`~labeltrace.recorder.TraceRecorder` of shape (N, T, 3); ``sums``: one of shape (N, 2, C)
+    ``rows``: a :class:`~labeltrace.epoch_file.EpochFile` of shape (N, T, 3); ``sums``: one of shape (N, 2, C)
     whose epoch ``slot`` holds each sample's probability sums over the ``num_epochs`` epochs; ``assigned`` (N,);
     ``neighbours``: the (N, T, 1) recorder of the neighbour agreement, with the ``search`` that made it.
     """

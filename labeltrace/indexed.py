@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from labeltrace.api import DynamicsRecorder
+from labeltrace.recorder import DynamicsRecorder
 from labeltrace.neighbours import FeatureTap
 
 __all__ = ["INDEX_KEY", "IndexedDataset", "with_index"]

@@ -1,328 +1,336 @@
-"""Recording training dynamics: each training sample's softmax vector at every epoch.
+"""The recorder of a training loop's dynamics, :class:`DynamicsRecorder`: your loop, the Hugging Face and Lightning
+callbacks and STEP 1 feed it alike, and it writes the run folder every later stage reads (docs/formats.md).
 
-The raw probabilities go to ``td_raw.npy`` beside the run, float16, laid out epoch-major as (T, N, C): an epoch
-is one contiguous block, written once when the epoch is flushed. Nothing is memory-mapped, so the resident
-memory of a run holds one epoch (N x C) at most, however many epochs and samples, and a killed run keeps the
-epochs it finished. ``write_traces`` streams it, by chunks of samples, into the paper's
-``training_dynamics.npz`` ([N, T, C], channels reordered per sample).
+    recorder = DynamicsRecorder("runs/mine", labels=train_labels, num_classes=10)
+    for epoch in range(num_epochs):
+        for images, targets, index in loader:          # index: each sample's position in the training set
+            logits = model(images)
+            ...                                        # loss, backward, step: your loop as it is
+            recorder.update(index, logits)             # the softmax of this forward pass
+        recorder.end_epoch()
+    recorder.save()                                    # training_dynamics.npz + metadata.pth, as STEP 1 writes
+                                                       # (training_dynamics_compact.npz above 300 classes)
 
-The same file serves a loop that does not know its number of epochs (:class:`labeltrace.api.DynamicsRecorder`):
-its header keeps room for any epoch count, so :meth:`TraceRecorder.resize` appends an epoch in place, and any
-per-sample width and dtype (the compact layout's rows, :mod:`labeltrace.compact`).
+Each epoch is on disk once ``end_epoch()`` returns, so a killed loop loses at most the epoch it was in: a
+recorder constructed again on the same folder resumes after the last finished one (docs/recorder_scale.md).
 """
 from __future__ import annotations
 
-import json
-import os
-import zlib
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 
-from labeltrace.io import save_npz_chunked
+from labeltrace.epoch_file import ROW_SUM_TOLERANCE
+from labeltrace.errors import DISK_FULL, NOT_WRITABLE, Diverged, os_error_in_chain
+from labeltrace.neighbours import DEFAULT_K, SEARCHES, FeatureStore, free_memory, stored_dim
+from labeltrace.recording import RESTART, WorkingFiles, _Group, choose_layout, write_run_metadata
 
-__all__: list[str] = []  # internal: used by the public modules and the research pipeline
-
-DTYPE = np.dtype(np.float16)
-# A softmax row stored as float16: each value rounds by at most 2**-11 relative (bf16 arithmetic upstream by
-# 2**-8), so its sum is within a few 1e-3 of 1 for any number of classes. A row that sums to 0 is an epoch
-# never written (the file is sparse), one far from 1 was overwritten or is not a softmax.
-ROW_SUM_TOLERANCE = 0.05
-CHUNK_VALUES = 1 << 22  # values per chunk when streaming the traces out
+__all__ = ["DynamicsRecorder"]
 
 
-def order_channels(raw: np.ndarray, assigned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Reorder per sample: the assigned label first, then the other classes by mean probability, highest first.
+class DynamicsRecorder:
+    """Collects each training sample's softmax at every epoch of a loop you write, streamed to ``run_dir``.
 
     Parameters
     ----------
-    raw : array of shape (N, T, C), probabilities in class-id order
-    assigned : int array of shape (N,)
+    run_dir : path
+        Where each finished epoch is kept and :meth:`save` writes the traces file and ``metadata.pth``.
+    labels : int array of shape (N,)
+        The labels the model is trained on (possibly noisy), indexed by sample position.
+    num_classes : int
+    true_labels : int array of shape (N,), optional
+        The clean labels when known (synthesized noise): the metadata then marks ``label_flipped``; otherwise
+        they are taken to be ``labels`` (no ground truth, as for real noise).
+    layout : ``"auto"``, ``"full"`` or ``"compact"``
+        ``full``: the paper's ``training_dynamics.npz``, td (N, T, C); ``compact``:
+        ``training_dynamics_compact.npz``, per epoch the assigned label's and the strongest other class's
+        probability, plus the mean probability vector (docs/formats.md); ``auto``: compact above 300 classes.
+    neighbours : int, optional
+        Also record, each epoch, the fraction of each sample's k nearest neighbours in the features you pass to
+        :meth:`update` (the input of the classifier's last linear layer, :class:`~labeltrace.FeatureTap`) that
+        share its label (:mod:`labeltrace.neighbours`), the input the default detector reads. By default k = 20
+        when the first :meth:`update` brings ``features=`` (a resumed folder: as it was recorded); without
+        them the recorder says once that it records the softmax alone. ``0`` turns it off; an explicit k > 0
+        makes ``features=`` required. Memory: one epoch's features, float16 and at most
+        :data:`~labeltrace.neighbours.FEATURE_BUDGET` bytes (512 MiB; wider features are projected), on the
+        features' device; when that device has less than twice this free, the recorder turns the agreement off
+        and says so.
+    neighbour_search : ``"auto"``, ``"exact"`` or ``"ivf"``
+        The k-nearest-neighbour search (:func:`labeltrace.neighbours.choose_search`): ``auto`` is exact up to
+        about 50,000 samples on the CPU and on a GPU, faiss's inverted-file index beyond (the ``faiss`` extra).
+        The search used is written with the traces (``neighbour_search``).
+    restart : bool
+        Discard the working files of an unfinished recording in ``run_dir`` and record from scratch (a folder
+        holding a STEP 1 run, or a saved run of other labels, is refused all the same).
+    shared_folder : bool
+        ``run_dir`` belongs to the training loop, which keeps its own files there (checkpoints, a log, its own
+        ``metadata.pth``: STEP 1 does): the recorder then takes no lock on the folder (the loop holds it), does
+        not refuse it for holding a run, and :meth:`save` writes the traces file alone.
 
-    Returns
-    -------
-    td : float16 array of shape (N, T, C)
-    labels : int16 array of shape (N, C), the class id of each channel of ``td``
-    """
-    n, _, c = raw.shape
-    mean = raw.astype(np.float32).mean(axis=1)
-    mean[np.arange(n), assigned] = np.inf  # the assigned label always comes first
-    # Stable sort: ties keep class-id order, so the file is the same on every machine.
-    labels = np.argsort(-mean, axis=1, kind="stable").astype(np.int16)
-    td = np.take_along_axis(raw, labels[:, None, :].astype(np.int64), axis=2).astype(np.float16)
-    return td, labels
+    Memory holds one epoch at most; a finished epoch is on disk when :meth:`end_epoch` returns. If the loop is
+    killed, construct the recorder again on the same ``run_dir`` (same labels): it resumes after the last
+    finished epoch (``num_epochs``), so continue the loop from there, or call :meth:`save` to write what is
+    there. Under ``torch.distributed`` call every method on every rank with that rank's batches: the recorder
+    gathers them by sample index and rank 0 writes one folder, the same as a one-process run's.
 
-
-_HEADER_BYTES = 128  # magic + a shape of up to 15-digit sizes, padded: the same length whatever the epoch count
-
-
-def _header(shape: tuple[int, ...], dtype: np.dtype = DTYPE) -> bytes:
-    """A ``.npy`` version 1.0 header of :data:`_HEADER_BYTES` bytes, so that it can be rewritten in place when
-    the epoch count grows (numpy pads its own to the next 64 bytes, which moves the data at some sizes)."""
-    text = repr({"descr": np.dtype(dtype).str, "fortran_order": False, "shape": tuple(int(s) for s in shape)})
-    prefix = np.lib.format.magic(1, 0) + (_HEADER_BYTES - 10).to_bytes(2, "little")
-    body = text.ljust(_HEADER_BYTES - len(prefix) - 1) + "\n"
-    if len(prefix) + len(body) != _HEADER_BYTES:
-        raise ValueError(f"shape {shape} too large for a raw traces header")
-    return prefix + body.encode("latin1")
-
-
-def _stored_shape(path: Path, dtype: np.dtype = DTYPE) -> tuple[tuple[int, ...], int]:
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, stored = read(handle)
-        if np.dtype(stored) != np.dtype(dtype):
-            raise ValueError(f"{path}: holds {stored} traces, expected {np.dtype(dtype)}")
-        return tuple(shape), handle.tell()
-
-
-def raw_file_problem(path: Path, shape: tuple[int, int, int], dtype: np.dtype = DTYPE) -> str | None:
-    """Why the raw traces file of a run of ``shape`` (N, T, C) cannot be resumed from, or None if it can.
-
-    The file is made at its full size, so one that is shorter lost epochs (a copy cut short, a disk that
-    filled up): read on, the lost part would silently become zeros in ``training_dynamics.npz``."""
-    n, t, c = shape
-    try:
-        stored, offset = _stored_shape(path, dtype)
-    except (OSError, ValueError, EOFError) as exc:
-        return f"{path}: unreadable raw traces ({exc})"
-    if stored != (t, n, c):
-        return f"{path}: holds traces of shape {stored}, expected {(t, n, c)} (T, N, C)"
-    size, expected = path.stat().st_size, offset + t * n * c * np.dtype(dtype).itemsize
-    if size != expected:
-        return f"{path}: truncated ({size} of {expected} bytes)"
-    return None
-
-
-def stored_epochs(path: Path, num_samples: int, width: int, dtype: np.dtype = DTYPE) -> int:
-    """The epoch count of an epoch-major working file (T, N, width) this module wrote, checked whole: a
-    :class:`ValueError` naming the file when it is unreadable, of another shape, or shorter than its header says."""
-    try:
-        stored, offset = _stored_shape(path, dtype)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path}: unreadable working file ({exc})") from None
-    if len(stored) != 3 or stored[1:] != (num_samples, width) or offset != _HEADER_BYTES:
-        raise ValueError(f"{path}: holds rows of shape {stored}, expected (T, {num_samples}, {width})")
-    size, expected = path.stat().st_size, offset + stored[0] * num_samples * width * np.dtype(dtype).itemsize
-    if size != expected:
-        raise ValueError(f"{path}: truncated ({size} of {expected} bytes)")
-    return stored[0]
-
-
-def epoch_crc32(path: Path, epoch: int, dtype: np.dtype = DTYPE, piece: int = 1 << 23) -> int:
-    """crc32 of epoch ``epoch``'s block of an epoch-major file (T, N, C), read in 8 MiB pieces. Kept with the
-    commit of each epoch and compared on resume, it sees damage no range check can (an agreement of 0, or a
-    probability rewritten within [0, 1], is a legal value)."""
-    shape, offset = _stored_shape(path, dtype)
-    left = int(np.prod(shape[1:])) * np.dtype(dtype).itemsize
-    crc = 0
-    with open(path, "rb") as handle:
-        handle.seek(offset + epoch * left)
-        while left:
-            data = handle.read(min(piece, left))
-            if not data:
-                break
-            crc, left = zlib.crc32(data, crc), left - len(data)
-    return crc
-
-
-def checksum_problem(path: Path, checksums: dict[int, int], dtype: np.dtype = DTYPE, unit: str = "epoch"
-                     ) -> str | None:
-    """Why the blocks of ``path`` (epochs, or the ``unit`` its blocks are) do not match the crc32 ``checksums``
-    ({block: crc}) stored when they were committed, or None."""
-    for block, expected in checksums.items():
-        if epoch_crc32(path, block, dtype) != expected:
-            return f"{path}: {unit} {block + 1} changed after it was committed (its checksum differs: damaged)"
-    return None
-
-
-def committed_rows_problem(raw: Path, raw_shape: tuple[int, int, int], epochs: int) -> str | None:
-    """Why the first ``epochs`` epochs of the raw traces file (stored (T, N, C) float16) are not committed
-    softmax rows (finite, in [0, 1], summing to 1), or None. Reads one epoch (N x C) at a time."""
-    n = raw_shape[0]
-    data = np.load(raw, mmap_mode="r")
-    for e in range(epochs):
-        block = np.asarray(data[e], dtype=np.float32)  # (N, C)
-        bad = ~np.isfinite(block) | (block < 0) | (block > 1)
-        if bad.any():
-            return f"{raw}: epoch {e + 1} holds {int(bad.sum())} values that are not probabilities (damaged)"
-        off = np.abs(block.sum(axis=1) - 1) > ROW_SUM_TOLERANCE
-        if off.any():
-            never = bool((block[off] == 0).all())
-            return (f"{raw}: epoch {e + 1} has {int(off.sum())} of {n} rows that do not sum to 1 "
-                    + ("(never written: zeros)" if never else "(damaged)"))
-    return None
-
-
-def extend_checksums(kept: list[int] | None, path: Path, epoch: int, dtype: np.dtype = DTYPE) -> list[int] | None:
-    """``kept``, the checksums of epochs 0..epoch-1 of the epoch-major file ``path``, with epoch ``epoch``'s
-    (:func:`epoch_crc32`) in place of a replayed epoch's; None where ``kept`` is None or short of ``epoch``: a
-    file begun without checksums keeps none."""
-    if kept is None or len(kept) < epoch:
-        return None
-    return kept[:epoch] + [epoch_crc32(path, epoch, dtype)]
-
-
-def agreement_arrays(neighbours: TraceRecorder | None, chunk: int, search: dict | None) -> dict:
-    """A traces file's entries of the neighbour agreement (either layout): ``neighbours`` [N, T] float16, streamed
-    ``chunk`` samples at a time from its (N, T, 1) working file, and ``neighbour_search``, the search that made it
-    (:meth:`labeltrace.neighbours.FeatureStore.describe`) as one JSON string of shape (1,); none without one."""
-    if neighbours is None:
-        return {}
-    n, t, _ = neighbours.shape
-    rows = (neighbours.read(start, min(start + chunk, n))[:, :, 0] for start in range(0, n, chunk))
-    out = {"neighbours": ((n, t), np.float16, rows)}
-    if search:
-        out["neighbour_search"] = np.array([json.dumps(search, sort_keys=True)])
-    return out
-
-
-class TraceRecorder:
-    """Raw probabilities of shape (N, T, C) in class-id order, kept on disk epoch-major.
-
-    ``record`` fills the current epoch's buffer (N, C); ``flush`` writes it (and makes it durable) before the
-    epoch is committed. Recording another epoch first flushes the one in the buffer. ``dtype`` and the width C
-    may be anything fixed-size (the compact layout keeps (N, 3) float32 rows per epoch).
+    One recorder writes a folder at a time: it holds the folder's lock (as STEP 1 does) until :meth:`save` or
+    :meth:`close`. It never writes into a folder holding a STEP 1 run or a saved run of other labels, and it
+    resumes only from working files whose committed epochs are whole (their checksums in ``recorder.json``).
     """
 
-    def __init__(self, path: Path, num_samples: int, epochs: int, num_classes: int, *, resume: bool,
-                 dtype: np.dtype = DTYPE) -> None:
-        self.path = Path(path)
-        self.shape = (num_samples, epochs, num_classes)
-        self.dtype = np.dtype(dtype)
-        n, t, c = self.shape
-        if resume and self.path.is_file():
-            problem = raw_file_problem(self.path, self.shape, self.dtype)
-            if problem:
-                raise ValueError(problem)
+    def __init__(self, run_dir: str | Path, *, labels, num_classes: int, true_labels=None,
+                 layout: str = "auto", neighbours: int | None = None, neighbour_search: str = "auto",
+                 restart: bool = False, shared_folder: bool = False) -> None:
+        self.run_dir = Path(run_dir)
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 2:
+            raise ValueError(f"num_classes must be a whole number of classes >= 2, got {num_classes!r}")
+        num_classes = int(num_classes)
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise ValueError(f"run_dir: {self.run_dir} is a file, not a folder")
+        self.labels = _int_labels(labels, num_classes, "labels")
+        if not len(self.labels):
+            raise ValueError("labels is empty: a recorder needs one label per training sample (N >= 1)")
+        self.true_labels = self.labels if true_labels is None else _int_labels(true_labels, num_classes, "true_labels")
+        if self.true_labels.shape != self.labels.shape:
+            raise ValueError(f"true_labels has {len(self.true_labels)} entries, labels {len(self.labels)}")
+        self.num_classes = num_classes
+        self.layout = choose_layout(layout, num_classes)
+        if neighbours is not None and (isinstance(neighbours, bool) or not isinstance(neighbours, int)
+                                       or neighbours < 0):
+            raise ValueError(f"neighbours must be an integer k >= 0 (or None: the default), got {neighbours!r}")
+        if neighbour_search not in SEARCHES:
+            raise ValueError(f"neighbour_search must be one of {', '.join(SEARCHES)}, got {neighbour_search!r}")
+        self.neighbour_search = neighbour_search
+        self._asked_none = neighbours == 0  # features passed then are a mistake in the loop
+        self._store: FeatureStore | None = None  # this epoch's features, when the agreement is recorded
+        self._saved = False  # save() wrote the files and removed the working files: nothing more to record
+        self._written = 0  # the epochs the traces file holds, when this recorder wrote it
+        self._shared = shared_folder
+        self._group = _Group()
+        self._files = (WorkingFiles(self.run_dir, self.layout, self.labels, num_classes, neighbours, shared=shared_folder)
+                       if self._group.rank == 0 else None)
+        with _writing(self.run_dir, "DynamicsRecorder()"):
+            committed = self._files.claim(restart) if self._files is not None else 0
+        self._epochs = self._group.broadcast_int(committed)
+        if neighbours is None and self._epochs:
+            neighbours = self._group.broadcast_int(self._files.k if self._files is not None else 0)
+        self._explicit = neighbours is not None  # None: decided by the first update()
+        self.neighbours = DEFAULT_K if neighbours is None else neighbours
+        if self._epochs and self._group.rank == 0 and not shared_folder:  # a loop sharing its folder says so itself
+            warnings.warn(f"{self.run_dir}: resuming after its {self._epochs} finished epochs ({RESTART})",
+                          stacklevel=2)
+        self._seen = np.zeros(len(self.labels), dtype=bool)
+        self._open = False  # an epoch has updates not yet committed
+
+    @property
+    def num_epochs(self) -> int:
+        """The finished (committed) epochs."""
+        return self._epochs
+
+    def update(self, index, outputs, *, probabilities: bool = False, features=None) -> None:
+        """Record one batch: ``index`` (B,) integer sample positions, ``outputs`` (B, C) logits (softmax taken
+        here) or, with ``probabilities=True``, probabilities in [0, 1]. Tensors may live on any device. The
+        first value of a sample in an epoch counts (a repeat, e.g. the padding of a distributed sampler, is
+        ignored). ``features`` (B, D): the batch's penultimate features, needed when ``neighbours`` > 0
+        (:class:`labeltrace.neighbours.FeatureTap` collects them from a model's forward pass)."""
+        self._check_not_saved("update()")
+        idx = _index_array(index, len(self.labels))
+        feats = self._check_features(features, len(idx))
+        out = outputs.detach().float() if torch.is_tensor(outputs) else torch.as_tensor(np.asarray(outputs, np.float32))
+        if out.ndim != 2 or out.shape != (len(idx), self.num_classes):
+            raise ValueError(f"outputs must have shape ({len(idx)}, {self.num_classes}) for {len(idx)} indices, "
+                             f"got {tuple(out.shape)}")
+        if not bool(torch.isfinite(out).all()):
+            raise Diverged(f"outputs hold {int((~torch.isfinite(out)).sum())} NaN or infinite values: the model "
+                           "diverged (nothing recorded)")
+        if probabilities and len(idx) and not (0.0 <= float(out.min()) and float(out.max()) <= 1.0):
+            raise ValueError(f"probabilities=True but outputs run from {float(out.min()):g} to {float(out.max()):g}, "
+                             "outside [0, 1]: pass logits with probabilities=False")
+        if probabilities and len(idx):
+            off = (out.sum(dim=1) - 1).abs() > ROW_SUM_TOLERANCE
+            if bool(off.any()):
+                raise ValueError(f"probabilities=True but {int(off.sum())} of {len(idx)} rows of outputs do not sum "
+                                 f"to 1 (e.g. {float(out[off][0].sum()):g}): pass softmax outputs, or logits with "
+                                 "probabilities=False")
+        probs = (out if probabilities else torch.softmax(out, dim=1)).to(torch.float16)  # the stored precision
+        index_t = torch.from_numpy(idx)
+        if self._group.active:
+            gathered, probs = self._group.gather(index_t, probs)
+            if feats is not None:
+                feats = self._group.gather(index_t, feats)[1]
+            index_t = gathered
+        self._open = True
+        if self._files is None:
+            return
+        idx, first = np.unique(index_t.numpy(), return_index=True)
+        fresh = ~self._seen[idx]
+        idx, rows = idx[fresh], probs.cpu().numpy()[first[fresh]]
+        if len(idx):
+            with _writing(self.run_dir, "update()"):
+                self._files.record(self._epochs, idx, rows)
+            self._seen[idx] = True
+            if feats is not None:
+                self._keep_features(idx, feats[torch.from_numpy(first[fresh]).to(feats.device)])
+
+    def _check_features(self, features, batch: int) -> torch.Tensor | None:
+        """``features`` as a tensor (B, D) when the recorder records neighbour agreement, else None."""
+        if not self._epochs and not self._open and not self._explicit:
+            self._decide(features)
+        if not self.neighbours:
+            if features is not None and self._asked_none:
+                raise ValueError("features were passed but this recorder records no neighbour agreement "
+                                 "(neighbours=0): construct it with neighbours=k, or pass no features")
+            return None
+        if features is None:
+            raise ValueError(f"this recorder records neighbour agreement (neighbours={self.neighbours}): pass "
+                             "features= (the batch's penultimate features, FeatureTap) to update()")
+        feats = features.detach() if torch.is_tensor(features) else torch.as_tensor(np.asarray(features))
+        feats = feats.flatten(1) if feats.ndim > 2 else feats
+        if feats.ndim != 2 or len(feats) != batch or not feats.is_floating_point():
+            raise ValueError(f"features must be floats of shape ({batch}, D) for {batch} indices, got "
+                             f"{feats.dtype} {tuple(feats.shape)}")
+        if not bool(torch.isfinite(feats).all()):
+            raise Diverged("features hold NaN or infinite values: the model diverged (nothing recorded)")
+        return feats.float()
+
+    def _decide(self, features) -> None:
+        """The default ``neighbours``, at the run's first update: k = 20 with features and room for them."""
+        why = None
+        if features is None:
+            why = "update() got no features="
         else:
-            header = _header((t, n, c), self.dtype)
-            with open(self.path, "wb") as handle:
-                handle.write(header)
-                handle.truncate(len(header) + t * n * c * self.dtype.itemsize)  # sparse: unrecorded epochs read as 0
-        _, self._offset = _stored_shape(self.path, self.dtype)
-        self._file = open(self.path, "r+b")
-        self._epoch: int | None = None
-        self._buffer = np.zeros((n, c), dtype=self.dtype)
+            device = features.device if torch.is_tensor(features) else torch.device("cpu")
+            width = int(np.prod(np.shape(features)[1:]))
+            need = 2 * len(self.labels) * stored_dim(len(self.labels), width) * 2
+            free = free_memory(device)
+            if free is not None and free < need:
+                why = f"its features need {need / 2**20:.0f} MiB free on {device}, {free / 2**20:.0f} MiB are"
+        # Rank 0 decides for every rank: one rank recording the agreement while another does not would hang the
+        # gather of the features.
+        if not self._group.broadcast_int(int(why is None)):
+            if self._group.rank == 0:
+                warnings.warn(f"{self.run_dir}: recording the softmax alone ({why}); the neighbour agreement, "
+                              "which the default detector reads, needs features=FeatureTap batches and room for "
+                              "them (neighbours=0 says so and silences this)", stacklevel=4)
+            self.neighbours = 0
+        if self._files is not None:
+            self._files.k = self.neighbours
+        self._explicit = True
 
-    def resize(self, epochs: int) -> None:
-        """Hold ``epochs`` epochs: added ones read as zeros until recorded, dropped ones (an epoch a killed loop
-        never committed) are cut off. Only a file this module's header wrote can change its epoch count: the
-        header is rewritten in place, the data do not move."""
-        n, t, c = self.shape
-        if epochs == t:
-            return
-        header = _header((epochs, n, c), self.dtype)
-        if len(header) != self._offset:
-            raise ValueError(f"{self.path}: its header ({self._offset} bytes) leaves no room to add epochs")
-        self.flush()
-        self._file.truncate(self._offset + epochs * n * c * self.dtype.itemsize)
-        self._file.seek(0)
-        self._file.write(header)
-        self._file.flush()
-        self.shape = (n, epochs, c)
+    def _keep_features(self, idx: np.ndarray, feats: torch.Tensor) -> None:
+        if self._store is None:
+            self._store = FeatureStore(len(self.labels))
+        self._store.add(torch.from_numpy(idx), feats)
 
-    def _position(self, epoch: int, row: int = 0) -> int:
-        n, _, c = self.shape
-        return self._offset + (epoch * n + row) * c * self.dtype.itemsize
+    def end_epoch(self) -> None:
+        """Commit the epoch to disk; every sample must have been recorded in it."""
+        self._check_not_saved("end_epoch()")
+        missing = self._group.broadcast_int(int((~self._seen).sum()) if self._files is not None else 0)
+        if missing:
+            raise ValueError(f"epoch {self.num_epochs + 1}: {missing} of {len(self.labels)} samples were not "
+                             "recorded (pass every batch of the epoch to update())")
+        if self._files is not None:
+            search = None
+            if self.neighbours:
+                search = self._store.describe(k=self.neighbours, search=self.neighbour_search)
+                self._files.record_neighbours(self._epochs, self._store.agreement(
+                    self.labels, k=self.neighbours, search=self.neighbour_search))
+            with _writing(self.run_dir, "end_epoch()"):
+                self._files.commit(self._epochs + 1, search)
+        self._epochs += 1
+        self._seen[:] = False
+        self._open = False
 
-    def _read_block(self, epoch: int, start: int, out: np.ndarray) -> None:
-        self._file.seek(self._position(epoch, start))
-        self._file.readinto(memoryview(out).cast("B"))
+    def save(self, *, keep_working_files: bool = False) -> Path:
+        """Write the traces file of the layout and ``metadata.pth`` from the finished epochs, each atomically,
+        and return the run folder. The working files (``td_raw*.npy``, ``td_mean_sum.npy``, ``recorder.json``)
+        are removed once both are written, unless ``keep_working_files=True``: a save in the middle of
+        training, after which recording goes on and saves again (with no epoch finished in between, that save
+        writes nothing again and only removes the working files). Once the working files are removed, saving
+        again returns the folder as it is, and the recorder records no more."""
+        if self._saved:
+            return self.run_dir
+        if not self.num_epochs:
+            raise ValueError("no finished epoch to save: call end_epoch() after each epoch")
+        if self._open:
+            raise ValueError(f"epoch {self.num_epochs + 1} is half recorded: call end_epoch() before save()")
+        if self._files is not None:
+            if self._written != self.num_epochs:  # saved already with these epochs: no need to write again
+                with _writing(self.run_dir, "save()"):
+                    self._files.write(self.num_epochs)
+                    if not self._shared:
+                        write_run_metadata(self.run_dir, self.labels, self.true_labels)
+                self._written = self.num_epochs
+            if not keep_working_files:
+                self._files.remove()
+                self._files.release()
+        self._saved = not keep_working_files
+        self._group.barrier()  # every rank returns once the files are there
+        return self.run_dir
 
-    def record(self, epoch: int, idx: np.ndarray, probs: np.ndarray) -> None:
-        """Store ``probs`` (B, C) of the samples at positions ``idx`` (B,) for ``epoch`` (0-based)."""
-        if not 0 <= epoch < self.shape[1]:
-            raise IndexError(f"epoch {epoch} outside 0..{self.shape[1] - 1}")
-        if epoch != self._epoch:
-            self.flush()
-            self._read_block(epoch, 0, self._buffer)  # rows not recorded this time keep what the file holds
-            self._epoch = epoch
-        self._buffer[idx] = probs
-
-    def _runs(self, idx: np.ndarray) -> Iterator[tuple[int, int, int]]:
-        """(first row, count, offset into ``idx``) of each run of consecutive positions in sorted ``idx``."""
-        breaks = np.flatnonzero(np.diff(idx) != 1) + 1
-        for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, len(idx)]):
-            yield int(idx[lo]), int(hi - lo), int(lo)
-
-    def read_rows(self, epoch: int, idx: np.ndarray) -> np.ndarray:
-        """Rows ``idx`` (sorted, distinct; shape (B,)) of ``epoch`` straight from the file, bypassing the epoch
-        buffer: array of shape (B, C). With :meth:`write_rows`, a per-sample accumulator that stays on disk."""
-        out = np.empty((len(idx), self.shape[2]), dtype=self.dtype)
-        row_bytes = self.shape[2] * self.dtype.itemsize
-        for row, count, at in self._runs(idx):
-            data = os.pread(self._file.fileno(), count * row_bytes, self._position(epoch, row))
-            out[at:at + count] = np.frombuffer(data, dtype=self.dtype).reshape(count, -1)
-        return out
-
-    def write_rows(self, epoch: int, idx: np.ndarray, values: np.ndarray) -> None:
-        """Write ``values`` (B, C) to rows ``idx`` (sorted, distinct) of ``epoch``; durable at :meth:`sync`."""
-        values = np.ascontiguousarray(values, dtype=self.dtype)
-        for row, count, at in self._runs(idx):
-            os.pwrite(self._file.fileno(), memoryview(values[at:at + count]).cast("B"), self._position(epoch, row))
-
-    def sync(self) -> None:
-        """Make what :meth:`write_rows` wrote durable."""
-        os.fsync(self._file.fileno())
-
-    def flush(self) -> None:
-        """Write the buffered epoch and make it durable (before ``resume.pth`` commits that epoch)."""
-        if self._epoch is None:
-            return
-        try:
-            self._file.seek(self._position(self._epoch))
-            self._file.write(memoryview(self._buffer).cast("B"))
-            self._file.flush()
-            os.fsync(self._file.fileno())  # the header too, when resize() rewrote it
-        except OSError as exc:  # os.write names no file (a full disk): name it here
-            if exc.filename is not None:
-                raise
-            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
-        self._epoch = None
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Samples ``start:stop`` of every epoch: float16 array of shape (stop - start, T, C)."""
-        self.flush()
-        _, t, c = self.shape
-        out = np.empty((stop - start, t, c), dtype=self.dtype)
-        block = np.empty((stop - start, c), dtype=self.dtype)
-        for epoch in range(t):
-            self._read_block(epoch, start, block)
-            out[:, epoch] = block
-        return out
-
-    def write_traces(self, out_path: Path, assigned: np.ndarray, chunk: int = 8192, *,
-                     neighbours: TraceRecorder | None = None, search: dict | None = None) -> None:
-        """Write ``training_dynamics.npz`` (``td`` [N, T, C] float16, ``labels`` [N, C] int16) chunk by chunk;
-        with the (N, T, 1) recorder of the neighbour agreement, also ``neighbours`` [N, T] float16, and
-        ``neighbour_search``, the search that made it (``search``, :func:`agreement_arrays`).
-
-        A chunk holds at most ``chunk`` samples and about 4M values (8 MiB of float16), so memory stays flat in
-        N and T alike.
-        """
-        n, t, c = self.shape
-        chunk = max(1, min(chunk, CHUNK_VALUES // (t * c)))
-
-        def pieces(which: int) -> Iterator[np.ndarray]:
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                yield order_channels(self.read(start, stop), assigned[start:stop])[which]
-
-        # Two streaming passes (td then labels) keep memory at one chunk; ordering a chunk is cheap.
-        arrays = {"td": ((n, t, c), np.float16, pieces(0)), "labels": ((n, c), np.int16, pieces(1))}
-        arrays.update(agreement_arrays(neighbours, chunk, search))
-        save_npz_chunked(out_path, arrays)
+    def rewind(self, epochs: int) -> None:
+        """Forget the finished epochs after the first ``epochs``: a loop that resumes from a checkpoint older
+        than the recorder's last finished epoch replays them (full layout; under ``torch.distributed`` on every
+        rank)."""
+        self._check_not_saved("rewind()")
+        if self._open:
+            raise ValueError(f"epoch {self.num_epochs + 1} is half recorded: rewind() before its first update()")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs <= self.num_epochs:
+            raise ValueError(f"rewind(): epochs must be a whole number in [0, {self.num_epochs}], got {epochs!r}")
+        if epochs < self.num_epochs and self._files is not None:
+            with _writing(self.run_dir, "rewind()"):
+                self._files.rewind(epochs)
+        self._epochs = epochs
+        self._written = 0
 
     def close(self) -> None:
-        """Close the file; an epoch recorded but not flushed is dropped (it was never committed)."""
-        if not self._file.closed:
-            self._file.close()
+        """Release the folder (its lock) without saving: the committed epochs stay, and a recorder constructed
+        on the folder later resumes after them."""
+        if self._files is not None:
+            self._files.release()
 
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown
-            pass
+    def _check_not_saved(self, call: str) -> None:
+        if self._saved:
+            raise ValueError(f"{call} after save(): the recording of {self.run_dir} is finished; record another run "
+                             "with a new DynamicsRecorder (another run_dir), or save(keep_working_files=True) to "
+                             "go on recording")
+
+
+@contextlib.contextmanager
+def _writing(run_dir: Path, call: str) -> Iterator[None]:
+    """A folder that cannot be written, or a full disk, as one line naming the file (a full disk keeps the
+    committed epochs: ``call`` again once there is space)."""
+    try:
+        yield
+    except Exception as exc:
+        denied, full = os_error_in_chain(exc, NOT_WRITABLE), os_error_in_chain(exc, DISK_FULL)
+        if denied is not None:
+            raise ValueError(f"run_dir: cannot write {denied.filename or run_dir} ({denied.strerror})") from None
+        if full is not None:
+            raise OSError(full.errno, f"no space left on device writing {full.filename or run_dir}: free some space "
+                          f"and call {call} again (the committed epochs are intact)") from None
+        raise
+
+
+def _index_array(index, num_samples: int) -> np.ndarray:
+    """``index`` as int64 (B,); floats are refused, not truncated (a float index is a bug in the loop)."""
+    values = np.asarray(index.detach().cpu() if torch.is_tensor(index) else index)
+    if values.size and not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"index must hold integer sample positions, got dtype {values.dtype}")
+    idx = values.astype(np.int64).reshape(-1)
+    if len(idx) and (idx.min() < 0 or idx.max() >= num_samples):
+        raise ValueError(f"index must be sample positions in [0, {num_samples}), got {idx.min()}..{idx.max()}")
+    return idx
+
+
+def _int_labels(values, num_classes: int, name: str) -> np.ndarray:
+    values = np.asarray(values.cpu() if torch.is_tensor(values) else values)
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D integer array, got {values.dtype} of shape {values.shape}")
+    if len(values) and (values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(f"{name} must lie in [0, {num_classes}), found {values.min()}..{values.max()}")
+    return values.astype(np.int64)

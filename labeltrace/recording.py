@@ -1,7 +1,7 @@
-"""The working files and collectives behind :class:`labeltrace.api.DynamicsRecorder`.
+"""The working files and collectives behind :class:`labeltrace.DynamicsRecorder`.
 
 Each finished epoch is on disk before ``DynamicsRecorder.end_epoch`` returns (the working files of
-STEP 1's :class:`~labeltrace.recorder.TraceRecorder`, plus ``recorder.json``, which commits it), so memory holds
+STEP 1's :class:`~labeltrace.epoch_file.EpochFile`, plus ``recorder.json``, which commits it), so memory holds
 one epoch's working set at most: (N, C) float16 in the full layout, (N, 3) float32 in the compact one, whose
 running sum of probabilities stays on disk. A loop killed after epoch k leaves k committed epochs: constructing
 the recorder again on the same folder resumes after them (and its ``save()`` writes what is there).
@@ -22,7 +22,7 @@ import torch
 from labeltrace.compact import AUTO_COMPACT_ABOVE, COMPACT_WIDTH, top_two, write_compact
 from labeltrace.errors import UsageError
 from labeltrace.io import write_json
-from labeltrace.recorder import TraceRecorder, checksum_problem, committed_rows_problem, extend_checksums, stored_epochs
+from labeltrace.epoch_file import EpochFile, checksum_problem, committed_rows_problem, extend_checksums, stored_epochs
 from labeltrace.runfiles import (BEST_MODEL_FILE, COMMAND_FILE, COMPACT_TRACES_FILE, CONFIG_FILE, LAST_MODEL_FILE,
                                  MEAN_SPILL_FILE, MEAN_SUM_FILE, METADATA_FILE, RAW_COMPACT_FILE,
                                  RAW_NEIGHBOURS_FILE, RAW_TRACES_FILE, RECORDER_STATE_FILE, RESUME_FILE,
@@ -111,7 +111,7 @@ def choose_layout(layout: str, num_classes: int) -> str:
     return layout
 
 
-class Recording:
+class WorkingFiles:
     """Rank 0's working files of one run folder: the per-epoch rows and, compact, the sums of probabilities.
 
     ``rows``: (N, T, C) float16 (full) or (N, T, 3) float32 (compact: :func:`labeltrace.compact.top_two`);
@@ -130,10 +130,10 @@ class Recording:
         self.k = neighbours  # > 0: the neighbour agreement (N, T, 1) float16 is recorded too; None: as committed
         self.search: dict | None = None  # how the agreement was searched (FeatureStore.describe)
         self.state = run_dir / RECORDER_STATE_FILE
-        self.rows: TraceRecorder | None = None
-        self.neighbours: TraceRecorder | None = None
-        self.sums: TraceRecorder | None = None
-        self.spill: TraceRecorder | None = None
+        self.rows: EpochFile | None = None
+        self.neighbours: EpochFile | None = None
+        self.sums: EpochFile | None = None
+        self.spill: EpochFile | None = None
         self._filled = np.zeros(-(-len(labels) // SPILL_RANGE), dtype=np.int64)  # spilled so far, per range
         self._arrival = np.zeros(len(labels), dtype=np.int64)  # the sample at each spill position
         # crc32 of each committed epoch's rows and agreement, and of the compact sums' last slot (recorder.json)
@@ -281,16 +281,16 @@ class Recording:
         if self.k:
             self.neighbours = self._epoch_file(RAW_NEIGHBOURS_FILE, 1, np.float16, resume=resume, epochs=epochs)
         if not full:
-            self.sums = TraceRecorder(self.run_dir / MEAN_SUM_FILE, n, 2, c, resume=resume, dtype=np.float32)
-            self.spill = TraceRecorder(self.run_dir / MEAN_SPILL_FILE, n, 1, c, resume=False)
+            self.sums = EpochFile(self.run_dir / MEAN_SUM_FILE, n, 2, c, resume=resume, dtype=np.float32)
+            self.spill = EpochFile(self.run_dir / MEAN_SPILL_FILE, n, 1, c, resume=False)
 
-    def _epoch_file(self, name: str, width: int, dtype, *, resume: bool, epochs: int) -> TraceRecorder:
+    def _epoch_file(self, name: str, width: int, dtype, *, resume: bool, epochs: int) -> EpochFile:
         """An epoch-major working file (T, N, width) holding ``epochs`` epochs; resumed, its stored block count
         can exceed them (a killed epoch's block), which the next write cuts off (opening writes nothing: a
         resumption refused after it leaves the folder as it was)."""
         raw = self.run_dir / name
         stored = stored_epochs(raw, len(self.labels), width, dtype) if resume else epochs
-        return TraceRecorder(raw, len(self.labels), stored, width, resume=resume, dtype=dtype)
+        return EpochFile(raw, len(self.labels), stored, width, resume=resume, dtype=dtype)
 
     def record(self, epoch: int, idx: np.ndarray, probs: np.ndarray) -> None:
         """``probs`` (B, C) float16 of the samples ``idx`` (B,), sorted and each new in this epoch."""
@@ -350,7 +350,7 @@ class Recording:
         kept = {key: self.checksums[key] for *_, key in self._files() if self.checksums[key] is not None}
         write_json(self.state, {**self.identity(), "epochs": epochs, **extra, **kept})
 
-    def _keep_checksum(self, key: str, recorder: TraceRecorder, epochs: int) -> None:
+    def _keep_checksum(self, key: str, recorder: EpochFile, epochs: int) -> None:
         """Add the checksum of epoch ``epochs - 1`` (replacing a replayed epoch's); none are kept for files a
         recorder without checksums began."""
         self.checksums[key] = extend_checksums(self.checksums[key], recorder.path, epochs - 1, recorder.dtype)

@@ -20,10 +20,10 @@ __all__: list[str] = []  # internal: used by the public modules and the research
 
 TRACES_FILE = "training_dynamics.npz"  # td [N, T, C] float16, labels [N, C] int16
 METADATA_FILE = "metadata.pth"  # the noisy labels and ground truth over the full training set
-RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (labeltrace/recorder.py)
+RAW_TRACES_FILE = "td_raw.npy"  # (T, N, C) float16 while a run is unfinished (labeltrace/epoch_file.py)
 RAW_NEIGHBOURS_FILE = "td_neighbours_raw.npy"  # (T, N, 1) float16, likewise: the neighbour agreement
 # The compact layout for many classes (labeltrace/compact.py): td [N, T, 2], other_class [N, T], labels [N, 2],
-# mean_probs [N, C]; and the working files of labeltrace.api.DynamicsRecorder while it records.
+# mean_probs [N, C]; and the working files of labeltrace.DynamicsRecorder while it records.
 COMPACT_TRACES_FILE = "training_dynamics_compact.npz"
 RAW_COMPACT_FILE = "td_raw_compact.npy"  # (T, N, 3) float32: given prob, strongest other prob, its class
 MEAN_SUM_FILE = "td_mean_sum.npy"  # (2, N, C) float32: the probability sums, two slots (the last commit's survives)

@@ -24,7 +24,7 @@ from labeltrace.traces import load_run
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser("rank a run's samples by how likely their label is wrong; list and show them")
-    cli.add_run_dir(p, help="a STEP 1 run folder (or one written by labeltrace.api.DynamicsRecorder)")
+    cli.add_run_dir(p, help="a STEP 1 run folder (or one written by labeltrace.DynamicsRecorder)")
     p.add_argument("--detector", default=GENERALIST_NAME,
                    help="a checkpoint, baseline:<score>, or 'generalist' (default: the shipped one that fits the run)")
     p.add_argument("--top", type=int, default=48, help="images on the contact sheet")

@@ -18,7 +18,7 @@ from core import cli, distributed
 from labeltrace.errors import fail
 from core.committed import RESTART, completed_summary, finish_run, resume_point
 from core.fit import RECORD_MODES, FitData, fit, recipe_dict, write_valid_results
-from labeltrace.api import DynamicsRecorder
+from labeltrace.recorder import DynamicsRecorder
 from labeltrace.io import write_json
 from labeltrace.neighbours import DEFAULT_K, SEARCHES
 from labeltrace.recording import RESTART as RECORDER_RESTART

@@ -53,7 +53,7 @@ def main() -> None:
         import torch.distributed as dist
 
         dist.init_process_group("gloo")
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     recorder = DynamicsRecorder(args.run_dir, labels=given_labels(), num_classes=C, true_labels=true_labels(),
                                 layout=args.layout)

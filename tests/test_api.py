@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from datasets.noise import corrupt_labels
 from datasets.offline import load_digits_bundle
-from labeltrace.api import DynamicsRecorder, find_label_issues, get_label_quality_scores
+from labeltrace import DynamicsRecorder
+from labeltrace.api import find_label_issues, get_label_quality_scores
 from labeltrace.metrics import detection_metrics
 from labeltrace.traces import load_run
 from models.registry import build_model

@@ -150,7 +150,7 @@ def test_plain_pickle_is_not_a_torch_file(tmp_path, synthetic, capsys):
 def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path, monkeypatch):
     """A full disk while an epoch is committed: one error naming td_raw.npy, and the epoch is not committed (STEP 1
     writes resume.pth only after the recorder's commit)."""
-    import labeltrace.recorder
+    import labeltrace.epoch_file
     from labeltrace import DynamicsRecorder
 
     recorder = DynamicsRecorder(tmp_path / "run", labels=np.array([0, 1, 0]), num_classes=2, neighbours=0)
@@ -159,7 +159,7 @@ def test_full_disk_writing_the_raw_traces_names_the_file(tmp_path, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")  # os.write and fsync name no file
 
-    monkeypatch.setattr(labeltrace.recorder.os, "fsync", full)
+    monkeypatch.setattr(labeltrace.epoch_file.os, "fsync", full)
     with pytest.raises(OSError) as info:
         recorder.end_epoch()
     assert info.value.errno == errno.ENOSPC and str(tmp_path / "run" / "td_raw.npy") in str(info.value)

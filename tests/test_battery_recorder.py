@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace.api import DynamicsRecorder
+from labeltrace.recorder import DynamicsRecorder
 from labeltrace.errors import UsageError
 from labeltrace.traces import load_run
 from tests.test_battery import RAW_HEADER, digest
@@ -109,7 +109,7 @@ def test_one_recorder_per_folder(tmp_path):
     with pytest.raises(UsageError, match=rf"{run_dir} is in use by another DynamicsRecorder of this process: call "
                                          r"its close\(\) \(or save\(\)\) first"):
         DynamicsRecorder(run_dir, labels=LABELS, num_classes=C)
-    code = (f"import numpy as np; from labeltrace.api import DynamicsRecorder; "
+    code = (f"import numpy as np; from labeltrace.recorder import DynamicsRecorder; "
             f"DynamicsRecorder({str(run_dir)!r}, labels=np.arange({N}) % {C}, num_classes={C})")
     other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                            env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})

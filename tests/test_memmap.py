@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from labeltrace.recorder import TraceRecorder, order_channels
+from labeltrace.epoch_file import EpochFile, order_channels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +24,7 @@ def synthetic(n=1000, t=7, c=5, seed=0):
 def test_streamed_file_equals_in_memory_ordering(tmp_path, chunk):
     raw, assigned = synthetic()
     n, t, c = raw.shape
-    rec = TraceRecorder(tmp_path / "td_raw.npy", n, t, c, resume=False)
+    rec = EpochFile(tmp_path / "td_raw.npy", n, t, c, resume=False)
     rng = np.random.default_rng(1)
     for epoch in range(t):
         order = rng.permutation(n)  # batches in shuffled order, as --record train sees them
@@ -43,24 +43,24 @@ def test_streamed_file_equals_in_memory_ordering(tmp_path, chunk):
 def test_resume_keeps_committed_epochs_and_unflushed_epoch_is_replayable(tmp_path):
     raw, assigned = synthetic(n=50, t=4, c=3)
     path = tmp_path / "td_raw.npy"
-    rec = TraceRecorder(path, 50, 4, 3, resume=False)
+    rec = EpochFile(path, 50, 4, 3, resume=False)
     for epoch in range(2):
         rec.record(epoch, np.arange(50), raw[:, epoch])
     rec.flush()
     rec.record(2, np.arange(25), raw[:25, 2])  # killed before this epoch was flushed
     del rec
-    rec = TraceRecorder(path, 50, 4, 3, resume=True)
+    rec = EpochFile(path, 50, 4, 3, resume=True)
     np.testing.assert_array_equal(rec.read(0, 50)[:, :2], raw[:, :2].astype(np.float16))
     for epoch in (2, 3):
         rec.record(epoch, np.arange(50), raw[:, epoch])
     np.testing.assert_array_equal(rec.read(0, 50), raw.astype(np.float16))
     with pytest.raises(ValueError, match="shape"):
-        TraceRecorder(path, 51, 4, 3, resume=True)
+        EpochFile(path, 51, 4, 3, resume=True)
 
 
 def test_partial_record_keeps_rows_already_on_disk(tmp_path):
     raw, _ = synthetic(n=20, t=2, c=3)
-    rec = TraceRecorder(tmp_path / "r.npy", 20, 2, 3, resume=False)
+    rec = EpochFile(tmp_path / "r.npy", 20, 2, 3, resume=False)
     rec.record(0, np.arange(20), raw[:, 0])
     rec.flush()
     rec.record(0, np.arange(5), raw[:5, 1])  # rewrite 5 rows only
@@ -73,7 +73,7 @@ def test_resume_refuses_a_raw_file_of_another_shape(tmp_path):
     path = tmp_path / "td_raw.npy"
     np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(30, 5, 4)).flush()
     with pytest.raises(ValueError, match=r"expected \(5, 30, 4\) \(T, N, C\)"):
-        TraceRecorder(path, 30, 5, 4, resume=True)
+        EpochFile(path, 30, 5, 4, resume=True)
 
 
 def test_peak_memory_does_not_follow_the_traces_size():

@@ -154,7 +154,7 @@ def test_a_detector_that_reads_neighbours_refuses_a_run_without_them(tmp_path):
 
 
 def _record(run_dir, features_by_epoch, labels, *, k=2, epochs=None, batches=((0, 1, 2), (3, 4))):
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     recorder = DynamicsRecorder(run_dir, labels=labels, num_classes=2, neighbours=k)
     logits = torch.zeros(len(labels), 2)
@@ -191,7 +191,7 @@ def test_a_killed_library_recording_resumes_with_its_agreement(tmp_path):
 
 
 def test_the_library_recorder_refuses_missing_or_unwanted_features(tmp_path):
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     recorder = DynamicsRecorder(tmp_path / "a", labels=LABELS, num_classes=2, neighbours=2)
     with pytest.raises(ValueError, match="pass features="):
@@ -212,7 +212,7 @@ def test_the_library_recorder_refuses_missing_or_unwanted_features(tmp_path):
 
 
 def test_the_default_recorder_records_the_agreement_when_features_come(tmp_path):
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     recorder = DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)  # neighbours left out
     assert recorder.neighbours == 20
@@ -228,7 +228,7 @@ def test_the_default_recorder_records_the_agreement_when_features_come(tmp_path)
 
 
 def test_the_default_recorder_without_features_says_once_it_records_the_softmax_alone(tmp_path):
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     recorder = DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)
     with pytest.warns(UserWarning, match=r"recording the softmax alone \(update\(\) got no features=\)"):
@@ -239,17 +239,17 @@ def test_the_default_recorder_without_features_says_once_it_records_the_softmax_
 
 
 def test_the_default_recorder_turns_the_agreement_off_where_memory_is_short(tmp_path, monkeypatch):
-    import labeltrace.api as api
+    import labeltrace.recorder as recorder_module
 
-    monkeypatch.setattr(api, "free_memory", lambda device: 10)  # bytes: less than 5 rows of 3 float16 twice
-    recorder = api.DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)
+    monkeypatch.setattr(recorder_module, "free_memory", lambda device: 10)  # bytes: less than 5 rows of 3 float16 twice
+    recorder = recorder_module.DynamicsRecorder(tmp_path / "run", labels=LABELS, num_classes=2)
     with pytest.warns(UserWarning, match="need 0 MiB free on cpu, 0 MiB are"):
         recorder.update(np.arange(5), torch.zeros(5, 2), features=torch.ones(5, 3))
     assert recorder.neighbours == 0
 
 
 def test_the_compact_layout_round_trips_the_agreement(tmp_path):
-    from labeltrace.api import DynamicsRecorder
+    from labeltrace.recorder import DynamicsRecorder
 
     moved = FEATURES.copy()
     moved[2] = [0.05, 1.0]

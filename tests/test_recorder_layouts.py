@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from labeltrace import baselines
-from labeltrace.api import DynamicsRecorder, get_label_quality_scores
+from labeltrace import DynamicsRecorder
+from labeltrace.api import get_label_quality_scores
 from labeltrace.compact import AUTO_COMPACT_ABOVE
 from labeltrace.errors import UsageError
 from labeltrace.features import feature_stack
 from labeltrace.issues import label_issue_table, suggested_labels
-from labeltrace.recorder import order_channels
+from labeltrace.epoch_file import order_channels
 from labeltrace.traces import load_run
 from tests import recorder_loop as loop
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from labeltrace.recorder import order_channels
+from labeltrace.epoch_file import order_channels
 from tests.conftest import DIGITS_EPOCHS
 
 N_TRAIN, C = 1497, 10

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from labeltrace.api import DynamicsRecorder, find_label_issues, get_label_quality_scores
+from labeltrace import DynamicsRecorder
+from labeltrace.api import find_label_issues, get_label_quality_scores
 
 
 @pytest.fixture
