@@ -205,7 +205,8 @@ def main() -> None:
         by_name = {run.name: run for run in all_runs()}
         if a.only not in by_name:
             p.error(f"--only: no run {a.only!r}")
-        train_run(by_name[a.only], save)
+        if not is_done(by_name[a.only], save):  # another builder of the same pool may have finished it
+            train_run(by_name[a.only], save)
     elif a.list or a.dry_run:
         for run in runs:
             if a.list and is_done(run, save):
