@@ -52,6 +52,10 @@ CANDIDATES = {  # name -> train_detector options; the paper's input first
     "prob+margin+neighbours, anchored": dict(features=("prob", "margin", "neighbours"), anchor=True),
     "prob+margin+neighbours+class gap, anchored": dict(features=("prob", "margin", "neighbours", "neighbours_class"),
                                                        anchor=True),
+    "prob+margin+neighbours+class rank, anchored": dict(
+        features=("prob", "margin", "neighbours", "neighbours_class_quantile"), anchor=True),
+    "prob+margin+neighbours+class rank+margin quantile, anchored": dict(
+        features=("prob", "margin", "neighbours", "neighbours_class_quantile", "margin_quantile"), anchor=True),
 }
 # The candidates of docs/lodo.md; the others were measured on the smaller first pool (docs/detector.md).
 DEFAULT_CANDIDATES = ["paper input (prob)", "prob+margin", "prob+margin, anchored", "all 5 features, anchored",

@@ -37,6 +37,11 @@ A neighbour feature reads what the run recorded besides the softmax (``neighbour
 - ``neighbours_class``: ``neighbours`` minus the mean agreement of the samples of the same assigned label at that
   epoch, in [-1, 1], so that a class whose samples all have few neighbours of their own label (a class the
   network confuses with another) is not read as suspicious for the class's sake; it needs ``labels=`` too.
+- ``neighbours_class_quantile``: the sample's place among the agreements of the samples of its assigned class at
+  that epoch, in [0, 1] (the fraction below it plus half the fraction equal to it, read from a histogram of
+  :data:`AGREEMENT_BINS` levels per class and epoch). A clean sample of a class the network mixes up with
+  another has few same-label neighbours, as a mislabeled one does, but it is not low *among its class*; unlike
+  ``neighbours_class`` it does not depend on how spread the class's agreements are.
 
 Every value is bounded, so an LSTM trained on one run's scale reads another's alike. A checkpoint stores the
 names it reads (``features``); scoring computes the same ones, in the same order.
@@ -83,12 +88,13 @@ SAMPLE_FEATURES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 RUN_FEATURES = ("run_learned", "run_spread")
 RELATIVE_FEATURES = ("margin_quantile", "margin_class_quantile")
-LABEL_FEATURES = ("margin_class_quantile", "neighbours_class")  # need each row's assigned label
+LABEL_FEATURES = ("margin_class_quantile", "neighbours_class", "neighbours_class_quantile")  # need each row's assigned label
 FULL_VECTOR_FEATURES = ("entropy", "rank")  # need every class's probability: not in the compact layout
-NEIGHBOUR_FEATURES = ("neighbours", "neighbours_class")  # need the run's recorded neighbour agreement (N, T)
+NEIGHBOUR_FEATURES = ("neighbours", "neighbours_class", "neighbours_class_quantile")  # need the run's recorded neighbour agreement (N, T)
 FEATURES = (*SAMPLE_FEATURES, *RUN_FEATURES, *RELATIVE_FEATURES, *NEIGHBOUR_FEATURES)
-_WHOLE_RUN = (*RUN_FEATURES, *RELATIVE_FEATURES, "neighbours_class")  # need statistics of the whole run
+_WHOLE_RUN = (*RUN_FEATURES, *RELATIVE_FEATURES, "neighbours_class", "neighbours_class_quantile")  # need statistics of the whole run
 QUANTILES = 100  # percentiles 0, 1, ..., 100 of the margin per epoch
+AGREEMENT_BINS = 101  # agreement levels 0, 0.01, ..., 1: exact for k dividing 100 (k = 20 by default)
 QUANTILE_ROWS = 65536  # an empirical CDF from 65k rows is within ~0.005 of the whole run's
 
 
@@ -180,6 +186,29 @@ def class_neighbours(neighbours: np.ndarray, labels: np.ndarray, num_classes: in
     return (sums / np.maximum(counts, 1)).astype(np.float32)
 
 
+def agreement_bins(neighbours: np.ndarray) -> np.ndarray:
+    """Each agreement's level among :data:`AGREEMENT_BINS`, int64 of the shape of ``neighbours``."""
+    return np.rint(np.asarray(neighbours, dtype=np.float32) * (AGREEMENT_BINS - 1)).astype(np.int64)
+
+
+def class_agreement_cdf(neighbours: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """For each assigned class, epoch and agreement level b, the fraction of the class's rows whose agreement is
+    below level b plus half the fraction at b: shape (num_classes, T, :data:`AGREEMENT_BINS`), float32, from
+    ``neighbours`` (N, T) and ``labels`` (N,); a class without rows gets zeros (no row reads them)."""
+    t = neighbours.shape[1]
+    size = num_classes * t * AGREEMENT_BINS
+    counts = np.zeros(size, dtype=np.float64)
+    for start in range(0, len(labels), _CHUNK_ROWS):
+        bins = agreement_bins(neighbours[start:start + _CHUNK_ROWS])
+        # One flat index per (class, epoch, level): bincount counts them far faster than np.add.at.
+        flat = (labels[start:start + _CHUNK_ROWS, None] * t + np.arange(t)) * AGREEMENT_BINS + bins
+        counts += np.bincount(flat.ravel(), minlength=size)
+    counts = counts.reshape(num_classes, t, AGREEMENT_BINS)
+    total = np.maximum(counts.sum(axis=2, keepdims=True), 1.0)
+    below = np.cumsum(counts, axis=2) - counts
+    return ((below + 0.5 * counts) / total).astype(np.float32)
+
+
 def run_context(td: np.ndarray, labels: np.ndarray | None = None, *,
                 names: Sequence[str] = FEATURES, neighbours: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """What features ``names`` need of the whole run (all of them by default): the run-context features,
@@ -198,6 +227,10 @@ def run_context(td: np.ndarray, labels: np.ndarray | None = None, *,
         labels = check_labels(labels, len(td))
         context["class_neighbours"] = class_neighbours(check_neighbours(neighbours, td.shape), labels,
                                                        int(labels.max()) + 1)
+    if labels is not None and neighbours is not None and "neighbours_class_quantile" in names:
+        labels = check_labels(labels, len(td))
+        context["class_agreement_cdf"] = class_agreement_cdf(check_neighbours(neighbours, td.shape), labels,
+                                                             int(labels.max()) + 1)
     return context
 
 
@@ -280,6 +313,10 @@ def feature_stack(td: np.ndarray, names: Sequence[str], context: dict[str, np.nd
             elif name == "neighbours_class":
                 rows = labels[start:start + len(chunk)]
                 value = neighbours[start:start + len(chunk)].astype(np.float32) - context["class_neighbours"][rows]
+            elif name == "neighbours_class_quantile":
+                rows = labels[start:start + len(chunk)]
+                bins = agreement_bins(neighbours[start:start + len(chunk)])
+                value = context["class_agreement_cdf"][rows[:, None], np.arange(bins.shape[1]), bins]
             elif name == "margin_class_quantile":
                 value = _margin_class_quantile(chunk, labels[start:start + len(chunk)],
                                                context["class_margin_quantiles"])

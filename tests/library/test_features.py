@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from labeltrace.errors import UsageError
-from labeltrace.features import FEATURES, check_features, detector_inputs, feature_stack
+from labeltrace.features import FEATURES, check_features, detector_inputs, feature_stack, run_context
 from labeltrace.lstm import LSTMDetector
 from labeltrace.predict import load_detector, make_checkpoint, predict_p_noisy, score
 
@@ -169,3 +169,20 @@ def test_margin_class_quantile_ranks_within_the_assigned_class():
                                0.5, atol=1e-6)
     with pytest.raises(ValueError, match="assigned label"):
         feature_stack(td, ["margin_class_quantile"])
+
+
+def test_neighbours_class_quantile_places_a_sample_within_its_class():
+    # Class 0's agreements at epoch 0 are 0, 0.5, 0.5: the first has none below and itself (half of 1/3), the
+    # others one below and two equal (1/3 + half of 2/3). Class 1's are 1 and 0.2. Epoch 1 likewise.
+    neighbours = np.array([[0.0, 1.0], [0.5, 0.5], [0.5, 0.25], [1.0, 0.0], [0.2, 0.2]], dtype=np.float32)
+    labels = np.array([0, 0, 0, 1, 1])
+    td = np.full((5, 2, 3), 1 / 3, dtype=np.float32)
+    x = feature_stack(td, ["neighbours_class_quantile"], labels=labels, neighbours=neighbours)[..., 0]
+    assert np.allclose(x, [[1 / 6, 5 / 6], [2 / 3, 1 / 2], [2 / 3, 1 / 6], [3 / 4, 1 / 4], [1 / 4, 3 / 4]])
+    # The same rows scored a chunk at a time with the whole run's context read alike.
+    context = run_context(td, labels, names=["neighbours_class_quantile"], neighbours=neighbours)
+    part = feature_stack(td[3:], ["neighbours_class_quantile"], context, labels=labels[3:], neighbours=neighbours[3:])
+    assert np.allclose(part[..., 0], x[3:])
+    # Two channels per epoch (what the compact layout holds) are enough: it reads no full probability vector.
+    assert np.allclose(feature_stack(td[:, :, :2], ["neighbours_class_quantile"], labels=labels,
+                                     neighbours=neighbours)[..., 0], x)
