@@ -26,8 +26,7 @@ def generalist():
     return load_detector(GENERALIST)
 
 
-@pytest.mark.parametrize("path, features", [(GENERALIST, ("prob", "margin", "neighbours", "neighbours_class_quantile",
-                                                         "margin_quantile")),
+@pytest.mark.parametrize("path, features", [(GENERALIST, ("prob", "margin", "neighbours")),
                                             (SOFTMAX, ("prob", "margin"))])
 def test_each_generalist_reads_its_features_anchored_at_T32(path, features):
     _, info = load_detector(path)
@@ -66,7 +65,7 @@ def _aucs(generalist, run_dir, remove_ratio):
 
 
 def test_generalist_on_a_real_digits_run_it_never_saw(generalist, digits_run):
-    # 20 epochs, the paper's eval-pass recording: neither is in the pool (measured 0.9996; AUM 0.9963, the
+    # 20 epochs, the paper's eval-pass recording: neither is in the pool (measured 0.9995; AUM 0.9963, the
     # agreement's own score 0.9996, the softmax-only generalist 0.9970).
     auc = _aucs(generalist, digits_run, 0.2)
     assert auc["generalist"] > 0.995, auc
@@ -75,7 +74,7 @@ def test_generalist_on_a_real_digits_run_it_never_saw(generalist, digits_run):
 def test_generalist_on_a_fine_tuning_run_it_never_saw(generalist, digits_finetuned_run):
     # 6 epochs from a shapes backbone at lr 0.01: the clean samples are fitted at once and the noise is never
     # memorized. The pool's digits fine-tuning runs start from a Fashion-MNIST backbone, never from shapes, and
-    # none has flip noise 0.3 (measured 0.9944; AUM 0.9776, the agreement's own score 0.9763, the softmax-only
+    # none has flip noise 0.3 (measured 0.9929; AUM 0.9776, the agreement's own score 0.9763, the softmax-only
     # generalist 0.9780): the detector beats both signals it combines.
     auc = _aucs(generalist, digits_finetuned_run, 0.3)
     assert auc["generalist"] > 0.985 and auc["generalist"] > max(auc["aum"], auc["neighbour_disagreement"]) + 0.005, auc
