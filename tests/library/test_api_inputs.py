@@ -1,4 +1,4 @@
-"""labeltrace.api refuses bad input in one line instead of recording or returning nonsense."""
+"""The recorder and the ranking functions refuse bad input in one line instead of recording or returning nonsense."""
 import numpy as np
 import pytest
 import torch
