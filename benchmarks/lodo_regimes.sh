@@ -3,7 +3,7 @@
 # (benchmarks/regimes.py), three designs that read the neighbour agreement beside the shipped generalist as it
 # is; two processes of one thread (~16 min on 2 cores once both pools are built).
 #   bash benchmarks/lodo_regimes.sh [OUT]        # default docs/lodo_regimes.md (+ .json)
-#   POOL=runs/pool REGIMES=/work/pool_regimes bash benchmarks/lodo_regimes.sh
+#   POOL=elsewhere/pool REGIMES=elsewhere/pool_regimes bash benchmarks/lodo_regimes.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

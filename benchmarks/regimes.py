@@ -1,8 +1,8 @@
 """The regimes pool: runs outside the image-CNN/SGD pool of ``benchmarks/pool.py``, built by one resumable command.
 
-    python benchmarks/regimes.py --save /work/pool_regimes --jobs 2     # every run (~15 min on 2 cores, 78 runs)
-    python benchmarks/regimes.py --save /work/pool_regimes --dry_run    # what is done, what is to do
-    python benchmarks/regimes.py --save /work/pool_regimes --list       # finished run folders, one a line
+    python benchmarks/regimes.py --jobs 2                          # every run (~15 min on 2 cores, 78 runs)
+    python benchmarks/regimes.py --dry_run                         # what is done, what is to do
+    python benchmarks/regimes.py --list                            # finished run folders, one a line
 
 Each group is a leave-one-group-out unit of ``benchmarks/lodo_regimes.py`` (``uniform`` / ``flip`` /
 ``instance`` noise at 0.2 and 0.4, seeds 1-2 (tabular: seed 1 of each bundled table, 1-2 of the generated one), exactly ``round(ratio * N)`` labels changed,
