@@ -13,7 +13,7 @@ import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -205,10 +205,13 @@ class _EpochLoop:
         valid = classification_stats(valid, self.data.valid_labels)
         t2 = time.perf_counter()
         if self.record == "eval":
-            with self._tap(net) as tap:
-                predict_batches(net, self.data.record, gen=epoch_generator(self.seed, -1 - epoch),
-                                amp=self.runtime.amp, desc="record", progress=self.runtime.progress,
-                                on_logits=self._recording(tap))
+            try:
+                with self._tap(net) as tap:
+                    predict_batches(net, self.data.record, gen=epoch_generator(self.seed, -1 - epoch),
+                                    amp=self.runtime.amp, desc="record", progress=self.runtime.progress,
+                                    on_logits=self._recording(tap, "the recording pass's outputs are not finite"))
+            except NonFiniteLoss as exc:
+                self._stop(epoch, exc)
         t3 = time.perf_counter()
         progress.add(epoch, stats, valid, (t1 - t0, t2 - t1, t3 - t2))
         self.log(f"epoch {epoch + 1:3d}/{self.recipe.epochs} lr {lr_at(self.recipe, epoch):.4g} | train loss "
@@ -227,23 +230,27 @@ class _EpochLoop:
                 stats = train_epoch(self.train_net, self.data.train, self.labels, self.optimizer,
                                     gen=epoch_generator(self.seed, epoch), amp=runtime.amp,
                                     desc=f"epoch {epoch + 1}/{self.recipe.epochs}", progress=runtime.progress,
-                                    on_logits=self._recording(tap) if recording else None,
+                                    on_logits=self._recording(tap, "training loss is nan") if recording else None,
                                     all_sum=runtime.dist.all_sum if runtime.dist.active else None,
                                     step=self.step)
         except NonFiniteLoss as exc:
-            kept = f"the last good checkpoint is {self.checkpoint}" if epoch > 0 else "no epoch was committed"
-            fail(f"epoch {epoch + 1}: {exc}; stopped, {kept} (lower --lr?)")
+            self._stop(epoch, exc)
         runtime.dist.broadcast_buffers(self.model)
         return stats
+
+    def _stop(self, epoch: int, exc: NonFiniteLoss) -> NoReturn:
+        kept = f"the last good checkpoint is {self.checkpoint}" if epoch > 0 else "no epoch was committed"
+        fail(f"epoch {epoch + 1}: {exc}; stopped, {kept} (lower --lr?)")
 
     def _tap(self, net: torch.nn.Module | None) -> FeatureTap | contextlib.nullcontext:
         """The penultimate features of ``net``'s forward passes, when the recorder records neighbour agreement."""
         wanted = net is not None and self.recorder is not None and self.recorder.neighbours
         return FeatureTap(net) if wanted else contextlib.nullcontext()
 
-    def _recording(self, tap: FeatureTap | None) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    def _recording(self, tap: FeatureTap | None, diverged: str) -> Callable[[torch.Tensor, torch.Tensor], None]:
         """``(idx (B,), logits (B, C)) -> None``: the batch to the recorder, with the features ``tap`` took from
-        its forward pass (one per batch), as a user's loop passes them."""
+        its forward pass (one per batch), as a user's loop passes them. Non-finite outputs or features stop the
+        fit (:class:`NonFiniteLoss`, its message ``diverged``), as the loss check would."""
         def update(idx: torch.Tensor, logits: torch.Tensor) -> None:
             features = None
             if tap is not None:
@@ -252,8 +259,8 @@ class _EpochLoop:
                 features = tap.batches.pop()
             try:
                 self.recorder.update(idx, logits, features=features)
-            except Diverged as exc:  # the batch's loss is not finite either: stop as the loss check would
-                raise NonFiniteLoss(f"training loss is nan ({exc})") from None
+            except Diverged as exc:
+                raise NonFiniteLoss(f"{diverged} ({exc})") from None
 
         return update
 

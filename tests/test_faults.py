@@ -101,6 +101,23 @@ def test_nan_loss_stops_naming_the_epoch_and_keeps_the_last_good_checkpoint(tmp_
     assert np.allclose(raw[:2].astype(np.float32).sum(-1), 1, atol=1e-2) and not raw[2:].any()
 
 
+def test_non_finite_outputs_of_the_recording_pass_stop_in_one_line(tmp_path, monkeypatch):
+    """--record eval: outputs the recorder refuses in the eval pass (the training loss still finite) stop the run
+    with the epoch named and nothing of it committed, as a non-finite training loss does."""
+    from labeltrace import DynamicsRecorder
+    from labeltrace.errors import Diverged
+    from runner import main
+
+    def diverged(self, *args, **kwargs):
+        raise Diverged("outputs hold 3 NaN or infinite values: the model diverged (nothing recorded)")
+
+    monkeypatch.setattr(DynamicsRecorder, "update", diverged)
+    with pytest.raises(UsageError, match=r"^epoch 1: the recording pass's outputs are not finite \(outputs hold 3 "
+                                         r"NaN.*no epoch was committed"):
+        main(args_for(tmp_path, "--record", "eval"))
+    assert not (tmp_path / RUN / "resume.pth").exists()
+
+
 def test_nan_loss_cli_one_line(tmp_path):
     r = subprocess.run([sys.executable, "runner.py", "--dataset", "digits", "--num_epochs", "2", "--lr", "1e30",
                         "--save", str(tmp_path), "--threads", "1", "--no_progress"], cwd=ROOT, capture_output=True,
