@@ -374,8 +374,7 @@ class WorkingFiles:
             raise ValueError(f"{self.state}: a compact recording keeps only its last sums and cannot be rewound")
         for key, recorder in (("rows_crc32", self.rows), ("neighbours_crc32", self.neighbours)):
             if recorder is not None:
-                recorder.resize(epochs)
-                recorder.flush()
+                recorder.resize(epochs)  # nothing is buffered: rewind() refuses an open epoch
                 if self.checksums[key] is not None:
                     self.checksums[key] = self.checksums[key][:epochs]
         self._write_state(epochs)
@@ -394,10 +393,12 @@ def _range_problem(path: Path, shape: tuple[int, int, int], epochs: int) -> str 
     that are not probabilities, agreements outside [0, 1]), or None; other files have no range to check."""
     if path.name == RAW_TRACES_FILE:
         return committed_rows_problem(path, shape, epochs)
-    if path.name == RAW_NEIGHBOURS_FILE and epochs:
-        block = np.asarray(np.load(path, mmap_mode="r")[:epochs], dtype=np.float32)
-        if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
-            return f"{path}: holds values that are not fractions of neighbours (damaged)"
+    if path.name == RAW_NEIGHBOURS_FILE:
+        data = np.load(path, mmap_mode="r")
+        for e in range(epochs):  # one epoch (N, 1) in memory at a time, as for the softmax rows
+            block = np.asarray(data[e], dtype=np.float32)
+            if not np.all((block >= 0) & (block <= 1)):  # NaN fails too
+                return f"{path}: holds values that are not fractions of neighbours (damaged)"
     return None
 
 
